@@ -1,0 +1,127 @@
+"""Pixel metrics (metrics/image.py) against fastMRI's evaluate.py formulas via scikit-image."""
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from fixtures.images import load_slice
+from fixtures.simulation import fft2c, random_mask, zero_filled
+from metrics.image import MetricInputError, nmse, pixel_metrics_for_case, psnr, ssim, ssim_batch
+
+TOLERANCE = 1e-6  # float64 throughout; the issue's bound for agreement with fastMRI/scikit-image
+
+
+def fastmri_psnr(gt, pred, maxval=None):
+    """fastmri/evaluate.py @91f2df4: skimage PSNR on the whole volume, data_range=gt.max()."""
+    return peak_signal_noise_ratio(gt, pred, data_range=gt.max() if maxval is None else maxval)
+
+
+def fastmri_ssim(gt, pred, maxval=None):
+    """fastmri/evaluate.py @91f2df4: mean over slices of 2-D skimage SSIM, volume's maxval."""
+    maxval = gt.max() if maxval is None else maxval
+    gt, pred = np.atleast_3d(gt.T).T, np.atleast_3d(pred.T).T
+    return np.mean([structural_similarity(g, p, data_range=maxval) for g, p in zip(gt, pred)])
+
+
+def fastmri_nmse(gt, pred):
+    """fastmri/evaluate.py @91f2df4."""
+    return np.linalg.norm(gt - pred) ** 2 / np.linalg.norm(gt) ** 2
+
+
+def noisy_pair(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    gt = rng.random(shape) * 3.0
+    return gt, np.abs(gt + 0.2 * rng.standard_normal(shape))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 53), (4, 40, 33), (1, 320, 320)])
+def test_pixel_metrics_match_fastmri_evaluate(shape):
+    gt, pred = noisy_pair(shape)
+    assert abs(psnr(gt, pred) - fastmri_psnr(gt, pred)) < TOLERANCE
+    assert abs(ssim(gt, pred) - fastmri_ssim(gt, pred)) < TOLERANCE
+    assert abs(nmse(gt, pred) - fastmri_nmse(gt, pred)) < TOLERANCE
+
+
+def test_pixel_metrics_honour_an_explicit_maxval():
+    gt, pred = noisy_pair((50, 60), seed=3)
+    assert abs(psnr(gt, pred, maxval=10.0) - fastmri_psnr(gt, pred, 10.0)) < TOLERANCE
+    assert abs(ssim(gt, pred, maxval=10.0) - fastmri_ssim(gt, pred, 10.0)) < TOLERANCE
+
+
+def test_volume_uses_the_volume_maxval_for_every_slice():
+    gt, pred = noisy_pair((3, 40, 40), seed=5)
+    gt[0] *= 10  # one bright slice sets maxval for all
+    per_slice_own_max = np.mean([structural_similarity(g, p, data_range=g.max()) for g, p in zip(gt, pred)])
+    assert abs(ssim(gt, pred) - fastmri_ssim(gt, pred)) < TOLERANCE
+    assert abs(ssim(gt, pred) - per_slice_own_max) > 1e-3, "Sanity: the two conventions differ here"
+
+
+def test_batch_equals_one_pair_at_a_time():
+    gt, _ = noisy_pair((48, 48))
+    recs = [noisy_pair((48, 48), seed=s)[1] for s in range(1, 6)]
+    batched = pixel_metrics_for_case(gt, recs)
+    for rec, values in zip(recs, batched, strict=True):
+        assert values["psnr"] == pytest.approx(psnr(gt, rec), abs=1e-12)
+        assert values["ssim"] == pytest.approx(ssim(gt, rec), abs=1e-12)
+        assert values["nmse"] == pytest.approx(nmse(gt, rec), abs=1e-12)
+
+
+def test_identity_gives_perfect_scores():
+    gt, _ = noisy_pair((32, 32))
+    assert ssim(gt, gt) == pytest.approx(1.0, abs=1e-12)
+    assert nmse(gt, gt) == 0.0
+    assert psnr(gt, gt) == np.inf
+
+
+def test_ssim_is_symmetric_when_maxval_is_fixed():
+    gt, pred = noisy_pair((40, 40))
+    assert ssim(gt, pred, maxval=4.0) == pytest.approx(ssim(pred, gt, maxval=4.0), abs=1e-12)
+
+
+def test_worse_reconstruction_scores_worse():
+    gt, _ = noisy_pair((64, 64))
+    rng = np.random.default_rng(1)
+    mild, strong = gt + 0.05 * rng.standard_normal(gt.shape), gt + 0.5 * rng.standard_normal(gt.shape)
+    assert psnr(gt, mild) > psnr(gt, strong) and ssim(gt, mild) > ssim(gt, strong)
+    assert nmse(gt, mild) < nmse(gt, strong)
+
+
+def test_ssim_batch_float32_close_to_float64():
+    gt, pred = noisy_pair((2, 64, 64))
+    x64, y64 = torch.as_tensor(gt), torch.as_tensor(pred)
+    peak = x64.amax(dim=(1, 2))
+    exact = ssim_batch(x64, y64, peak)
+    single = ssim_batch(x64.float(), y64.float(), peak.float())
+    assert torch.allclose(single.double(), exact, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("gt", "pred", "message"),
+    [
+        (np.ones((8, 8)), np.ones((8, 9)), "shape mismatch"),
+        (np.ones((8, 8)), np.ones((8, 8)), "constant"),
+        (np.zeros((8, 8)), np.zeros((8, 8)), "constant"),
+        (np.eye(8), np.full((8, 8), np.nan), "NaN"),
+        (np.eye(8), np.full((8, 8), np.inf), "NaN or infinite"),
+        (np.eye(5), np.eye(5), "at least 7x7"),
+        (np.ones((2, 2, 8, 8)), np.ones((2, 2, 8, 8)), "2-D images or 3-D volumes"),
+    ],
+)
+def test_bad_pairs_raise_a_clear_error(gt, pred, message):
+    with pytest.raises(MetricInputError, match=message):
+        pixel_metrics_for_case(gt, [pred])
+
+
+def test_pinned_values_on_a_shipped_slice():
+    """Pinned with scikit-image 0.26.0 / NumPy 2.4.6 on 2026-11-24:
+    ref = load_slice("abdomen-fat"); rec = |zero_filled(fft2c(ref), random_mask(256,
+    acceleration=4, center_fraction=0.08, rng=default_rng(0)))|; skimage PSNR/SSIM with
+    data_range=ref.max(), NMSE as fastMRI."""
+    ref = load_slice("abdomen-fat").astype(np.float64)
+    mask = random_mask(256, acceleration=4, center_fraction=0.08, rng=np.random.default_rng(0))
+    rec = np.abs(zero_filled(fft2c(ref), mask))
+    values = pixel_metrics_for_case(ref, [rec])[0]
+    assert values["psnr"] == pytest.approx(23.871963040868845, abs=TOLERANCE)
+    assert values["ssim"] == pytest.approx(0.7078733048776753, abs=TOLERANCE)
+    assert values["nmse"] == pytest.approx(0.05444951323400755, abs=TOLERANCE)

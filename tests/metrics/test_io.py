@@ -1,0 +1,96 @@
+"""Image readers (metrics/io.py): every contract format, and clear errors for bad files."""
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from metrics.io import ImageReadError, load_image
+
+IMAGE = (np.arange(24 * 20).reshape(24, 20) % 251).astype(np.uint16)
+
+
+def write_dicom(path, frames, *, slope=1.0, intercept=0.0):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MR"
+    ds.Rows, ds.Columns = frames.shape[-2:]
+    if frames.ndim == 3:
+        ds.NumberOfFrames = frames.shape[0]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.PixelData = frames.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_reads_npy_and_takes_magnitude_of_complex(tmp_path):
+    np.save(tmp_path / "c.npy", IMAGE * np.exp(1j * 0.3))
+    assert np.allclose(load_image(tmp_path / "c.npy"), IMAGE)
+
+
+def test_reads_single_and_multiframe_dicom_with_rescale(tmp_path):
+    write_dicom(tmp_path / "one.dcm", IMAGE, slope=2.0, intercept=-1.0)
+    assert np.array_equal(load_image(tmp_path / "one.dcm"), IMAGE * 2.0 - 1.0)
+    volume = np.stack([IMAGE, IMAGE + 1, IMAGE + 2])
+    write_dicom(tmp_path / "multi.dcm", volume)
+    assert np.array_equal(load_image(tmp_path / "multi.dcm"), volume)
+
+
+@pytest.mark.parametrize("name", ["v.nii", "v.nii.gz"])
+def test_reads_nifti_with_slices_first(tmp_path, name):
+    volume = np.stack([IMAGE, IMAGE + 1, IMAGE + 2], axis=-1).astype(np.float32)  # (H, W, slices)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / name)
+    loaded = load_image(tmp_path / name)
+    assert loaded.shape == (3, 24, 20)
+    assert np.array_equal(loaded[1], IMAGE + 1)
+
+
+def test_reads_greyscale_png_and_rejects_colour(tmp_path):
+    Image.fromarray(IMAGE.astype(np.uint8)).save(tmp_path / "g.png")
+    assert np.array_equal(load_image(tmp_path / "g.png"), IMAGE.astype(np.uint8))
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 0] = 200
+    Image.fromarray(colour).save(tmp_path / "c.png")
+    with pytest.raises(ImageReadError, match="colour"):
+        load_image(tmp_path / "c.png")
+
+
+@pytest.mark.parametrize("dataset", ["reconstruction", "reconstruction_rss", "only_one"])
+def test_reads_fastmri_h5(tmp_path, dataset):
+    with h5py.File(tmp_path / "f.h5", "w") as handle:
+        handle[dataset] = np.stack([IMAGE, IMAGE]).astype(np.float32)
+    assert load_image(tmp_path / "f.h5").shape == (2, 24, 20)
+
+
+def test_h5_with_ambiguous_datasets_is_refused(tmp_path):
+    with h5py.File(tmp_path / "f.h5", "w") as handle:
+        handle["kspace"] = np.zeros((2, 4, 4))
+        handle["mask"] = np.zeros(4)
+    with pytest.raises(ImageReadError, match="reconstruction"):
+        load_image(tmp_path / "f.h5")
+
+
+def test_bad_files_raise_one_clear_error(tmp_path):
+    (tmp_path / "broken.dcm").write_bytes(b"DICM" + b"\x00" * 20)
+    with pytest.raises(ImageReadError, match="broken.dcm"):
+        load_image(tmp_path / "broken.dcm")
+    with pytest.raises(ImageReadError, match="no such file"):
+        load_image(tmp_path / "missing.npy")
+    with pytest.raises(ImageReadError, match="unsupported file type"):
+        load_image(tmp_path / "image.jpg")
+    np.save(tmp_path / "nan.npy", np.full((8, 8), np.nan))
+    with pytest.raises(ImageReadError, match="NaN"):
+        load_image(tmp_path / "nan.npy")
+    np.save(tmp_path / "line.npy", np.ones(8))
+    with pytest.raises(ImageReadError, match="2-D image or 3-D volume"):
+        load_image(tmp_path / "line.npy")
