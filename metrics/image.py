@@ -87,6 +87,8 @@ def ssim_batch(gt: torch.Tensor, pred: torch.Tensor, maxval: torch.Tensor) -> to
 
 
 PIXEL_METRICS = ("psnr", "ssim", "nmse")
+# Bump when a pixel-metric convention changes, so old and new values are never mixed.
+PIXEL_METRICS_VERSION = "fastmri-1"
 
 
 def pixel_metrics_for_case(
@@ -176,3 +178,21 @@ def ssim(gt: np.ndarray, pred: np.ndarray, *, maxval: float | None = None) -> fl
         Wang et al. 2004, doi:10.1109/TIP.2003.819861; fastMRI evaluate.py `ssim`.
     """
     return pixel_metrics_for_case(gt, [pred], maxval=maxval)[0]["ssim"]
+
+
+def pixel_metrics_or_errors(
+    reference: np.ndarray, reconstructions: list[np.ndarray], *, device: str = "cpu"
+) -> list[dict[str, float] | MetricInputError]:
+    """As `pixel_metrics_for_case`, but a pair that cannot be compared yields its error.
+
+    One bad reconstruction (wrong shape, NaN) must not sink the metrics of its siblings.
+    """
+    errors: dict[int, MetricInputError] = {}
+    for index, pred in enumerate(reconstructions):
+        try:
+            check_pair(reference, pred)
+        except MetricInputError as error:
+            errors[index] = error
+    good = [pred for index, pred in enumerate(reconstructions) if index not in errors]
+    values = iter(pixel_metrics_for_case(reference, good, device=device))
+    return [errors[i] if i in errors else next(values) for i in range(len(reconstructions))]

@@ -1,0 +1,87 @@
+"""Shared fixtures: a real Celery worker process on the configured broker and database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url_for_worker() -> str:
+    """The URL of the database the tests are using right now (pytest-django's test database)."""
+    params = connection.settings_dict
+    if params["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{params['NAME']}"
+    user = quote(params["USER"] or "")
+    password = f":{quote(params['PASSWORD'])}" if params.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{params['HOST'] or 'localhost'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+def purge_queues() -> None:
+    from readerstudy.config.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in ("default", "metrics"):
+            channel = conn.default_channel
+            try:
+                channel.queue_purge(queue)
+            except Exception:  # noqa: BLE001 (a queue that does not exist yet has nothing to purge)
+                pass
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
+    """A real `celery worker` process consuming both queues, on the test database.
+
+    Tests using it need committed data (transactional_db), since the worker has its own
+    connection.
+    """
+    purge_queues()
+    log = (tmp_path / "worker.log").open("w")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url_for_worker(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "readerstudy.config", "worker",
+         "--queues", "default,metrics", "--concurrency", "1", "--loglevel", "INFO",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    worker.log_path = tmp_path / "worker.log"
+    yield worker
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    log.close()
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., None]:
+    """Poll `condition` until it holds, or fail after `timeout` seconds with `message`."""
+
+    def wait(condition: Callable[[], bool], *, timeout: float, message: str, log: Path | None = None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.25)
+        tail = log.read_text()[-3000:] if log and log.exists() else ""
+        pytest.fail(f"{message} (waited {timeout} s)\n{tail}")
+
+    return wait

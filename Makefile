@@ -1,0 +1,46 @@
+# Quick start: `make demo` (serve the demo study) and `make test` (run the whole suite).
+# Both create .venv/ at the repository root on first use and reuse it afterwards.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test lint check clean-demo
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Stamps: reinstall only when a requirements file changes.
+$(VENV)/.runtime-installed: requirements.txt | $(PY)
+	$(PIP) install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.test-installed: requirements-test.txt $(VENV)/.runtime-installed
+	$(PIP) install --quiet -r requirements-test.txt
+	@touch $@
+
+# A local secret key and debug mode for the demo; production sets its own environment.
+.env:
+	@printf 'DJANGO_SECRET_KEY=%s\nDJANGO_DEBUG=true\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "wrote .env (local secret key, debug on)"
+
+demo: $(VENV)/.runtime-installed .env
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py build_demo
+	$(PY) manage.py run_demo
+
+test: $(VENV)/.test-installed
+	$(PY) manage.py makemigrations --check --dry-run --settings=tests.settings
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# Forget the demo's database, broker and images (the next `make demo` rebuilds them).
+clean-demo:
+	rm -rf var/db.sqlite3* var/celery-broker.sqlite3* var/media

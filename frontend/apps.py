@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class FrontendConfig(AppConfig):
+    """Templates and static files (project CSS/JS, vendored viewer and plotting bundles)."""
+
+    name = "frontend"

@@ -1,0 +1,58 @@
+from django.contrib import admin
+
+from readerstudy.models import Assignment, Case, Question, Reader, Reconstruction, Score, Study
+
+
+class QuestionInline(admin.TabularInline):
+    model = Question
+    extra = 0
+
+
+class ReaderInline(admin.TabularInline):
+    model = Reader
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ["title", "slug", "status", "presentation", "created_at"]
+    list_filter = ["status", "presentation"]
+    search_fields = ["title", "slug"]
+    prepopulated_fields = {"slug": ["title"]}
+    filter_horizontal = ["researchers"]
+    inlines = [QuestionInline, ReaderInline]
+
+
+@admin.register(Case)
+class CaseAdmin(admin.ModelAdmin):
+    list_display = ["name", "study", "anatomy", "shape"]
+    list_filter = ["study", "anatomy"]
+    search_fields = ["name", "source"]
+
+
+@admin.register(Reconstruction)
+class ReconstructionAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "case", "method", "acceleration"]
+    list_filter = ["case__study", "method", "acceleration"]
+    search_fields = ["public_id", "case__name", "source_name"]
+    readonly_fields = ["public_id"]
+
+
+@admin.register(Reader)
+class ReaderAdmin(admin.ModelAdmin):
+    list_display = ["user", "study", "joined_at"]
+    list_filter = ["study"]
+    search_fields = ["user__username"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["reader", "position", "reconstruction"]
+    list_filter = ["reader__study", "reader__user"]
+
+
+@admin.register(Score)
+class ScoreAdmin(admin.ModelAdmin):
+    list_display = ["assignment", "question", "value", "seconds_spent", "updated_at"]
+    list_filter = ["question__study", "question__key", "assignment__reader__user"]

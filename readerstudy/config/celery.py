@@ -1,0 +1,33 @@
+"""The Celery application, configured from Django's settings (CELERY_* names)."""
+
+import os
+
+from celery import Celery
+from django.db import InterfaceError, OperationalError
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readerstudy.config.settings")
+
+app = Celery("readerstudy")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# A lost database connection or a locked SQLite file is worth another try; a bad image is not.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+def idempotent_task(**options):
+    """Register a task that may safely run twice (for idempotent tasks only).
+
+    The message is acknowledged after the task returns (`acks_late`), so a worker that dies
+    mid-task leaves it on the broker to be delivered again; the task's writes must therefore be
+    overwrites (`update_or_create` on a unique key). Transient database errors are retried with
+    exponential back-off. Queues are chosen by CELERY_TASK_ROUTES (metrics tasks go to the
+    `metrics` queue that GPU workers consume).
+    """
+    return app.task(
+        acks_late=True,
+        autoretry_for=TRANSIENT_ERRORS,
+        retry_backoff=True,
+        max_retries=5,
+        **options,
+    )

@@ -1,0 +1,78 @@
+"""`manage.py build_demo`: the demo study from real MR slices, a researcher and three readers.
+
+Idempotent: a second run finds everything in place and changes nothing (it only re-queues the
+metrics of cases that have none yet, e.g. when no worker has run since the first build).
+"""
+
+import tempfile
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from fixtures.demo import DEMO_PROTOCOLS, write_demo_manifest
+from fixtures.images import slice_sources
+from readerstudy.importer import import_manifest
+from readerstudy.models import Case, Study
+
+SLUG = "demo"
+TITLE = "Demo: undersampled MR reconstructions (zero-filled and compressed sensing)"
+INSTRUCTIONS = (
+    "Each item shows a fully sampled reference (left) and a reconstruction from undersampled "
+    "k-space (right). Score the reconstruction on every question. Keyboard: digits score the "
+    "focused question, Tab moves between questions, Enter saves and goes on."
+)
+# Local demo only: printed by `make demo`. Never use these on a reachable server.
+RESEARCHER = ("researcher", "demo-researcher")
+READERS = [("reader1", "demo-reader"), ("reader2", "demo-reader"), ("reader3", "demo-reader")]
+
+
+class Command(BaseCommand):
+    help = "Build the demo study from the real MR slices in fixtures/ (idempotent)."
+
+    def handle(self, *args, **options):
+        study = Study.objects.filter(slug=SLUG).first()
+        if study is None:
+            study = self.build()  # the importer queues the metrics
+        else:
+            self.stdout.write(f"demo study already built ({study.cases.count()} cases)")
+            pending = Case.objects.filter(study=study, reconstructions__metric_values=None).distinct()
+            for case in pending:
+                case.queue_metrics()
+        with transaction.atomic():
+            self.ensure_people(study)
+
+    def build(self) -> Study:
+        sources = slice_sources()
+        self.stdout.write(
+            f"simulating {len(sources)} real MR slices x {len(DEMO_PROTOCOLS)} reconstructions..."
+        )
+        with tempfile.TemporaryDirectory(prefix="readerstudy-demo-") as directory:
+            manifest = write_demo_manifest(Path(directory))
+            with transaction.atomic():
+                study = import_manifest(manifest, slug=SLUG, title=TITLE)
+                for case in study.cases.all():
+                    source = sources[case.name]
+                    case.anatomy = source["anatomy"]
+                    case.source = f"{source['package']}: {source['file']}"
+                    case.save(update_fields=["anatomy", "source"])
+                study.instructions = INSTRUCTIONS
+                study.status = Study.Status.OPEN
+                study.save(update_fields=["instructions", "status"])
+        self.stdout.write(self.style.SUCCESS(f"built the demo study: {study.cases.count()} cases"))
+        return study
+
+    def ensure_people(self, study: Study) -> None:
+        users = get_user_model()
+        researcher, created = users.objects.get_or_create(username=RESEARCHER[0])
+        if created:
+            researcher.set_password(RESEARCHER[1])
+            researcher.save()
+        study.researchers.add(researcher)
+        for username, password in READERS:
+            user, created = users.objects.get_or_create(username=username)
+            if created:
+                user.set_password(password)
+                user.save()
+            study.assign_reader(user)

@@ -1,0 +1,32 @@
+"""`manage.py import_study MANIFEST.csv --study SLUG --title TITLE` (CONTRACTS.md section 4)."""
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+from readerstudy.importer import ManifestInvalid, import_manifest
+
+
+class Command(BaseCommand):
+    help = "Import a study from a CSV manifest of reference and reconstruction files (all or nothing)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("manifest", type=Path)
+        parser.add_argument("--study", required=True, help="slug of the new study")
+        parser.add_argument("--title", required=True)
+
+    def handle(self, *args, manifest: Path, study: str, title: str, **options):
+        try:
+            created = import_manifest(manifest, slug=study, title=title)
+        except ManifestInvalid as invalid:
+            for problem in invalid.problems:
+                self.stderr.write(f"{manifest}: {problem}")
+            self.stderr.write(f"nothing imported ({len(invalid.problems)} problem(s))")
+            sys.exit(2)
+        cases = created.cases.count()
+        reconstructions = sum(c.reconstructions.count() for c in created.cases.all())
+        self.stdout.write(
+            f"imported study {created.slug!r}: {cases} cases, {reconstructions} reconstructions; "
+            "metrics queued"
+        )

@@ -1,0 +1,293 @@
+"""Reader studies: studies, their questions, cases, blinded reconstructions, readers and scores."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import uuid
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.validators import MinValueValidator
+from django.db import models, transaction
+from django.db.models import Count, Max, Q
+from django.urls import reverse
+
+# Radiology anchors for a five-point Likert scale (1 worst, 5 best).
+DEFAULT_QUESTIONS = [
+    {
+        "key": "overall",
+        "label": "Overall image quality",
+        "anchors": {"1": "Non-diagnostic", "2": "Poor", "3": "Adequate", "4": "Good", "5": "Excellent"},
+    },
+    {
+        "key": "artifacts",
+        "label": "Artifacts (aliasing, blurring, blocking)",
+        "anchors": {"1": "Severe, non-diagnostic", "2": "Marked", "3": "Moderate", "4": "Mild", "5": "None"},
+    },
+    {
+        "key": "snr",
+        "label": "Signal-to-noise ratio",
+        "anchors": {"1": "Non-diagnostic", "2": "Poor", "3": "Adequate", "4": "Good", "5": "Excellent"},
+    },
+    {
+        "key": "sharpness",
+        "label": "Sharpness of anatomical edges",
+        "anchors": {"1": "Non-diagnostic", "2": "Blurred", "3": "Adequate", "4": "Sharp", "5": "Excellent"},
+    },
+]
+
+
+def new_public_id() -> str:
+    """An opaque, unguessable id for URLs that readers see (says nothing about the item)."""
+    return secrets.token_urlsafe(12)
+
+
+def image_upload_path(instance: models.Model, filename: str) -> str:
+    # Random names: nothing about the method, case or original file survives in storage paths.
+    return f"images/{uuid.uuid4().hex}.npy"
+
+
+def array_file(array: np.ndarray) -> ContentFile:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    return ContentFile(buffer.getvalue(), name="image.npy")
+
+
+class Study(models.Model):
+    """A reader study: what readers are asked, how images are shown, who reads and who runs it."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class Presentation(models.TextChoices):
+        SIDE_BY_SIDE = "side-by-side", "Reference beside the reconstruction"
+        ALONE = "alone", "Reconstruction alone"
+
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True)
+    end_message = models.TextField(
+        blank=True, default="Thank you: every item of this study is scored."
+    )
+    presentation = models.CharField(
+        max_length=20, choices=Presentation.choices, default=Presentation.SIDE_BY_SIDE
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    researchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="researched_studies", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("readerstudy:detail", kwargs={"slug": self.slug})
+
+    def add_default_questions(self) -> None:
+        for position, question in enumerate(DEFAULT_QUESTIONS):
+            Question.objects.get_or_create(
+                study=self,
+                key=question["key"],
+                defaults={
+                    "label": question["label"],
+                    "anchors": question["anchors"],
+                    "position": position,
+                },
+            )
+
+    @transaction.atomic
+    def assign_reader(self, user) -> Reader:
+        """Make `user` a reader and draw their own random order of every reconstruction.
+
+        The order is drawn once and stored. Reconstructions added later are shuffled in after
+        the reader's existing items, so what a reader has seen never moves. Safe to call again.
+        """
+        reader, _ = Reader.objects.get_or_create(study=self, user=user)
+        assigned = reader.assignments.values_list("reconstruction_id", flat=True)
+        new = list(
+            Reconstruction.objects.filter(case__study=self)
+            .exclude(pk__in=assigned)
+            .values_list("pk", flat=True)
+        )
+        if new:
+            order = np.random.default_rng(secrets.randbits(64)).permutation(len(new))
+            start = (reader.assignments.aggregate(last=Max("position"))["last"] or 0) + 1
+            Assignment.objects.bulk_create(
+                Assignment(reader=reader, reconstruction_id=new[i], position=start + offset)
+                for offset, i in enumerate(order)
+            )
+        return reader
+
+    def queue_metrics(self) -> None:
+        """Queue the metrics of every case once the current transaction commits."""
+        for case in self.cases.all():
+            case.queue_metrics()
+
+
+class Question(models.Model):
+    """One Likert question asked for every reconstruction of a study."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
+    key = models.SlugField(max_length=50)
+    label = models.CharField(max_length=200)
+    scale_min = models.PositiveSmallIntegerField(default=1)
+    scale_max = models.PositiveSmallIntegerField(default=5)
+    anchors = models.JSONField(default=dict, blank=True, help_text='e.g. {"1": "Non-diagnostic"}')
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "key"], name="unique_question_key_per_study"),
+            models.CheckConstraint(
+                condition=Q(scale_max__gt=models.F("scale_min")), name="question_scale_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}: {self.label}"
+
+
+class Case(models.Model):
+    """The reference image or volume of one subject or slice; its reconstructions are graded."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
+    name = models.CharField(max_length=200, help_text="The researcher's label (never shown to readers)")
+    anatomy = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=300, blank=True)
+    reference = models.FileField(upload_to=image_upload_path)
+    shape = models.JSONField()
+
+    class Meta:
+        ordering = ["study", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="unique_case_name_per_study"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def load_reference(self) -> np.ndarray:
+        with self.reference.open("rb") as handle:
+            return np.load(handle, allow_pickle=False)
+
+    def queue_metrics(self) -> None:
+        from metrics.tasks import compute_case_metrics
+
+        case_pk = self.pk
+        transaction.on_commit(
+            lambda: compute_case_metrics.apply_async(kwargs={"case_pk": case_pk})
+        )
+
+
+class Reconstruction(models.Model):
+    """One reconstruction of a case. Method, acceleration and parameters are hidden from readers."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="reconstructions")
+    method = models.CharField(max_length=100)
+    acceleration = models.FloatField(validators=[MinValueValidator(1.0)])
+    parameters = models.JSONField(default=dict, blank=True)
+    source_name = models.CharField(
+        max_length=500, blank=True, help_text="Original file, for the researcher only"
+    )
+    image = models.FileField(upload_to=image_upload_path)
+
+    class Meta:
+        ordering = ["case", "method", "acceleration", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.case.name} / {self.method} x{self.acceleration:g}"
+
+    def load_image(self) -> np.ndarray:
+        with self.image.open("rb") as handle:
+            return np.load(handle, allow_pickle=False)
+
+
+class Reader(models.Model):
+    """A user's membership of a study as a reader."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="readers")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reader_memberships"
+    )
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "user"], name="unique_reader_per_study"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.study.slug}"
+
+    def progress(self) -> tuple[int, int]:
+        """(items with every question scored, items assigned)."""
+        questions = self.study.questions.count()
+        counts = self.assignments.annotate(answered=Count("scores")).aggregate(
+            total=Count("pk"), done=Count("pk", filter=Q(answered__gte=max(questions, 1)))
+        )
+        return counts["done"], counts["total"]
+
+
+class Assignment(models.Model):
+    """A reconstruction at its place in one reader's own random order."""
+
+    reader = models.ForeignKey(Reader, on_delete=models.CASCADE, related_name="assignments")
+    reconstruction = models.ForeignKey(
+        Reconstruction, on_delete=models.CASCADE, related_name="assignments"
+    )
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["reader", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reader", "reconstruction"], name="unique_reconstruction_per_reader"
+            ),
+            models.UniqueConstraint(fields=["reader", "position"], name="unique_position_per_reader"),
+        ]
+
+
+class Score(models.Model):
+    """A reader's Likert answer to one question for one assigned reconstruction."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="scores")
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="scores")
+    value = models.PositiveSmallIntegerField()
+    seconds_spent = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # A double submit (two tabs, a retried request) can never create a second score.
+            models.UniqueConstraint(
+                fields=["assignment", "question"], name="one_score_per_question_and_item"
+            ),
+        ]
+
+
+def metric_progress(study: Study) -> dict[str, int]:
+    """How many of a study's pixel-metric values are computed, failed and expected."""
+    from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION
+    from metrics.models import MetricValue
+
+    values = MetricValue.objects.filter(
+        reconstruction__case__study=study, version=PIXEL_METRICS_VERSION
+    ).aggregate(
+        done=Count("pk", filter=Q(value__isnull=False)),
+        failed=Count("pk", filter=~Q(error="")),
+    )
+    expected = Reconstruction.objects.filter(case__study=study).count() * len(PIXEL_METRICS)
+    return {**values, "expected": expected}

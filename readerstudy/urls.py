@@ -1,0 +1,9 @@
+from django.urls import path
+
+from readerstudy import views
+
+app_name = "readerstudy"
+urlpatterns = [
+    path("", views.StudyList.as_view(), name="home"),
+    path("studies/<slug:slug>/", views.StudyDetail.as_view(), name="detail"),
+]

@@ -1,0 +1,61 @@
+"""Pages: a user's studies, and the researcher's view of one study."""
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db.models import Prefetch
+from django.views.generic import DetailView, TemplateView
+
+from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION
+from metrics.models import MetricValue
+from readerstudy.models import Case, Reader, Reconstruction, Study, metric_progress
+
+
+class StudyList(LoginRequiredMixin, TemplateView):
+    """The studies I read (with my progress) and the studies I run."""
+
+    template_name = "readerstudy/study_list.html"
+
+    def get_context_data(self, **kwargs):
+        user = self.request.user
+        memberships = Reader.objects.filter(user=user).exclude(study__status=Study.Status.DRAFT)
+        return super().get_context_data(
+            reading=[(m.study, *m.progress()) for m in memberships.select_related("study")],
+            running=Study.objects.filter(researchers=user),
+            **kwargs,
+        )
+
+
+class StudyDetail(LoginRequiredMixin, DetailView):
+    """A study for its researchers: cases, reconstructions, metric values, readers' progress.
+
+    Anyone else, readers included, gets 404: the page shows methods and metric values.
+    """
+
+    template_name = "readerstudy/study_detail.html"
+    context_object_name = "study"
+
+    def get_queryset(self):
+        return Study.objects.filter(researchers=self.request.user)
+
+    def get_context_data(self, **kwargs):
+        study = self.object
+        values = MetricValue.objects.filter(version=PIXEL_METRICS_VERSION)
+        cases = Case.objects.filter(study=study).prefetch_related(
+            Prefetch(
+                "reconstructions",
+                queryset=Reconstruction.objects.prefetch_related(
+                    Prefetch("metric_values", queryset=values, to_attr="pixel_values")
+                ),
+            )
+        )
+        for case in cases:
+            for reconstruction in case.reconstructions.all():
+                by_name = {v.metric: v for v in reconstruction.pixel_values}
+                reconstruction.metric_cells = [by_name.get(name) for name in PIXEL_METRICS]
+        readers = [(r.user.username, *r.progress()) for r in study.readers.select_related("user")]
+        return super().get_context_data(
+            cases=cases,
+            metric_names=PIXEL_METRICS,
+            progress=metric_progress(study),
+            readers=readers,
+            **kwargs,
+        )

@@ -1,0 +1,92 @@
+"""metrics.tasks: called directly (twice, for idempotence) and through a real worker process."""
+
+import numpy as np
+import pytest
+
+from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION, pixel_metrics_for_case
+from metrics.models import MetricValue
+from metrics.tasks import compute_case_metrics
+from readerstudy.models import array_file
+from tests.readerstudy.factories import CaseFactory, ReconstructionFactory
+
+
+@pytest.fixture
+def case():
+    case = CaseFactory()
+    for _ in range(3):
+        ReconstructionFactory(case=case)
+    return case
+
+
+def stored(case):
+    return {
+        (v.reconstruction_id, v.metric): (v.value, v.error)
+        for v in MetricValue.objects.filter(reconstruction__case=case)
+    }
+
+
+@pytest.mark.django_db
+def test_compute_case_metrics_stores_the_core_values(case):
+    compute_case_metrics(case_pk=case.pk)
+    recons = list(case.reconstructions.all())
+    expected = pixel_metrics_for_case(case.load_reference(), [r.load_image() for r in recons])
+    values = stored(case)
+    assert len(values) == len(recons) * len(PIXEL_METRICS)
+    for recon, row in zip(recons, expected, strict=True):
+        for metric in PIXEL_METRICS:
+            assert values[recon.pk, metric] == (pytest.approx(row[metric], abs=1e-12), "")
+
+
+@pytest.mark.django_db
+def test_compute_case_metrics_is_idempotent(case):
+    compute_case_metrics(case_pk=case.pk)
+    first = stored(case)
+    compute_case_metrics(case_pk=case.pk)
+    assert stored(case) == first, "a second run overwrites with the same values"
+    assert MetricValue.objects.count() == len(first), "and adds no rows"
+
+
+@pytest.mark.django_db
+def test_one_bad_reconstruction_does_not_sink_the_batch(case):
+    bad = ReconstructionFactory(case=case, image=array_file(np.zeros((16, 16))))
+    compute_case_metrics(case_pk=case.pk)
+    values = stored(case)
+    assert values[bad.pk, "psnr"] == (None, "shape mismatch: reference (32, 32), reconstruction (16, 16)")
+    good = [r.pk for r in case.reconstructions.exclude(pk=bad.pk)]
+    assert all(values[pk, m][0] is not None for pk in good for m in PIXEL_METRICS)
+
+
+@pytest.mark.django_db
+def test_a_deleted_case_is_skipped_quietly(case):
+    pk = case.pk
+    case.delete()
+    compute_case_metrics(case_pk=pk)
+    assert not MetricValue.objects.exists()
+
+
+@pytest.mark.django_db
+def test_queue_metrics_waits_for_the_commit(case, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        case.study.queue_metrics()
+    assert len(callbacks) == 1, "one task per case, sent only after the transaction commits"
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_process_computes_and_stores_metrics(case, celery_worker_process, wait_until):
+    """The wiring, end to end: broker message -> worker process -> rows in the test database."""
+    expected = len(PIXEL_METRICS) * case.reconstructions.count()
+    case.queue_metrics()  # autocommit: sent at once
+    wait_until(
+        lambda: MetricValue.objects.filter(reconstruction__case=case, value__isnull=False).count() == expected,
+        timeout=120, message="the worker did not store the metrics", log=celery_worker_process.log_path,
+    )
+    first = stored(case)
+    case.queue_metrics()  # a redelivered or repeated task overwrites, never duplicates
+    first_time = MetricValue.objects.order_by("computed_at").first().computed_at
+    wait_until(
+        lambda: MetricValue.objects.filter(computed_at__gt=first_time).count() == expected,
+        timeout=60, message="the second task did not run", log=celery_worker_process.log_path,
+    )
+    assert stored(case) == first and MetricValue.objects.count() == expected
+    assert set(MetricValue.objects.values_list("version", "device").distinct()) == {(PIXEL_METRICS_VERSION, "cpu")}

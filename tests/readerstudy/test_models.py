@@ -1,0 +1,53 @@
+import pytest
+
+from readerstudy.models import Assignment, Score
+from tests.readerstudy.factories import CaseFactory, ReconstructionFactory, StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def study_with_reconstructions(count=12):
+    study = StudyFactory()
+    case = CaseFactory(study=study)
+    for _ in range(count):
+        ReconstructionFactory(case=case)
+    return study
+
+
+def order_of(reader):
+    return list(reader.assignments.order_by("position").values_list("reconstruction_id", flat=True))
+
+
+def test_assign_reader_draws_a_complete_order_once():
+    study = study_with_reconstructions()
+    reader = study.assign_reader(UserFactory())
+    first = order_of(reader)
+    assert sorted(first) == sorted(r.pk for r in ReconstructionFactory._meta.model.objects.all())
+    study.assign_reader(reader.user)
+    assert order_of(reader) == first, "the order is fixed once drawn"
+
+
+def test_each_reader_gets_their_own_order():
+    study = study_with_reconstructions(count=20)
+    orders = {tuple(order_of(study.assign_reader(UserFactory()))) for _ in range(3)}
+    assert len(orders) == 3, "20! orders: three readers sharing one would be a bug, not luck"
+
+
+def test_reconstructions_added_later_go_after_what_a_reader_has():
+    study = study_with_reconstructions(count=5)
+    reader = study.assign_reader(UserFactory())
+    before = order_of(reader)
+    late = ReconstructionFactory(case=study.cases.first())
+    study.assign_reader(reader.user)
+    after = order_of(reader)
+    assert after[:5] == before and after[5] == late.pk
+
+
+def test_progress_counts_items_with_every_question_answered():
+    study = study_with_reconstructions(count=3)
+    reader = study.assign_reader(UserFactory())
+    first, second = Assignment.objects.filter(reader=reader).order_by("position")[:2]
+    for question in study.questions.all():
+        Score.objects.create(assignment=first, question=question, value=3)
+    Score.objects.create(assignment=second, question=study.questions.first(), value=4)
+    assert reader.progress() == (1, 3), "a half-scored item is not done"

@@ -1,0 +1,56 @@
+import pytest
+from django.urls import reverse
+
+from metrics.image import PIXEL_METRICS_VERSION
+from metrics.models import MetricValue
+from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study():
+    study = StudyFactory(title="Knee CS study")
+    recon = ReconstructionFactory(case__study=study, method="cs-secret-method", acceleration=6)
+    MetricValue.objects.create(reconstruction=recon, metric="psnr", version=PIXEL_METRICS_VERSION, value=31.25)
+    return study
+
+
+def test_pages_need_a_login(client, study):
+    for url in (reverse("readerstudy:home"), study.get_absolute_url()):
+        response = client.get(url)
+        assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_reader_sees_their_progress_but_nothing_about_methods(client, study):
+    user = UserFactory()
+    study.assign_reader(user)
+    client.force_login(user)
+    page = client.get(reverse("readerstudy:home")).content.decode()
+    assert "Knee CS study" in page and "0/1" in page
+    assert "cs-secret-method" not in page and "31.25" not in page
+
+
+def test_study_page_is_404_for_readers_and_other_researchers(client, study):
+    reader = UserFactory()
+    study.assign_reader(reader)
+    other_researcher = UserFactory()
+    StudyFactory().researchers.add(other_researcher)
+    for user in (reader, other_researcher):
+        client.force_login(user)
+        assert client.get(study.get_absolute_url()).status_code == 404
+
+
+def test_researcher_sees_methods_metrics_and_progress(client, study):
+    researcher = UserFactory()
+    study.researchers.add(researcher)
+    client.force_login(researcher)
+    page = client.get(study.get_absolute_url()).content.decode()
+    assert "cs-secret-method" in page and "31.2500" in page
+    assert "1/3 computed" in page, "one of three pixel metrics is stored"
+
+
+def test_login_page_logs_a_reader_in(client):
+    UserFactory(username="radiologist")
+    response = client.post(reverse("login"), {"username": "radiologist", "password": "password"})
+    assert response.status_code == 302 and response["Location"] == reverse("readerstudy:home")
