@@ -41,7 +41,9 @@ def check_pair(gt: np.ndarray, pred: np.ndarray) -> None:
     reference that is neither empty nor constant (PSNR and NMSE need a non-zero maximum/norm).
     """
     if gt.shape != pred.shape:
-        raise MetricInputError(f"shape mismatch: reference {gt.shape}, reconstruction {pred.shape}")
+        raise MetricInputError(
+            f"shape mismatch: reference {gt.shape}, reconstruction {pred.shape}"
+        )
     if gt.ndim not in (2, 3):
         raise MetricInputError(f"expected 2-D images or 3-D volumes, got shape {gt.shape}")
     if min(gt.shape[-2:]) < SSIM_WINDOW:
@@ -118,7 +120,9 @@ def pixel_metrics_for_case(
         len(reconstructions), slices_per_volume, *reference.shape[-2:]
     )
     gt = gt.unsqueeze(0).expand_as(pred)
-    peak = gt.max() if maxval is None else torch.tensor(float(maxval), dtype=gt.dtype, device=device)
+    peak = (
+        gt.max() if maxval is None else torch.tensor(float(maxval), dtype=gt.dtype, device=device)
+    )
     squared_error = ((gt - pred) ** 2).sum(dim=(-3, -2, -1))
     mse = squared_error / gt[0].numel()
     psnr_values = 10 * torch.log10(peak**2 / mse)

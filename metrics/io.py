@@ -32,7 +32,9 @@ def _read_dicom(path: Path) -> np.ndarray:
     if "PixelData" not in dataset:
         raise ImageReadError(f"{path.name}: DICOM file has no pixel data")
     if int(dataset.get("SamplesPerPixel", 1)) != 1:
-        raise ImageReadError(f"{path.name}: DICOM is colour (SamplesPerPixel > 1), not an MR image")
+        raise ImageReadError(
+            f"{path.name}: DICOM is colour (SamplesPerPixel > 1), not an MR image"
+        )
     return apply_rescale(dataset.pixel_array.astype(np.float64), dataset)
 
 
@@ -52,7 +54,9 @@ def _read_png(path: Path) -> np.ndarray:
         data = np.asarray(image)
     if data.ndim == 3:
         if data.shape[-1] == 4 or not (data[..., :1] == data[..., :3]).all():
-            raise ImageReadError(f"{path.name}: PNG has colour or alpha channels; expected greyscale")
+            raise ImageReadError(
+                f"{path.name}: PNG has colour or alpha channels; expected greyscale"
+            )
         data = data[..., 0]
     return data
 
@@ -122,7 +126,9 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path.name}: holds {data.dtype} values, not image intensities")
     data = np.squeeze(data.astype(np.float64))
     if data.ndim not in (2, 3) or data.size == 0:
-        raise ImageReadError(f"{path.name}: expected a 2-D image or 3-D volume, got shape {data.shape}")
+        raise ImageReadError(
+            f"{path.name}: expected a 2-D image or 3-D volume, got shape {data.shape}"
+        )
     if not np.isfinite(data).all():
         raise ImageReadError(f"{path.name}: contains NaN or infinite values")
     return data

@@ -32,7 +32,7 @@ class ManifestProblem:
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
-class ManifestInvalid(Exception):
+class ManifestError(Exception):
     """The manifest has problems; nothing was stored."""
 
     def __init__(self, problems: list[ManifestProblem]):
@@ -116,8 +116,11 @@ def check_manifest(manifest: Path) -> _CheckedManifest:
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             checked.problems.append(
-                ManifestProblem(1, f"missing column(s) {', '.join(missing)}; "
-                                   f"expected {','.join(REQUIRED_COLUMNS)}[,parameters]")
+                ManifestProblem(
+                    1,
+                    f"missing column(s) {', '.join(missing)}; "
+                    f"expected {','.join(REQUIRED_COLUMNS)}[,parameters]",
+                )
             )
             return checked
         reader.fieldnames = columns
@@ -149,13 +152,13 @@ def import_manifest(manifest: Path, *, slug: str, title: str) -> Study:
     """Create study `slug` from `manifest`, with the default questions, and queue its metrics.
 
     Raises:
-        ManifestInvalid: the study exists already or any row has a problem; nothing is stored.
+        ManifestError: the study exists already or any row has a problem; nothing is stored.
     """
     if Study.objects.filter(slug=slug).exists():
-        raise ManifestInvalid([ManifestProblem(0, f"a study with slug {slug!r} already exists")])
+        raise ManifestError([ManifestProblem(0, f"a study with slug {slug!r} already exists")])
     checked = check_manifest(manifest)
     if checked.problems:
-        raise ManifestInvalid(checked.problems)
+        raise ManifestError(checked.problems)
     stored: list = []
     try:
         with transaction.atomic():

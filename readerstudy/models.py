@@ -19,22 +19,46 @@ DEFAULT_QUESTIONS = [
     {
         "key": "overall",
         "label": "Overall image quality",
-        "anchors": {"1": "Non-diagnostic", "2": "Poor", "3": "Adequate", "4": "Good", "5": "Excellent"},
+        "anchors": {
+            "1": "Non-diagnostic",
+            "2": "Poor",
+            "3": "Adequate",
+            "4": "Good",
+            "5": "Excellent",
+        },
     },
     {
         "key": "artifacts",
         "label": "Artifacts (aliasing, blurring, blocking)",
-        "anchors": {"1": "Severe, non-diagnostic", "2": "Marked", "3": "Moderate", "4": "Mild", "5": "None"},
+        "anchors": {
+            "1": "Severe, non-diagnostic",
+            "2": "Marked",
+            "3": "Moderate",
+            "4": "Mild",
+            "5": "None",
+        },
     },
     {
         "key": "snr",
         "label": "Signal-to-noise ratio",
-        "anchors": {"1": "Non-diagnostic", "2": "Poor", "3": "Adequate", "4": "Good", "5": "Excellent"},
+        "anchors": {
+            "1": "Non-diagnostic",
+            "2": "Poor",
+            "3": "Adequate",
+            "4": "Good",
+            "5": "Excellent",
+        },
     },
     {
         "key": "sharpness",
         "label": "Sharpness of anatomical edges",
-        "anchors": {"1": "Non-diagnostic", "2": "Blurred", "3": "Adequate", "4": "Sharp", "5": "Excellent"},
+        "anchors": {
+            "1": "Non-diagnostic",
+            "2": "Blurred",
+            "3": "Adequate",
+            "4": "Sharp",
+            "5": "Excellent",
+        },
     },
 ]
 
@@ -161,7 +185,9 @@ class Case(models.Model):
     """The reference image or volume of one subject or slice; its reconstructions are graded."""
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
-    name = models.CharField(max_length=200, help_text="The researcher's label (never shown to readers)")
+    name = models.CharField(
+        max_length=200, help_text="The researcher's label (never shown to readers)"
+    )
     anatomy = models.CharField(max_length=100, blank=True)
     source = models.CharField(max_length=300, blank=True)
     reference = models.FileField(upload_to=image_upload_path)
@@ -255,8 +281,13 @@ class Assignment(models.Model):
             models.UniqueConstraint(
                 fields=["reader", "reconstruction"], name="unique_reconstruction_per_reader"
             ),
-            models.UniqueConstraint(fields=["reader", "position"], name="unique_position_per_reader"),
+            models.UniqueConstraint(
+                fields=["reader", "position"], name="unique_position_per_reader"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.reader.user} #{self.position}"
 
 
 class Score(models.Model):
@@ -276,6 +307,9 @@ class Score(models.Model):
                 fields=["assignment", "question"], name="one_score_per_question_and_item"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.question.key}={self.value}"
 
 
 def metric_progress(study: Study) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -32,11 +33,9 @@ def purge_queues() -> None:
 
     with app.connection_for_write() as conn:
         for queue in ("default", "metrics"):
-            channel = conn.default_channel
-            try:
-                channel.queue_purge(queue)
-            except Exception:  # noqa: BLE001 (a queue that does not exist yet has nothing to purge)
-                pass
+            # A queue that does not exist yet has nothing to purge.
+            with contextlib.suppress(Exception):
+                conn.default_channel.queue_purge(queue)
 
 
 @pytest.fixture
@@ -56,10 +55,27 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
         "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "readerstudy.config", "worker",
-         "--queues", "default,metrics", "--concurrency", "1", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "readerstudy.config",
+            "worker",
+            "--queues",
+            "default,metrics",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     worker.log_path = tmp_path / "worker.log"
     yield worker
@@ -75,7 +91,9 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
 def wait_until() -> Callable[..., None]:
     """Poll `condition` until it holds, or fail after `timeout` seconds with `message`."""
 
-    def wait(condition: Callable[[], bool], *, timeout: float, message: str, log: Path | None = None):
+    def wait(
+        condition: Callable[[], bool], *, timeout: float, message: str, log: Path | None = None
+    ):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition():

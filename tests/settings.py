@@ -10,11 +10,13 @@ from pathlib import Path
 
 os.environ["DJANGO_READ_DOT_ENV"] = "false"  # hermetic: only real environment variables count
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret")
-TEST_DIR = Path(os.environ.setdefault("READERSTUDY_TEST_DIR", tempfile.mkdtemp(prefix="readerstudy-tests-")))
+TEST_DIR = Path(
+    os.environ.setdefault("READERSTUDY_TEST_DIR", tempfile.mkdtemp(prefix="readerstudy-tests-"))
+)
 os.environ.setdefault("READERSTUDY_DATA_DIR", str(TEST_DIR))
 
 from readerstudy.config.settings import *  # noqa: E402, F403, TID251 (tests extend the real settings)
-from readerstudy.config.settings import DATABASES  # noqa: E402, TID251
+from readerstudy.config.settings import DATABASES, STORAGES  # noqa: E402, TID251
 
 MEDIA_ROOT = TEST_DIR / "media"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -24,7 +26,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(TEST_DIR / "test-db.sqlite3")}
 
 # Templates resolve {% static %} without a collectstatic manifest; whitenoise finds files itself.
-STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # The test client and the browser tests speak plain HTTP to a local server.

@@ -21,7 +21,9 @@ def fastmri_ssim(gt, pred, maxval=None):
     """fastmri/evaluate.py @91f2df4: mean over slices of 2-D skimage SSIM, volume's maxval."""
     maxval = gt.max() if maxval is None else maxval
     gt, pred = np.atleast_3d(gt.T).T, np.atleast_3d(pred.T).T
-    return np.mean([structural_similarity(g, p, data_range=maxval) for g, p in zip(gt, pred)])
+    return np.mean(
+        [structural_similarity(g, p, data_range=maxval) for g, p in zip(gt, pred, strict=True)]
+    )
 
 
 def fastmri_nmse(gt, pred):
@@ -52,9 +54,13 @@ def test_pixel_metrics_honour_an_explicit_maxval():
 def test_volume_uses_the_volume_maxval_for_every_slice():
     gt, pred = noisy_pair((3, 40, 40), seed=5)
     gt[0] *= 10  # one bright slice sets maxval for all
-    per_slice_own_max = np.mean([structural_similarity(g, p, data_range=g.max()) for g, p in zip(gt, pred)])
+    per_slice_own_max = np.mean(
+        [structural_similarity(g, p, data_range=g.max()) for g, p in zip(gt, pred, strict=True)]
+    )
     assert abs(ssim(gt, pred) - fastmri_ssim(gt, pred)) < TOLERANCE
-    assert abs(ssim(gt, pred) - per_slice_own_max) > 1e-3, "Sanity: the two conventions differ here"
+    assert abs(ssim(gt, pred) - per_slice_own_max) > 1e-3, (
+        "Sanity: the two conventions differ here"
+    )
 
 
 def test_batch_equals_one_pair_at_a_time():
@@ -82,7 +88,10 @@ def test_ssim_is_symmetric_when_maxval_is_fixed():
 def test_worse_reconstruction_scores_worse():
     gt, _ = noisy_pair((64, 64))
     rng = np.random.default_rng(1)
-    mild, strong = gt + 0.05 * rng.standard_normal(gt.shape), gt + 0.5 * rng.standard_normal(gt.shape)
+    mild, strong = (
+        gt + 0.05 * rng.standard_normal(gt.shape),
+        gt + 0.5 * rng.standard_normal(gt.shape),
+    )
     assert psnr(gt, mild) > psnr(gt, strong) and ssim(gt, mild) > ssim(gt, strong)
     assert nmse(gt, mild) < nmse(gt, strong)
 

@@ -5,7 +5,14 @@ import sys
 
 import pytest
 
-CORES = ["metrics.image", "metrics.io", "metrics.device", "fixtures.simulation", "fixtures.images", "fixtures.demo"]
+CORES = [
+    "metrics.image",
+    "metrics.io",
+    "metrics.device",
+    "fixtures.simulation",
+    "fixtures.images",
+    "fixtures.demo",
+]
 
 
 @pytest.mark.parametrize("module", CORES)
@@ -15,5 +22,7 @@ def test_core_module_imports_no_django_or_celery(module):
         "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'kombu')); "
         "print(','.join(leaked)); sys.exit(1 if leaked else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""})
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""}
+    )
     assert result.returncode == 0, f"{module} pulls in {result.stdout.strip() or result.stderr}"

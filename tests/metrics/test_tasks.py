@@ -51,7 +51,10 @@ def test_one_bad_reconstruction_does_not_sink_the_batch(case):
     bad = ReconstructionFactory(case=case, image=array_file(np.zeros((16, 16))))
     compute_case_metrics(case_pk=case.pk)
     values = stored(case)
-    assert values[bad.pk, "psnr"] == (None, "shape mismatch: reference (32, 32), reconstruction (16, 16)")
+    assert values[bad.pk, "psnr"] == (
+        None,
+        "shape mismatch: reference (32, 32), reconstruction (16, 16)",
+    )
     good = [r.pk for r in case.reconstructions.exclude(pk=bad.pk)]
     assert all(values[pk, m][0] is not None for pk in good for m in PIXEL_METRICS)
 
@@ -73,20 +76,31 @@ def test_queue_metrics_waits_for_the_commit(case, django_capture_on_commit_callb
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_process_computes_and_stores_metrics(case, celery_worker_process, wait_until):
+def test_a_real_worker_process_computes_and_stores_metrics(
+    case, celery_worker_process, wait_until
+):
     """The wiring, end to end: broker message -> worker process -> rows in the test database."""
     expected = len(PIXEL_METRICS) * case.reconstructions.count()
     case.queue_metrics()  # autocommit: sent at once
     wait_until(
-        lambda: MetricValue.objects.filter(reconstruction__case=case, value__isnull=False).count() == expected,
-        timeout=120, message="the worker did not store the metrics", log=celery_worker_process.log_path,
+        lambda: (
+            MetricValue.objects.filter(reconstruction__case=case, value__isnull=False).count()
+            == expected
+        ),
+        timeout=120,
+        message="the worker did not store the metrics",
+        log=celery_worker_process.log_path,
     )
     first = stored(case)
     case.queue_metrics()  # a redelivered or repeated task overwrites, never duplicates
     first_time = MetricValue.objects.order_by("computed_at").first().computed_at
     wait_until(
         lambda: MetricValue.objects.filter(computed_at__gt=first_time).count() == expected,
-        timeout=60, message="the second task did not run", log=celery_worker_process.log_path,
+        timeout=60,
+        message="the second task did not run",
+        log=celery_worker_process.log_path,
     )
     assert stored(case) == first and MetricValue.objects.count() == expected
-    assert set(MetricValue.objects.values_list("version", "device").distinct()) == {(PIXEL_METRICS_VERSION, "cpu")}
+    assert set(MetricValue.objects.values_list("version", "device").distinct()) == {
+        (PIXEL_METRICS_VERSION, "cpu")
+    }

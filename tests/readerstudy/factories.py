@@ -8,7 +8,9 @@ from readerstudy.models import Case, Reconstruction, Study, array_file
 def smooth_image(seed: int = 0, shape=(32, 32)) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[: shape[0], : shape[1]]
-    return (np.sin(x / 4.0) + np.cos(y / 5.0) + 2.5 + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+    return (np.sin(x / 4.0) + np.cos(y / 5.0) + 2.5 + 0.05 * rng.standard_normal(shape)).astype(
+        np.float32
+    )
 
 
 class UserFactory(factory.django.DjangoModelFactory):

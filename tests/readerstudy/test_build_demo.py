@@ -17,14 +17,18 @@ def snapshot():
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_build_demo_builds_a_real_study_and_a_second_run_changes_nothing(django_capture_on_commit_callbacks):
+def test_build_demo_builds_a_real_study_and_a_second_run_changes_nothing(
+    django_capture_on_commit_callbacks,
+):
     with django_capture_on_commit_callbacks() as callbacks:
         call_command("build_demo")
     study = Study.objects.get(slug="demo")
     assert study.status == Study.Status.OPEN
     assert study.cases.count() == len(slice_sources()) >= 8
     assert {c.anatomy for c in study.cases.all()} >= {"brain", "shoulder", "abdomen"}
-    assert Reconstruction.objects.filter(case__study=study).count() == len(slice_sources()) * len(DEMO_PROTOCOLS)
+    assert Reconstruction.objects.filter(case__study=study).count() == len(slice_sources()) * len(
+        DEMO_PROTOCOLS
+    )
     assert len({(p.method, p.acceleration) for p in DEMO_PROTOCOLS}) >= 5
     assert study.researchers.filter(username="researcher").exists()
     readers = list(study.readers.all())

@@ -14,7 +14,11 @@ from tests.readerstudy.factories import smooth_image
 pytestmark = pytest.mark.django_db
 
 
-def write_manifest(folder, rows, header=("case", "reference", "reconstruction", "method", "acceleration", "parameters")):
+def write_manifest(
+    folder,
+    rows,
+    header=("case", "reference", "reconstruction", "method", "acceleration", "parameters"),
+):
     path = folder / "manifest.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -40,16 +44,23 @@ def run_import(manifest, capsys, slug="mine"):
     return exit_info.value.code, capsys.readouterr().err
 
 
-def test_import_stores_cases_reconstructions_and_queues_metrics(images, django_capture_on_commit_callbacks):
-    manifest = write_manifest(images, [
-        ("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", ""),
-        ("a", "ref-a.npy", "rec-1.npy", "cs-tv", "4", json.dumps({"lamda": 0.05})),
-        ("b", "ref-b.npy", "rec-2.npy", "cs-tv", "8", ""),
-    ])
+def test_import_stores_cases_reconstructions_and_queues_metrics(
+    images, django_capture_on_commit_callbacks
+):
+    manifest = write_manifest(
+        images,
+        [
+            ("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", ""),
+            ("a", "ref-a.npy", "rec-1.npy", "cs-tv", "4", json.dumps({"lamda": 0.05})),
+            ("b", "ref-b.npy", "rec-2.npy", "cs-tv", "8", ""),
+        ],
+    )
     with django_capture_on_commit_callbacks() as callbacks:
         call_command("import_study", str(manifest), study="mine", title="Mine")
     study = Study.objects.get(slug="mine")
-    assert study.cases.count() == 2 and Reconstruction.objects.filter(case__study=study).count() == 3
+    assert (
+        study.cases.count() == 2 and Reconstruction.objects.filter(case__study=study).count() == 3
+    )
     assert study.questions.count() == 4, "the default questions"
     tv = Reconstruction.objects.get(source_name="rec-1.npy")
     assert tv.parameters == {"lamda": 0.05} and tv.acceleration == 4.0
@@ -59,27 +70,44 @@ def test_import_stores_cases_reconstructions_and_queues_metrics(images, django_c
 
 
 def test_bad_rows_are_all_reported_and_nothing_is_stored(images, capsys, settings):
-    manifest = write_manifest(images, [
-        ("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", ""),        # line 2: fine
-        ("a", "ref-a.npy", "missing.npy", "zero-filled", "4", ""),      # 3
-        ("a", "ref-a.npy", "small.npy", "cs-tv", "4", ""),              # 4
-        ("a", "ref-a.npy", "nan.npy", "cs-tv", "4", ""),                # 5
-        ("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", ""),        # 6: duplicate of 2
-        ("b", "../ref-b.npy", "rec-1.npy", "cs-tv", "8", ""),           # 7: leaves the folder
-        ("b", "ref-b.npy", "rec-1.npy", "cs-tv", "fast", ""),           # 8
-        ("b", "ref-b.npy", "rec-2.npy", "", "8", ""),                    # 9
-        ("b", "ref-b.npy", "rec-2.npy", "cs-tv", "8", "{not json"),     # 10
-        ("a", "ref-b.npy", "rec-2.npy", "cs-tv", "8", ""),              # 11: second reference
-    ])
+    manifest = write_manifest(
+        images,
+        [
+            ("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", ""),  # line 2: fine
+            ("a", "ref-a.npy", "missing.npy", "zero-filled", "4", ""),  # 3
+            ("a", "ref-a.npy", "small.npy", "cs-tv", "4", ""),  # 4
+            ("a", "ref-a.npy", "nan.npy", "cs-tv", "4", ""),  # 5
+            ("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", ""),  # 6: duplicate of 2
+            ("b", "../ref-b.npy", "rec-1.npy", "cs-tv", "8", ""),  # 7: leaves the folder
+            ("b", "ref-b.npy", "rec-1.npy", "cs-tv", "fast", ""),  # 8
+            ("b", "ref-b.npy", "rec-2.npy", "", "8", ""),  # 9
+            ("b", "ref-b.npy", "rec-2.npy", "cs-tv", "8", "{not json"),  # 10
+            ("a", "ref-b.npy", "rec-2.npy", "cs-tv", "8", ""),  # 11: second reference
+        ],
+    )
     files_before = sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
     code, err = run_import(manifest, capsys)
     assert code == 2
-    for line, text in [(3, "no such file"), (4, "shape mismatch"), (5, "NaN"), (6, "duplicate of line 2"),
-                       (7, "leaves the manifest's folder"), (8, "not a number"), (9, "empty method"),
-                       (10, "not valid JSON"), (11, "already has reference")]:
-        assert f"line {line}: " in err and text in err.split(f"line {line}: ")[1].splitlines()[0], (line, err)
+    for line, text in [
+        (3, "no such file"),
+        (4, "shape mismatch"),
+        (5, "NaN"),
+        (6, "duplicate of line 2"),
+        (7, "leaves the manifest's folder"),
+        (8, "not a number"),
+        (9, "empty method"),
+        (10, "not valid JSON"),
+        (11, "already has reference"),
+    ]:
+        assert (
+            f"line {line}: " in err and text in err.split(f"line {line}: ")[1].splitlines()[0]
+        ), (line, err)
     assert "line 2:" not in err
-    assert not Study.objects.exists() and not Case.objects.exists() and not MetricValue.objects.exists()
+    assert (
+        not Study.objects.exists()
+        and not Case.objects.exists()
+        and not MetricValue.objects.exists()
+    )
     files_after = sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
     assert files_after == files_before, "no image file was stored"
 

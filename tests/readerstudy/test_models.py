@@ -1,7 +1,12 @@
 import pytest
 
 from readerstudy.models import Assignment, Score
-from tests.readerstudy.factories import CaseFactory, ReconstructionFactory, StudyFactory, UserFactory
+from tests.readerstudy.factories import (
+    CaseFactory,
+    ReconstructionFactory,
+    StudyFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +20,9 @@ def study_with_reconstructions(count=12):
 
 
 def order_of(reader):
-    return list(reader.assignments.order_by("position").values_list("reconstruction_id", flat=True))
+    return list(
+        reader.assignments.order_by("position").values_list("reconstruction_id", flat=True)
+    )
 
 
 def test_assign_reader_draws_a_complete_order_once():

@@ -17,10 +17,22 @@ def settings_under(env: dict[str, str]) -> dict:
         "'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS, 'device': settings.METRICS_DEVICE, "
         "'weights': str(settings.DFD_WEIGHTS_DIR)}))"
     )
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "CELERY", "READERSTUDY", "METRICS", "DFD"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO", "DATABASE", "CELERY", "READERSTUDY", "METRICS", "DFD"))
+    }
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-        env={**base, "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings", "DJANGO_READ_DOT_ENV": "false", **env},
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={
+            **base,
+            "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
+            "DJANGO_READ_DOT_ENV": "false",
+            **env,
+        },
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -28,19 +40,25 @@ def settings_under(env: dict[str, str]) -> dict:
 
 def test_defaults_need_no_server(tmp_path):
     seen = settings_under({"DJANGO_SECRET_KEY": "x", "READERSTUDY_DATA_DIR": str(tmp_path)})
-    assert seen["db"] == "django.db.backends.sqlite3" and seen["name"] == str(tmp_path / "db.sqlite3")
+    assert seen["db"] == "django.db.backends.sqlite3" and seen["name"] == str(
+        tmp_path / "db.sqlite3"
+    )
     assert seen["broker"] == f"sqla+sqlite:///{tmp_path / 'celery-broker.sqlite3'}"
     assert seen["debug"] is False and seen["device"] == "auto"
 
 
 def test_production_variables_are_honoured(tmp_path):
-    seen = settings_under({
-        "DJANGO_SECRET_KEY": "x", "READERSTUDY_DATA_DIR": str(tmp_path),
-        "DATABASE_URL": "postgres://u:p@db.example:5432/studies",
-        "CELERY_BROKER_URL": "redis://cache.example:6379/0",
-        "DJANGO_ALLOWED_HOSTS": "studies.example.org,localhost",
-        "METRICS_DEVICE": "cuda", "DFD_WEIGHTS_DIR": "/srv/weights",
-    })
+    seen = settings_under(
+        {
+            "DJANGO_SECRET_KEY": "x",
+            "READERSTUDY_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://u:p@db.example:5432/studies",
+            "CELERY_BROKER_URL": "redis://cache.example:6379/0",
+            "DJANGO_ALLOWED_HOSTS": "studies.example.org,localhost",
+            "METRICS_DEVICE": "cuda",
+            "DFD_WEIGHTS_DIR": "/srv/weights",
+        }
+    )
     assert seen["db"] == "django.db.backends.postgresql" and seen["name"] == "studies"
     assert seen["broker"] == "redis://cache.example:6379/0"
     assert seen["hosts"] == ["studies.example.org", "localhost"]
@@ -51,8 +69,16 @@ def test_missing_secret_key_is_a_clear_error(tmp_path):
     code = "import django; django.setup()"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "READERSTUDY"))}
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-        env={**base, "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings", "READERSTUDY_DATA_DIR": str(tmp_path),
-             "PYTHONPATH": str(ROOT), "DJANGO_READ_DOT_ENV": "false"},
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={
+            **base,
+            "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
+            "READERSTUDY_DATA_DIR": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_READ_DOT_ENV": "false",
+        },
     )
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 def study():
     study = StudyFactory(title="Knee CS study")
     recon = ReconstructionFactory(case__study=study, method="cs-secret-method", acceleration=6)
-    MetricValue.objects.create(reconstruction=recon, metric="psnr", version=PIXEL_METRICS_VERSION, value=31.25)
+    MetricValue.objects.create(
+        reconstruction=recon, metric="psnr", version=PIXEL_METRICS_VERSION, value=31.25
+    )
     return study
 
 

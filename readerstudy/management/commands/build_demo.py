@@ -37,7 +37,9 @@ class Command(BaseCommand):
             study = self.build()  # the importer queues the metrics
         else:
             self.stdout.write(f"demo study already built ({study.cases.count()} cases)")
-            pending = Case.objects.filter(study=study, reconstructions__metric_values=None).distinct()
+            pending = Case.objects.filter(
+                study=study, reconstructions__metric_values=None
+            ).distinct()
             for case in pending:
                 case.queue_metrics()
         with transaction.atomic():

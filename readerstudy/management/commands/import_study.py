@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from readerstudy.importer import ManifestInvalid, import_manifest
+from readerstudy.importer import ManifestError, import_manifest
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, manifest: Path, study: str, title: str, **options):
         try:
             created = import_manifest(manifest, slug=study, title=title)
-        except ManifestInvalid as invalid:
+        except ManifestError as invalid:
             for problem in invalid.problems:
                 self.stderr.write(f"{manifest}: {problem}")
             self.stderr.write(f"nothing imported ({len(invalid.problems)} problem(s))")

@@ -1,6 +1,5 @@
 """`manage.py run_demo`: a Celery worker and the web server, until Ctrl-C stops both."""
 
-import os
 import signal
 import socket
 import subprocess
@@ -38,8 +37,20 @@ class Command(BaseCommand):
                 sys.exit(2)
         python = sys.executable
         worker = subprocess.Popen(
-            [python, "-m", "celery", "-A", "readerstudy.config", "worker",
-             "--queues", "default,metrics", "--concurrency", "1", "--loglevel", "INFO"],
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "readerstudy.config",
+                "worker",
+                "--queues",
+                "default,metrics",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+            ],
         )
         web = subprocess.Popen(
             [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
@@ -51,12 +62,14 @@ class Command(BaseCommand):
                 self.stderr.write("the web server did not start; see the messages above")
                 return
             readers = ", ".join(f"{name} / {password}" for name, password in READERS)
-            self.stdout.write(self.style.SUCCESS(
-                f"\n  Demo running at http://{host}:{port}/\n"
-                f"  Researcher: {RESEARCHER[0]} / {RESEARCHER[1]}\n"
-                f"  Readers:    {readers}\n"
-                f"  A Celery worker (pid {worker.pid}) computes the metrics. Ctrl-C stops both.\n"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\n  Demo running at http://{host}:{port}/\n"
+                    f"  Researcher: {RESEARCHER[0]} / {RESEARCHER[1]}\n"
+                    f"  Readers:    {readers}\n"
+                    f"  A Celery worker (pid {worker.pid}) computes the metrics. Ctrl-C stops both.\n"
+                )
+            )
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
             self.stderr.write("a demo process stopped; shutting the other down")
