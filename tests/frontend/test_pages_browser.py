@@ -1,0 +1,60 @@
+"""The pages in a real browser: log in, see my studies, the researcher's study page."""
+
+import pytest
+
+from metrics.tasks import compute_case_metrics
+from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def log_in(page, live_server, username):
+    page.goto(f"{live_server.url}/")
+    assert "/accounts/login/" in page.url, "anonymous visitors are sent to the login page"
+    page.fill("#id_username", username)
+    page.fill("#id_password", "password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def test_reader_logs_in_and_sees_their_progress_only(page, live_server, screenshot_dir):
+    study = StudyFactory(title="Brain CS study")
+    for _ in range(3):
+        ReconstructionFactory(case__study=study, method="secret-method")
+    study.assign_reader(UserFactory(username="radiologist"))
+    log_in(page, live_server, "radiologist")
+    assert page.locator("h1").inner_text() == "My studies"
+    row = page.locator("tr", has_text="Brain CS study")
+    assert row.locator(".count").inner_text() == "0/3"
+    assert "secret-method" not in page.content()
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "reader-home.png", full_page=True)
+    response = page.goto(f"{live_server.url}{study.get_absolute_url()}")
+    assert response.status == 404, "readers never see the researcher's study page"
+
+
+def test_wrong_password_gets_a_clear_message(page, live_server):
+    UserFactory(username="radiologist")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "radiologist")
+    page.fill("#id_password", "not-it")
+    page.click("button[type=submit]")
+    assert "did not match" in page.locator(".error").inner_text()
+
+
+def test_researcher_sees_methods_metrics_and_reader_progress(page, live_server, screenshot_dir):
+    study = StudyFactory(title="Knee CS study")
+    study.researchers.add(UserFactory(username="lead"))
+    for method in ("zero-filled", "cs-tv"):
+        ReconstructionFactory(case__study=study, method=method)
+    study.assign_reader(UserFactory(username="reader1"))
+    for case in study.cases.all():
+        compute_case_metrics(case_pk=case.pk)  # what the worker does (see tests/metrics)
+    log_in(page, live_server, "lead")
+    page.click("text=Knee CS study")
+    assert page.locator("#metric-progress").inner_text() == "6/6 computed"
+    table = page.locator("table.dense").inner_text()
+    assert "cs-tv" in table and "zero-filled" in table and "pending" not in table
+    assert page.locator("tr", has_text="reader1").locator(".count").inner_text() == "0/2"
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "researcher-study.png", full_page=True)
