@@ -1,0 +1,231 @@
+"""Deep feature distances: slice preprocessing, feature comparison, and a batched engine.
+
+Conventions (CONTRACTS.md section 2): each 2-D slice is scaled on its own and enters the
+network at its own size (no resizing); a volume's distance is the mean of its slices'.
+Lower is better.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metrics.dfd.encoders import EncoderSpec, resolve_weights
+from metrics.image import MetricInputError, check_pair
+
+LPIPS_SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+LPIPS_SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+EPS = 1e-10
+
+
+def _per_image_minmax(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Scale each (1, H, W) image of an (N, 1, H, W) batch to [low, high]."""
+    flat = x.flatten(1)
+    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
+    hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
+    return low + (high - low) * (x - lo) / (hi - lo).clamp_min(EPS)
+
+
+def preprocess_lpips(x: torch.Tensor) -> torch.Tensor:
+    """Min-max to [-1, 1], three channels, then LPIPS' ImageNet shift and scale."""
+    rgb = _per_image_minmax(x, -1.0, 1.0).expand(-1, 3, -1, -1)
+    return (rgb - LPIPS_SHIFT.to(x)) / LPIPS_SCALE.to(x)
+
+
+def preprocess_dists(x: torch.Tensor) -> torch.Tensor:
+    """Min-max to [0, 1], three channels (DISTS normalises with ImageNet statistics itself)."""
+    return _per_image_minmax(x, 0.0, 1.0).expand(-1, 3, -1, -1).contiguous()
+
+
+def preprocess_minmax_pm1(x: torch.Tensor) -> torch.Tensor:
+    """Min-max to [-1, 1], three channels, no mean/std (the study's ResNet50 recipe)."""
+    return _per_image_minmax(x, -1.0, 1.0).expand(-1, 3, -1, -1).contiguous()
+
+
+def preprocess_zscore(x: torch.Tensor) -> torch.Tensor:
+    """Zero mean and unit (sample) standard deviation per image, one channel (SSFD)."""
+    flat = x.flatten(1)
+    mean = flat.mean(dim=1).view(-1, 1, 1, 1)
+    std = flat.std(dim=1).view(-1, 1, 1, 1)
+    return (x - mean) / std.clamp_min(EPS)
+
+
+PREPROCESSING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "lpips": preprocess_lpips,
+    "dists": preprocess_dists,
+    "minmax_pm1": preprocess_minmax_pm1,
+    "zscore": preprocess_zscore,
+}
+
+Features = dict[str, torch.Tensor]
+
+
+def _unit_normalise(f: torch.Tensor) -> torch.Tensor:
+    return f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)
+
+
+def lpips_distance(
+    ref: Features, rec: Features, calibration: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """LPIPS: per layer, squared difference of unit-normalised features weighted by the learned
+    1x1 layer (summed over channels), spatial mean; summed over layers."""
+    total = 0
+    for index, layer in enumerate(ref):
+        diff = (_unit_normalise(ref[layer]) - _unit_normalise(rec[layer])) ** 2
+        weight = calibration[f"lin{index}"].to(diff)
+        total = total + (diff * weight).sum(dim=1).mean(dim=(1, 2))
+    return total
+
+
+def vgg_distance(
+    ref: Features, rec: Features, calibration: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """As LPIPS without learned weights: channel sum, spatial mean, sum over layers."""
+    total = 0
+    for layer in ref:
+        diff = (_unit_normalise(ref[layer]) - _unit_normalise(rec[layer])) ** 2
+        total = total + diff.sum(dim=1).mean(dim=(1, 2))
+    return total
+
+
+def mse_distance(
+    ref: Features, rec: Features, calibration: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """Mean squared feature difference: spatial mean, then channel mean; summed over layers."""
+    total = 0
+    for layer in ref:
+        total = total + ((ref[layer] - rec[layer]) ** 2).mean(dim=(1, 2, 3))
+    return total
+
+
+def dists_distance(
+    ref: Features, rec: Features, calibration: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """DISTS: 1 - sum of alpha-weighted structure and beta-weighted texture similarities."""
+    c1 = c2 = 1e-6
+    alpha, beta = calibration["alpha"].to(next(iter(ref.values()))), calibration["beta"]
+    beta = beta.to(alpha)
+    total_weight = alpha.sum() + beta.sum()
+    channels = [f.shape[1] for f in ref.values()]
+    alphas = torch.split(alpha / total_weight, channels, dim=1)
+    betas = torch.split(beta / total_weight, channels, dim=1)
+    structure = texture = 0
+    for f0, f1, a, b in zip(ref.values(), rec.values(), alphas, betas, strict=True):
+        m0, m1 = f0.mean(dim=(2, 3), keepdim=True), f1.mean(dim=(2, 3), keepdim=True)
+        v0 = ((f0 - m0) ** 2).mean(dim=(2, 3), keepdim=True)
+        v1 = ((f1 - m1) ** 2).mean(dim=(2, 3), keepdim=True)
+        cov = (f0 * f1).mean(dim=(2, 3), keepdim=True) - m0 * m1
+        s1 = (2 * m0 * m1 + c1) / (m0**2 + m1**2 + c1)
+        s2 = (2 * cov + c2) / (v0 + v1 + c2)
+        structure = structure + (a * s1).sum(dim=(1, 2, 3))
+        texture = texture + (b * s2).sum(dim=(1, 2, 3))
+    return 1 - (structure + texture)
+
+
+DISTANCES = {
+    "lpips": lpips_distance,
+    "vgg": vgg_distance,
+    "mse": mse_distance,
+    "dists": dists_distance,
+}
+
+
+def _as_slices(image: np.ndarray) -> np.ndarray:
+    return image.reshape(-1, *image.shape[-2:])
+
+
+def _batches(count: int, size: int) -> Iterator[slice]:
+    for start in range(0, count, size):
+        yield slice(start, min(start + size, count))
+
+
+@dataclass
+class DeepFeatureDistance:
+    """One DFD, loaded once, evaluated on many reconstructions of each reference.
+
+    The reference's features are computed once per case and reused for all of its
+    reconstructions; reconstruction slices go through the network in batches of
+    `batch_size`, so memory stays flat however many pairs a case has.
+    """
+
+    spec: EncoderSpec
+    network: torch.nn.Module
+    calibration: dict[str, torch.Tensor]
+    device: str
+    batch_size: int = 16
+    dtype: torch.dtype = torch.float32
+
+    @classmethod
+    def load(
+        cls,
+        spec: EncoderSpec,
+        *,
+        weights_dir: Path,
+        device: str = "cpu",
+        batch_size: int = 16,
+        override: Path | None = None,
+    ) -> DeepFeatureDistance:
+        """Build the encoder from its (checked) weights, frozen, in eval mode, on `device`."""
+        network, calibration = spec.builder(resolve_weights(spec, weights_dir, override))
+        network = network.to(device).eval()
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        return cls(spec, network, calibration, device, batch_size)
+
+    @torch.inference_mode()
+    def features(self, slices: np.ndarray) -> Features:
+        """Features of an (N, H, W) stack, computed in batches and concatenated."""
+        preprocess = PREPROCESSING[self.spec.preprocessing]
+        parts: list[Features] = []
+        for batch in _batches(len(slices), self.batch_size):
+            x = torch.as_tensor(slices[batch], dtype=self.dtype, device=self.device).unsqueeze(1)
+            output = self.network(preprocess(x))
+            parts.append({layer: output[layer] for layer in self.spec.layers})
+        return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+
+    @torch.inference_mode()
+    def case_distances(
+        self, reference: np.ndarray, reconstructions: list[np.ndarray]
+    ) -> list[float | MetricInputError]:
+        """Distance of each reconstruction to `reference` (mean over slices for volumes).
+
+        A reconstruction that cannot be compared (shape, NaN) yields its error instead of a
+        value; the others are still computed.
+        """
+        ref_slices = _as_slices(reference)
+        ref_features = self.features(ref_slices)
+        distance = DISTANCES[self.spec.distance]
+        results: list[float | MetricInputError] = []
+        for reconstruction in reconstructions:
+            try:
+                check_pair(reference, reconstruction)
+            except MetricInputError as error:
+                results.append(error)
+                continue
+            rec_slices = _as_slices(reconstruction)
+            values = []
+            for batch in _batches(len(rec_slices), self.batch_size):
+                rec_features = self.features(rec_slices[batch])
+                ref_batch = {k: v[batch] for k, v in ref_features.items()}
+                values.append(distance(ref_batch, rec_features, self.calibration))
+            results.append(float(torch.cat(values).double().mean()))
+        return results
+
+    @torch.inference_mode()
+    def pair_distances(self, references: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+        """Distances of N independent 2-D pairs, batched: (N, H, W) x (N, H, W) -> (N,)."""
+        distance = DISTANCES[self.spec.distance]
+        out = []
+        for batch in _batches(len(references), self.batch_size):
+            out.append(
+                distance(
+                    self.features(references[batch]),
+                    self.features(reconstructions[batch]),
+                    self.calibration,
+                )
+            )
+        return torch.cat(out).double().cpu().numpy()

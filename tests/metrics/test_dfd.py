@@ -1,0 +1,316 @@
+"""Deep feature distances: each registry entry's recipe, on weights these tests make.
+
+Independent references: the `lpips` package (LPIPS-VGG, LPIPS-Alex, VGG16 without learned
+weights), `DISTS_pytorch` (DISTS), torchvision forward hooks (ResNet50, EfficientNet-Lite0) and
+the published SSFD computation written out by hand. Backbones are random but seeded; the
+registered calibration files (lpips, DISTS) are the real ones from their packages.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from fixtures.images import load_slice
+from fixtures.simulation import fft2c, random_mask, zero_filled
+from metrics.dfd.distances import DeepFeatureDistance, preprocess_zscore
+from metrics.dfd.encoders import (
+    ENCODERS,
+    WeightsChecksumError,
+    WeightsFile,
+    WeightsUnavailableError,
+    availability,
+    resolve_weights,
+    verify,
+)
+from metrics.dfd.networks import SSFDEncoder
+from metrics.image import MetricInputError
+
+TOLERANCE = 1e-5  # float32 features; the references run in float32 too
+
+
+def seeded(model_fn, seed=0):
+    torch.manual_seed(seed)
+    return model_fn().eval()
+
+
+def save_state(tmp_path, name, state):
+    path = tmp_path / name
+    torch.save(state, path)
+    return path
+
+
+def pairs(n=3, size=64, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size]
+    refs = np.stack([np.sin(x / (3 + i)) + np.cos(y / (4 + i)) + 2 for i in range(n)]).astype(
+        np.float32
+    )
+    recs = (refs + 0.3 * rng.standard_normal(refs.shape)).astype(np.float32)
+    return refs, recs
+
+
+def load(name, tmp_path, device, override=None):
+    return DeepFeatureDistance.load(
+        ENCODERS[name], weights_dir=tmp_path, device=device, override=override
+    )
+
+
+@pytest.fixture(scope="module")
+def vgg16_file(tmp_path_factory):
+    model = seeded(torchvision.models.vgg16)
+    return save_state(tmp_path_factory.mktemp("w"), "vgg16.pth", model.state_dict()), model
+
+
+def minmax_pm1_rgb(x):
+    x = torch.as_tensor(x).unsqueeze(1)
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    return (2 * (x - lo) / (hi - lo) - 1).expand(-1, 3, -1, -1)
+
+
+def lpips_reference(net, backbone_features, lpips_flag):
+    import lpips
+
+    model = lpips.LPIPS(net=net, pnet_rand=True, lpips=lpips_flag, verbose=False).eval()
+    for stage in (
+        model.net.slice1,
+        model.net.slice2,
+        model.net.slice3,
+        model.net.slice4,
+        model.net.slice5,
+    ):
+        for index, module in stage.named_children():
+            module.load_state_dict(backbone_features[int(index)].state_dict())
+    return model
+
+
+@pytest.mark.parametrize(("name", "lpips_flag"), [("dfd-lpips-vgg", True), ("dfd-vgg16", False)])
+def test_vgg_distances_match_the_lpips_package(name, lpips_flag, vgg16_file, tmp_path, device):
+    path, model = vgg16_file
+    refs, recs = pairs()
+    ours = load(name, tmp_path, device, override=path).pair_distances(refs, recs)
+    reference = lpips_reference("vgg", model.features, lpips_flag)
+    with torch.no_grad():
+        expected = reference(minmax_pm1_rgb(refs), minmax_pm1_rgb(recs)).flatten().numpy()
+    assert np.allclose(ours, expected, rtol=TOLERANCE, atol=1e-7), (ours, expected)
+
+
+def test_lpips_alex_matches_the_lpips_package(tmp_path, device):
+    model = seeded(torchvision.models.alexnet)
+    path = save_state(tmp_path, "alex.pth", model.state_dict())
+    refs, recs = pairs()
+    ours = load("dfd-lpips-alex", tmp_path, device, override=path).pair_distances(refs, recs)
+    reference = lpips_reference("alex", model.features, True)
+    with torch.no_grad():
+        expected = reference(minmax_pm1_rgb(refs), minmax_pm1_rgb(recs)).flatten().numpy()
+    assert np.allclose(ours, expected, rtol=TOLERANCE, atol=1e-7)
+
+
+def test_dists_matches_dists_pytorch(vgg16_file, tmp_path, device, monkeypatch):
+    import DISTS_pytorch.DISTS_pt as dists_module
+
+    from metrics.dfd.encoders import DISTS_FILE, locate
+
+    path, model = vgg16_file
+    monkeypatch.setattr(dists_module.models, "vgg16", lambda **kwargs: model)  # no download
+    reference = dists_module.DISTS(load_weights=False).eval()
+    calibration = torch.load(locate(DISTS_FILE, tmp_path), weights_only=True)
+    reference.alpha.data, reference.beta.data = calibration["alpha"], calibration["beta"]
+    refs, recs = pairs()
+    ours = load("dfd-dists", tmp_path, device, override=path).pair_distances(refs, recs)
+
+    def rgb01(x):
+        return (minmax_pm1_rgb(x) + 1) / 2
+
+    with torch.no_grad():
+        expected = reference(rgb01(refs), rgb01(recs), batch_average=False).numpy()
+    assert np.allclose(ours, expected, rtol=1e-4, atol=1e-6), (ours, expected)
+
+
+def resnet_layer3_mse(model, refs, recs):
+    captured = []
+    hook = model.layer3[3].conv3.register_forward_hook(lambda m, i, o: captured.append(o))
+    with torch.no_grad():
+        model(minmax_pm1_rgb(refs).contiguous())
+        model(minmax_pm1_rgb(recs).contiguous())
+    hook.remove()
+    return ((captured[0] - captured[1]) ** 2).mean(dim=(1, 2, 3)).numpy()
+
+
+def test_resnet50_recipe_is_layer3_conv3_mse(tmp_path, device):
+    model = seeded(torchvision.models.resnet50)
+    path = save_state(tmp_path, "r50.pth", model.state_dict())
+    refs, recs = pairs()
+    ours = load("dfd-resnet50", tmp_path, device, override=path).pair_distances(refs, recs)
+    assert np.allclose(ours, resnet_layer3_mse(model, refs, recs), rtol=TOLERANCE)
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "sequential", "prefixed"])
+def test_radimagenet_accepts_the_published_layouts(layout, tmp_path, device):
+    model = seeded(torchvision.models.resnet50, seed=3)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    if layout == "sequential":  # nn.Sequential(*list(resnet50.children())[:-1]).state_dict()
+        trunk = torch.nn.Sequential(*list(model.children())[:-1])
+        state = trunk.state_dict()
+    elif layout == "prefixed":
+        state = {"state_dict": {f"module.backbone.{k}": v for k, v in state.items()}}
+    path = save_state(tmp_path, "radimagenet.pt", state)
+    refs, recs = pairs()
+    ours = load("dfd-radimagenet-resnet50", tmp_path, device, override=path).pair_distances(
+        refs, recs
+    )
+    assert np.allclose(ours, resnet_layer3_mse(model, refs, recs), rtol=TOLERANCE)
+
+
+def test_ssfd_loads_the_published_layout_and_follows_its_recipe(tmp_path, device):
+    encoder = seeded(SSFDEncoder, seed=5)
+    path = save_state(
+        tmp_path, "ssfd.ckpt", {"model_state_dict": encoder.state_dict(), "epoch": 3}
+    )
+    refs, recs = pairs(size=48)
+    ours = load("dfd-ssfd", tmp_path, device, override=path).pair_distances(refs, recs)
+    with torch.no_grad():  # the published computation: z-score (unbiased std), block4_relu2, MSE
+
+        def z(x):
+            x = torch.as_tensor(x).unsqueeze(1)
+            return (x - x.mean(dim=(2, 3), keepdim=True)) / x.std(dim=(2, 3), keepdim=True)
+
+        f0, f1 = encoder(z(refs))["block4_relu2"], encoder(z(recs))["block4_relu2"]
+    expected = ((f0 - f1) ** 2).mean(dim=(2, 3)).mean(dim=1).numpy()
+    assert np.allclose(ours, expected, rtol=TOLERANCE)
+
+
+def test_ssfd_parameter_names_are_the_published_ones():
+    names = set(SSFDEncoder().state_dict())
+    assert {
+        "firstblock.conv1.weight",
+        "firstblock.GN.weight",
+        "encoder3.conv_block.conv2.bias",
+        "encoder4.conv_block.GN.bias",
+    } <= names
+    assert len(names) == 30, "5 blocks x (2 convs + GroupNorm) x (weight, bias)"
+
+
+def test_wrong_checkpoint_is_a_clear_error(tmp_path):
+    path = save_state(tmp_path, "wrong.pt", {"model_state_dict": {"nonsense": torch.zeros(1)}})
+    with pytest.raises(WeightsUnavailableError, match="does not fit SSFDEncoder"):
+        load("dfd-ssfd", tmp_path, "cpu", override=path)
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsUnavailableError, match="not a readable PyTorch checkpoint"):
+        load("dfd-ssfd", tmp_path, "cpu", override=tmp_path / "garbage.pt")
+
+
+def test_efficientnet_lite0_is_available_offline_with_verified_weights(tmp_path, device):
+    spec = ENCODERS["dfd-efficientnet-lite0"]
+    assert availability(spec, tmp_path) == (True, "")
+    dfd = load("dfd-efficientnet-lite0", tmp_path, device)
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0").eval()
+    model.load_state_dict(torch.load(resolve_weights(spec, tmp_path)[spec.weights[0].filename]))
+    captured = []
+    model._blocks[10].register_forward_hook(lambda m, i, o: captured.append(o))
+    refs, recs = pairs(size=64)
+    with torch.no_grad():
+        model.extract_features(minmax_pm1_rgb(refs).contiguous())
+        model.extract_features(minmax_pm1_rgb(recs).contiguous())
+    expected = ((captured[0] - captured[1]) ** 2).mean(dim=(1, 2, 3)).numpy()
+    assert np.allclose(dfd.pair_distances(refs, recs), expected, rtol=TOLERANCE)
+
+
+OFFLINE = ["dfd-resnet50-random", "dfd-efficientnet-lite0"]
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_offline_dfds_order_reconstructions_by_undersampling(name, tmp_path, device):
+    reference = load_slice("s1-axial").astype(np.float64)
+    kspace = fft2c(reference)
+    recs = [
+        np.abs(
+            zero_filled(
+                kspace,
+                random_mask(
+                    256, acceleration=a, center_fraction=0.32 / a, rng=np.random.default_rng(1)
+                ),
+            )
+        )
+        for a in (2, 4, 8)
+    ]
+    distances = load(name, tmp_path, device).case_distances(reference, [reference, *recs])
+    assert distances[0] == pytest.approx(0.0, abs=1e-6), "identity gives zero"
+    assert distances[1] < distances[2] < distances[3], (
+        f"more undersampling, larger distance: {distances}"
+    )
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_batching_and_volumes_do_not_change_values(name, tmp_path, device):
+    refs, recs = pairs(n=5)
+    one_by_one = DeepFeatureDistance.load(
+        ENCODERS[name], weights_dir=tmp_path, device=device, batch_size=1
+    )
+    batched = DeepFeatureDistance.load(
+        ENCODERS[name], weights_dir=tmp_path, device=device, batch_size=4
+    )
+    a, b = one_by_one.pair_distances(refs, recs), batched.pair_distances(refs, recs)
+    assert np.allclose(a, b, rtol=1e-4)
+    volume = batched.case_distances(refs, [recs])[0]
+    assert volume == pytest.approx(float(np.mean(a)), rel=1e-4), (
+        "a volume's distance is the slice mean"
+    )
+
+
+def test_case_distances_report_a_bad_reconstruction_and_go_on(tmp_path):
+    dfd = load("dfd-resnet50-random", tmp_path, "cpu")
+    refs, recs = pairs(n=1)
+    results = dfd.case_distances(refs[0], [recs[0], np.zeros((10, 10)), recs[0]])
+    assert isinstance(results[1], MetricInputError) and "shape mismatch" in str(results[1])
+    assert results[0] == pytest.approx(results[2])
+
+
+def test_random_resnet50_is_the_same_on_every_load_and_leaves_the_global_rng(tmp_path):
+    refs, recs = pairs(n=2)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    first = load("dfd-resnet50-random", tmp_path, "cpu").pair_distances(refs, recs)
+    assert torch.rand(1) == before, "building the control does not consume the caller's RNG"
+    second = load("dfd-resnet50-random", tmp_path, "cpu").pair_distances(refs, recs)
+    assert np.array_equal(first, second)
+
+
+def test_preprocess_zscore_uses_the_sample_std():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    z = preprocess_zscore(x)
+    assert z.mean().abs() < 1e-6 and z.flatten().std() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_checksums_are_enforced(tmp_path):
+    path = tmp_path / "file.pth"
+    path.write_bytes(b"weights")
+    with pytest.raises(WeightsChecksumError, match="does not match"):
+        verify(path, WeightsFile("file.pth", sha256="0" * 64))
+    with pytest.raises(WeightsChecksumError):
+        verify(path, WeightsFile("file.pth", sha256_prefix="deadbeef"))
+    import hashlib
+
+    verify(path, WeightsFile("file.pth", sha256=hashlib.sha256(b"weights").hexdigest()))
+
+
+def test_unavailable_encoders_say_what_to_do(tmp_path):
+    available, reason = availability(ENCODERS["dfd-vgg16"], tmp_path)
+    assert not available and "fetch-weights dfd-vgg16" in reason and "vgg16-397923af.pth" in reason
+    available, reason = availability(ENCODERS["dfd-radimagenet-resnet50"], tmp_path)
+    assert not available and "RadImageNet-ResNet50.pt" in reason
+    with pytest.raises(WeightsUnavailableError, match="fetch-weights dfd-ssfd"):
+        resolve_weights(ENCODERS["dfd-ssfd"], tmp_path)
+
+
+def test_every_registry_entry_is_complete():
+    domains = {"out-of-domain", "domain-adjacent", "in-domain"}
+    for name, spec in ENCODERS.items():
+        assert name.startswith("dfd-") and spec.domain in domains, name
+        assert spec.layers and spec.reference and spec.weights_version, name
+        assert all(w.licence for w in spec.weights), name
+    assert {s.domain for s in ENCODERS.values()} == domains
