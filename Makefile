@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint check clean-demo
+.PHONY: demo test lint check clean-demo bench-metrics
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -44,3 +44,7 @@ lint: $(VENV)/.test-installed
 # Forget the demo's database, broker and images (the next `make demo` rebuilds them).
 clean-demo:
 	rm -rf var/db.sqlite3* var/celery-broker.sqlite3* var/media
+
+# Metric throughput on real MR pairs, against plain implementations in the same run.
+bench-metrics: $(VENV)/.runtime-installed
+	$(PY) -m metrics.benchmark

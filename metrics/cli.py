@@ -25,10 +25,9 @@ from metrics.dfd.encoders import (
     default_weights_dir,
     sha256_of,
 )
-from metrics.image import PIXEL_METRICS, MetricInputError, check_pair, pixel_metrics_or_errors
+from metrics.engine import ALL_METRICS, MetricEngine, available_metrics
+from metrics.image import PIXEL_METRICS, MetricInputError, check_pair
 from metrics.io import ImageReadError, load_image
-
-ALL_METRICS = (*PIXEL_METRICS, *ENCODERS)
 
 
 class UsageError(Exception):
@@ -67,57 +66,17 @@ def select_metrics(
                 if not available:
                     raise UsageError(f"{name}: {reason}")
         return list(dict.fromkeys(requested))
-    return [*PIXEL_METRICS] + [
-        name
-        for name, spec in ENCODERS.items()
-        if name in overrides or availability(spec, weights_dir)[0]
-    ]
+    available = available_metrics(weights_dir)
+    return [name for name in ALL_METRICS if name in available or name in overrides]
 
 
-class MetricEngine:
-    """Computes the selected metrics for many reconstructions of one reference at a time."""
-
-    def __init__(
-        self, names: list[str], *, weights_dir: Path, device: str, overrides: dict[str, Path]
-    ):
-        from metrics.dfd.distances import DeepFeatureDistance
-
-        self.pixel = [name for name in names if name in PIXEL_METRICS]
-        self.names = names
-        self.device = device
-        self.dfds = {}
-        for name in names:
-            if name in ENCODERS:
-                try:
-                    self.dfds[name] = DeepFeatureDistance.load(
-                        ENCODERS[name],
-                        weights_dir=weights_dir,
-                        device=device,
-                        override=overrides.get(name),
-                    )
-                except (WeightsUnavailableError, WeightsChecksumError) as error:
-                    raise UsageError(str(error)) from error
-
-    def case(
-        self, reference: np.ndarray, reconstructions: list[np.ndarray]
-    ) -> list[dict | Exception]:
-        rows: list[dict | Exception] = [{} for _ in reconstructions]
-        if self.pixel:
-            for i, values in enumerate(
-                pixel_metrics_or_errors(reference, reconstructions, device=self.device)
-            ):
-                rows[i] = (
-                    values if isinstance(values, Exception) else {k: values[k] for k in self.pixel}
-                )
-        for name, dfd in self.dfds.items():
-            for i, value in enumerate(dfd.case_distances(reference, reconstructions)):
-                if isinstance(value, Exception):
-                    rows[i] = value
-                elif isinstance(rows[i], dict):
-                    rows[i][name] = value
-        return [
-            row if isinstance(row, Exception) else {n: row[n] for n in self.names} for row in rows
-        ]
+def build_engine(names: list[str], args, overrides: dict[str, Path]) -> MetricEngine:
+    try:
+        return MetricEngine(
+            names, weights_dir=args.weights_dir, device=args.device, overrides=overrides
+        )
+    except (WeightsUnavailableError, WeightsChecksumError) as error:
+        raise UsageError(str(error)) from error
 
 
 def _load(path: str) -> np.ndarray:
@@ -139,10 +98,7 @@ def cmd_compare(args) -> int:
         raise UsageError(f"{args.reference} vs {args.reconstruction}: {error}") from None
     overrides = parse_weight_overrides(args.weights)
     names = select_metrics(args.metric, args.weights_dir, overrides)
-    engine = MetricEngine(
-        names, weights_dir=args.weights_dir, device=args.device, overrides=overrides
-    )
-    values = engine.case(reference, [reconstruction])[0]
+    values = build_engine(names, args, overrides).rows(reference, [reconstruction])[0]
     if isinstance(values, Exception):
         raise UsageError(str(values))
     if args.json:
@@ -196,9 +152,7 @@ def cmd_batch(args) -> int:
     rows = read_batch_manifest(args.manifest)
     overrides = parse_weight_overrides(args.weights)
     names = select_metrics(args.metric, args.weights_dir, overrides)
-    engine = MetricEngine(
-        names, weights_dir=args.weights_dir, device=args.device, overrides=overrides
-    )
+    engine = build_engine(names, args, overrides)
     by_reference: dict[Path, list[dict]] = defaultdict(list)
     for row in rows:
         by_reference[row["reference"]].append(row)
@@ -220,7 +174,7 @@ def cmd_batch(args) -> int:
                     loaded.append((row, load_image(row["reconstruction"])))
                 except ImageReadError as error:
                     failures.append(f"line {row['line']}: {error}")
-            values = engine.case(reference, [image for _, image in loaded])
+            values = engine.rows(reference, [image for _, image in loaded])
             for (row, _), value in zip(loaded, values, strict=True):
                 if isinstance(value, Exception):
                     failures.append(f"line {row['line']}: {value}")
@@ -298,7 +252,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_fetch_weights(args) -> int:
+    import socket
+
     import torch
+
+    socket.setdefaulttimeout(60)  # an unreachable host must fail, not hang
 
     from metrics.dfd.encoders import locate, verify
 
@@ -330,14 +288,16 @@ def cmd_fetch_weights(args) -> int:
 
 
 def cmd_train_ssfd(args) -> int:
+    import torch
     from tqdm import tqdm
 
     from fixtures.images import load_slices
     from metrics.dfd.model_card import write_model_card
-    from metrics.dfd.networks import SSFDEncoder
+    from metrics.dfd.networks import SSFDInpainter
     from metrics.dfd.training import (
         TrainingConfig,
         acceleration_spearman,
+        inpainting_loss,
         save_encoder,
         train_ssfd,
     )
@@ -352,22 +312,27 @@ def cmd_train_ssfd(args) -> int:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
 
-        encoder, result = train_ssfd(images, config, progress=progress)
-    held_out = list(load_slices().values())
-    import torch
-
+        model, result = train_ssfd(images, config, progress=progress)
+    held_out = list(load_slices().values())  # the demo slices, never seen in training
     torch.manual_seed(config.seed)
-    untrained = SSFDEncoder().eval()
+    untrained = SSFDInpainter().eval()
     result.evaluation = {
-        "spearman_trained": acceleration_spearman(encoder, held_out),
-        "spearman_untrained": acceleration_spearman(untrained, held_out),
+        "spearman_trained": acceleration_spearman(model.encoder, held_out),
+        "spearman_untrained": acceleration_spearman(untrained.encoder, held_out),
+        "inpainting_loss_trained": inpainting_loss(model, held_out, config),
+        "inpainting_loss_untrained": inpainting_loss(untrained, held_out, config),
     }
-    save_encoder(encoder, result, args.out)
+    save_encoder(model.encoder, result, args.out)
     card = write_model_card(args.out, result, data=args.data, n_slices=len(images))
+    evaluation = result.evaluation
     print(
-        f"trained {config.steps} steps in {result.seconds:.0f} s; final loss {result.losses[-1]:.4f}\n"
-        f"held-out demo slices, Spearman(distance, acceleration): trained "
-        f"{result.evaluation['spearman_trained']:.3f}, untrained {result.evaluation['spearman_untrained']:.3f}\n"
+        f"trained {config.steps} steps in {result.seconds:.0f} s; "
+        f"final loss {result.losses[-1]:.4f}\n"
+        "held-out demo slices, pooled Spearman(distance, acceleration): "
+        f"trained {evaluation['spearman_trained']:.3f}, "
+        f"untrained {evaluation['spearman_untrained']:.3f}\n"
+        f"held-out inpainting L2 loss: trained {evaluation['inpainting_loss_trained']:.4f}, "
+        f"untrained {evaluation['inpainting_loss_untrained']:.4f}\n"
         f"weights: {args.out} (SHA-256 {sha256_of(args.out)})\nmodel card: {card}"
     )
     return 0

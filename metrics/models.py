@@ -31,3 +31,12 @@ class MetricValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric}={self.value}" if not self.error else f"{self.metric}: {self.error}"
+
+
+def configured_metrics() -> list[str]:
+    """The metrics workers compute: METRICS_ENABLED, else every metric whose weights are here."""
+    from django.conf import settings
+
+    from metrics.engine import available_metrics
+
+    return available_metrics(settings.DFD_WEIGHTS_DIR, settings.METRICS_ENABLED or None)

@@ -4,33 +4,38 @@ from django.conf import settings
 from django.utils import timezone
 
 from metrics.device import resolve_device
-from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION, pixel_metrics_or_errors
-from metrics.models import MetricValue
+from metrics.engine import MetricEngine, metric_version
+from metrics.models import MetricValue, configured_metrics
 from readerstudy.config.celery import idempotent_task
 from readerstudy.models import Case
 
 
 @idempotent_task()
 def compute_case_metrics(*, case_pk: int) -> None:
-    """PSNR, SSIM and NMSE of every reconstruction of one case, the reference loaded once."""
+    """Every configured metric of every reconstruction of one case; the reference is read and
+    encoded once. A metric that fails on one image is stored with its error message."""
     case = Case.objects.filter(pk=case_pk).first()
     if case is None:
         return  # the study was deleted after this task was queued
     reconstructions = list(case.reconstructions.all())
     device = resolve_device(settings.METRICS_DEVICE)
-    results = pixel_metrics_or_errors(
-        case.load_reference(), [r.load_image() for r in reconstructions], device=device
+    engine = MetricEngine(
+        configured_metrics(),
+        weights_dir=settings.DFD_WEIGHTS_DIR,
+        device=device,
+        batch_size=settings.METRICS_BATCH_SIZE,
     )
-    for reconstruction, result in zip(reconstructions, results, strict=True):
-        for metric in PIXEL_METRICS:
-            failed = isinstance(result, Exception)
+    results = engine.by_metric(case.load_reference(), [r.load_image() for r in reconstructions])
+    for metric, values in results.items():
+        for reconstruction, value in zip(reconstructions, values, strict=True):
+            failed = isinstance(value, Exception)
             MetricValue.objects.update_or_create(
                 reconstruction=reconstruction,
                 metric=metric,
-                version=PIXEL_METRICS_VERSION,
+                version=metric_version(metric),
                 defaults={
-                    "value": None if failed else result[metric],
-                    "error": str(result) if failed else "",
+                    "value": None if failed else value,
+                    "error": str(value) if failed else "",
                     "device": device,
                     "computed_at": timezone.now(),
                 },

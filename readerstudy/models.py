@@ -313,15 +313,17 @@ class Score(models.Model):
 
 
 def metric_progress(study: Study) -> dict[str, int]:
-    """How many of a study's pixel-metric values are computed, failed and expected."""
-    from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION
-    from metrics.models import MetricValue
+    """How many of a study's configured metric values are computed, failed and expected."""
+    from metrics.engine import metric_version
+    from metrics.models import MetricValue, configured_metrics
 
-    values = MetricValue.objects.filter(
-        reconstruction__case__study=study, version=PIXEL_METRICS_VERSION
-    ).aggregate(
+    names = configured_metrics()
+    current = Q()
+    for name in names:
+        current |= Q(metric=name, version=metric_version(name))
+    values = MetricValue.objects.filter(current, reconstruction__case__study=study).aggregate(
         done=Count("pk", filter=Q(value__isnull=False)),
         failed=Count("pk", filter=~Q(error="")),
     )
-    expected = Reconstruction.objects.filter(case__study=study).count() * len(PIXEL_METRICS)
+    expected = Reconstruction.objects.filter(case__study=study).count() * len(names)
     return {**values, "expected": expected}

@@ -4,8 +4,8 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import Prefetch
 from django.views.generic import DetailView, TemplateView
 
-from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION
-from metrics.models import MetricValue
+from metrics.engine import metric_version
+from metrics.models import MetricValue, configured_metrics
 from readerstudy.models import Case, Reader, Reconstruction, Study, metric_progress
 
 
@@ -38,23 +38,28 @@ class StudyDetail(LoginRequiredMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         study = self.object
-        values = MetricValue.objects.filter(version=PIXEL_METRICS_VERSION)
+        names = configured_metrics()
+        values = MetricValue.objects.filter(metric__in=names)
         cases = Case.objects.filter(study=study).prefetch_related(
             Prefetch(
                 "reconstructions",
                 queryset=Reconstruction.objects.prefetch_related(
-                    Prefetch("metric_values", queryset=values, to_attr="pixel_values")
+                    Prefetch("metric_values", queryset=values, to_attr="current_values")
                 ),
             )
         )
         for case in cases:
             for reconstruction in case.reconstructions.all():
-                by_name = {v.metric: v for v in reconstruction.pixel_values}
-                reconstruction.metric_cells = [by_name.get(name) for name in PIXEL_METRICS]
+                by_name = {
+                    v.metric: v
+                    for v in reconstruction.current_values
+                    if v.version == metric_version(v.metric)
+                }
+                reconstruction.metric_cells = [by_name.get(name) for name in names]
         readers = [(r.user.username, *r.progress()) for r in study.readers.select_related("user")]
         return super().get_context_data(
             cases=cases,
-            metric_names=PIXEL_METRICS,
+            metric_names=names,
             progress=metric_progress(study),
             readers=readers,
             **kwargs,

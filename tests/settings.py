@@ -34,3 +34,5 @@ WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # The test client and the browser tests speak plain HTTP to a local server.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+# A fixed metric set, whatever weights this machine has: the pixel metrics and one offline DFD.
+METRICS_ENABLED = ["psnr", "ssim", "nmse", "dfd-resnet50-random"]

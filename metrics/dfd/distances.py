@@ -176,15 +176,20 @@ class DeepFeatureDistance:
             parameter.requires_grad_(False)
         return cls(spec, network, calibration, device, batch_size)
 
+    def _encode(self, x: torch.Tensor) -> Features:
+        """Features (of the spec's layers) of an (N, H, W) tensor already on the device."""
+        output = self.network(
+            PREPROCESSING[self.spec.preprocessing](x.to(self.dtype).unsqueeze(1))
+        )
+        return {layer: output[layer] for layer in self.spec.layers}
+
     @torch.inference_mode()
     def features(self, slices: np.ndarray) -> Features:
         """Features of an (N, H, W) stack, computed in batches and concatenated."""
-        preprocess = PREPROCESSING[self.spec.preprocessing]
-        parts: list[Features] = []
-        for batch in _batches(len(slices), self.batch_size):
-            x = torch.as_tensor(slices[batch], dtype=self.dtype, device=self.device).unsqueeze(1)
-            output = self.network(preprocess(x))
-            parts.append({layer: output[layer] for layer in self.spec.layers})
+        parts = [
+            self._encode(torch.as_tensor(slices[batch], device=self.device))
+            for batch in _batches(len(slices), self.batch_size)
+        ]
         return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
     @torch.inference_mode()
@@ -216,16 +221,24 @@ class DeepFeatureDistance:
         return results
 
     @torch.inference_mode()
-    def pair_distances(self, references: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
-        """Distances of N independent 2-D pairs, batched: (N, H, W) x (N, H, W) -> (N,)."""
+    def pair_distances_tensor(
+        self, references: torch.Tensor, reconstructions: torch.Tensor
+    ) -> torch.Tensor:
+        """Distances of N independent 2-D pairs given as (N, H, W) tensors on the device."""
         distance = DISTANCES[self.spec.distance]
-        out = []
-        for batch in _batches(len(references), self.batch_size):
-            out.append(
+        return torch.cat(
+            [
                 distance(
-                    self.features(references[batch]),
-                    self.features(reconstructions[batch]),
+                    self._encode(references[batch]),
+                    self._encode(reconstructions[batch]),
                     self.calibration,
                 )
-            )
-        return torch.cat(out).double().cpu().numpy()
+                for batch in _batches(len(references), self.batch_size)
+            ]
+        )
+
+    def pair_distances(self, references: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+        """Distances of N independent 2-D pairs, batched: (N, H, W) x (N, H, W) -> (N,)."""
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
+        distances = self.pair_distances_tensor(as_tensor(references), as_tensor(reconstructions))
+        return distances.double().cpu().numpy()

@@ -154,6 +154,10 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
 DFD_WEIGHTS_DIR = Path(env.str("DFD_WEIGHTS_DIR", default=str(DATA_DIR / "weights")))
 # "auto" uses CUDA when a GPU is visible to the worker, else the CPU.
 METRICS_DEVICE = env.str("METRICS_DEVICE", default="auto")
+# Slices per forward pass of a DFD encoder: bounds memory whatever the number of pairs.
+METRICS_BATCH_SIZE = env.int("METRICS_BATCH_SIZE", default=16)
+# Metric names to compute (comma-separated); empty: every metric whose weights are present.
+METRICS_ENABLED = env.list("METRICS_ENABLED", default=[])
 
 # REST FRAMEWORK
 # ------------------------------------------------------------------------------

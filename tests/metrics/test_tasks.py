@@ -2,8 +2,12 @@
 
 import numpy as np
 import pytest
+from django.conf import settings
 
-from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION, pixel_metrics_for_case
+from metrics.dfd.distances import DeepFeatureDistance
+from metrics.dfd.encoders import ENCODERS
+from metrics.engine import metric_version
+from metrics.image import PIXEL_METRICS, pixel_metrics_for_case
 from metrics.models import MetricValue
 from metrics.tasks import compute_case_metrics
 from readerstudy.models import array_file
@@ -29,12 +33,20 @@ def stored(case):
 def test_compute_case_metrics_stores_the_core_values(case):
     compute_case_metrics(case_pk=case.pk)
     recons = list(case.reconstructions.all())
-    expected = pixel_metrics_for_case(case.load_reference(), [r.load_image() for r in recons])
+    images = [r.load_image() for r in recons]
+    expected = pixel_metrics_for_case(case.load_reference(), images)
+    dfd = DeepFeatureDistance.load(
+        ENCODERS["dfd-resnet50-random"], weights_dir=settings.DFD_WEIGHTS_DIR
+    )
+    distances = dfd.case_distances(case.load_reference(), images)
     values = stored(case)
-    assert len(values) == len(recons) * len(PIXEL_METRICS)
-    for recon, row in zip(recons, expected, strict=True):
+    assert len(values) == len(recons) * len(settings.METRICS_ENABLED)
+    for recon, row, distance in zip(recons, expected, distances, strict=True):
         for metric in PIXEL_METRICS:
             assert values[recon.pk, metric] == (pytest.approx(row[metric], abs=1e-12), "")
+        assert values[recon.pk, "dfd-resnet50-random"] == (pytest.approx(distance, rel=1e-6), "")
+    versions = set(MetricValue.objects.values_list("metric", "version"))
+    assert versions == {(m, metric_version(m)) for m in settings.METRICS_ENABLED}
 
 
 @pytest.mark.django_db
@@ -56,7 +68,7 @@ def test_one_bad_reconstruction_does_not_sink_the_batch(case):
         "shape mismatch: reference (32, 32), reconstruction (16, 16)",
     )
     good = [r.pk for r in case.reconstructions.exclude(pk=bad.pk)]
-    assert all(values[pk, m][0] is not None for pk in good for m in PIXEL_METRICS)
+    assert all(values[pk, m][0] is not None for pk in good for m in settings.METRICS_ENABLED)
 
 
 @pytest.mark.django_db
@@ -80,7 +92,7 @@ def test_a_real_worker_process_computes_and_stores_metrics(
     case, celery_worker_process, wait_until
 ):
     """The wiring, end to end: broker message -> worker process -> rows in the test database."""
-    expected = len(PIXEL_METRICS) * case.reconstructions.count()
+    expected = len(settings.METRICS_ENABLED) * case.reconstructions.count()
     case.queue_metrics()  # autocommit: sent at once
     wait_until(
         lambda: (
@@ -101,6 +113,4 @@ def test_a_real_worker_process_computes_and_stores_metrics(
         log=celery_worker_process.log_path,
     )
     assert stored(case) == first and MetricValue.objects.count() == expected
-    assert set(MetricValue.objects.values_list("version", "device").distinct()) == {
-        (PIXEL_METRICS_VERSION, "cpu")
-    }
+    assert set(MetricValue.objects.values_list("device", flat=True)) == {"cpu"}

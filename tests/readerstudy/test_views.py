@@ -49,7 +49,7 @@ def test_researcher_sees_methods_metrics_and_progress(client, study):
     client.force_login(researcher)
     page = client.get(study.get_absolute_url()).content.decode()
     assert "cs-secret-method" in page and "31.2500" in page
-    assert "1/3 computed" in page, "one of three pixel metrics is stored"
+    assert "1/4 computed" in page, "one of four configured metrics is stored"
 
 
 def test_login_page_logs_a_reader_in(client):

@@ -1,0 +1,93 @@
+"""One engine for every caller (command line, Celery worker, benchmark): pick metrics, load
+encoders once, compute many reconstructions of one reference at a time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from metrics.dfd.distances import DeepFeatureDistance
+from metrics.dfd.encoders import ENCODERS, availability
+from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION, pixel_metrics_or_errors
+
+ALL_METRICS = (*PIXEL_METRICS, *ENCODERS)
+
+
+def available_metrics(weights_dir: Path, wanted: list[str] | None = None) -> list[str]:
+    """Pixel metrics plus every DFD whose weights are here (or only those of `wanted`)."""
+    names = [n for n in ALL_METRICS if wanted is None or n in wanted]
+    return [n for n in names if n in PIXEL_METRICS or availability(ENCODERS[n], weights_dir)[0]]
+
+
+def metric_version(name: str) -> str:
+    return PIXEL_METRICS_VERSION if name in PIXEL_METRICS else ENCODERS[name].weights_version
+
+
+@lru_cache(maxsize=8)
+def cached_encoder(
+    name: str, weights_dir: Path, device: str, batch_size: int
+) -> DeepFeatureDistance:
+    """An encoder loaded once per worker process and reused for every task."""
+    return DeepFeatureDistance.load(
+        ENCODERS[name], weights_dir=weights_dir, device=device, batch_size=batch_size
+    )
+
+
+class MetricEngine:
+    """Computes the named metrics for many reconstructions of one reference."""
+
+    def __init__(
+        self,
+        names: list[str],
+        *,
+        weights_dir: Path,
+        device: str = "cpu",
+        batch_size: int = 16,
+        overrides: dict[str, Path] | None = None,
+    ):
+        overrides = overrides or {}
+        self.names = list(names)
+        self.device = device
+        self.dfds = {
+            name: (
+                DeepFeatureDistance.load(
+                    ENCODERS[name],
+                    weights_dir=weights_dir,
+                    device=device,
+                    batch_size=batch_size,
+                    override=overrides[name],
+                )
+                if name in overrides
+                else cached_encoder(name, weights_dir, device, batch_size)
+            )
+            for name in self.names
+            if name in ENCODERS
+        }
+
+    def by_metric(
+        self, reference: np.ndarray, reconstructions: list[np.ndarray]
+    ) -> dict[str, list[float | Exception]]:
+        """{metric: one value or error per reconstruction}; the reference is encoded once."""
+        results: dict[str, list[float | Exception]] = {}
+        pixel = [n for n in self.names if n in PIXEL_METRICS]
+        if pixel:
+            rows = pixel_metrics_or_errors(reference, reconstructions, device=self.device)
+            for name in pixel:
+                results[name] = [r if isinstance(r, Exception) else r[name] for r in rows]
+        for name, dfd in self.dfds.items():
+            results[name] = dfd.case_distances(reference, reconstructions)
+        return {name: results[name] for name in self.names}
+
+    def rows(
+        self, reference: np.ndarray, reconstructions: list[np.ndarray]
+    ) -> list[dict | Exception]:
+        """Per reconstruction: {metric: value}, or the first error any metric met."""
+        by_metric = self.by_metric(reference, reconstructions)
+        rows: list[dict | Exception] = []
+        for index in range(len(reconstructions)):
+            values = {name: by_metric[name][index] for name in self.names}
+            error = next((v for v in values.values() if isinstance(v, Exception)), None)
+            rows.append(error or values)
+        return rows

@@ -1,0 +1,122 @@
+"""The SSFD encoder this project trains and ships (dfd-ssfd-local) and its training command."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures.images import load_slice
+from fixtures.simulation import fft2c, random_mask, zero_filled
+from metrics.dfd.distances import DeepFeatureDistance
+from metrics.dfd.encoders import (
+    ENCODERS,
+    LOCAL_WEIGHTS_DIR,
+    SSFD_LOCAL_FILE,
+    availability,
+    sha256_of,
+)
+from metrics.dfd.training import TrainingConfig, patch_mask, random_crops, train_ssfd
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_weights_are_registered_with_their_checksum(tmp_path):
+    path = LOCAL_WEIGHTS_DIR / SSFD_LOCAL_FILE.filename
+    assert path.is_file(), "the trained weights ship in the repository"
+    assert sha256_of(path) == SSFD_LOCAL_FILE.sha256, "the registry pins the shipped file"
+    assert availability(ENCODERS["dfd-ssfd-local"], tmp_path) == (True, "")
+    card = path.with_suffix(".md").read_text()
+    assert SSFD_LOCAL_FILE.sha256 in card and "Held out" in card and "seed 0" in card
+
+
+def test_shipped_encoder_loads_in_the_published_layout_and_measures(tmp_path, device):
+    checkpoint = torch.load(LOCAL_WEIGHTS_DIR / SSFD_LOCAL_FILE.filename, weights_only=True)
+    assert set(checkpoint) >= {"model_state_dict", "training", "losses", "evaluation"}
+    dfd = DeepFeatureDistance.load(ENCODERS["dfd-ssfd-local"], weights_dir=tmp_path, device=device)
+    reference = load_slice("colin27-axial").astype(np.float64)
+    kspace = fft2c(reference)
+    recs = [
+        np.abs(
+            zero_filled(
+                kspace,
+                random_mask(
+                    256, acceleration=a, center_fraction=0.32 / a, rng=np.random.default_rng(0)
+                ),
+            )
+        )
+        for a in (2, 8)
+    ]
+    identity, mild, strong = dfd.case_distances(reference, [reference, *recs])
+    assert identity == pytest.approx(0, abs=1e-6) and 0 < mild < strong
+
+
+def test_training_is_seeded_and_lowers_the_loss():
+    images = np.load(ROOT / "fixtures/data/training_slices.npz")["images"][:12]
+    config = TrainingConfig(steps=12, batch_size=4, crop=48, seed=3)
+    first, result = train_ssfd(images, config)
+    second, again = train_ssfd(images, config)
+    assert result.losses == again.losses, "same seed, same run"
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert np.mean(result.losses[-4:]) < np.mean(result.losses[:4]), "the pretext loss goes down"
+
+
+def test_patch_mask_hides_about_half_in_16x16_patches():
+    mask = patch_mask(64, 96, 16, 0.5, np.random.default_rng(0))
+    assert mask.shape == (64, 96, 96) and set(np.unique(mask)) == {0.0, 1.0}
+    assert 0.45 < 1 - mask.mean() < 0.55
+    blocks = mask.reshape(64, 6, 16, 6, 16)
+    assert (blocks.min(axis=(2, 4)) == blocks.max(axis=(2, 4))).all(), "whole patches only"
+
+
+def test_random_crops_come_from_the_slices():
+    images = np.arange(2 * 8 * 8).reshape(2, 8, 8)
+    crops = random_crops(images, 4, 10, np.random.default_rng(0))
+    assert crops.shape == (10, 4, 4)
+    assert all(
+        any(
+            (crop == images[i, r : r + 4, c : c + 4]).all()
+            for i in range(2)
+            for r in range(5)
+            for c in range(5)
+        )
+        for crop in crops
+    )
+
+
+def test_demo_slices_are_held_out_of_the_training_data():
+    import json
+
+    from fixtures.extract import HOLD_OUT_MARGIN, VOLUME_SLICES
+    from fixtures.images import slice_sources
+
+    index = json.loads((ROOT / "fixtures/data/training_slices.json").read_text())
+    for slice_id, volume, orientation, _ in VOLUME_SLICES:
+        demo_index = slice_sources()[slice_id]["index"]
+        near = [
+            e
+            for e in index
+            if e["volume"] == volume
+            and e["orientation"] == orientation
+            and abs(e["index"] - demo_index) <= HOLD_OUT_MARGIN
+        ]
+        assert not near, f"{slice_id} (index {demo_index}) leaks into training: {near}"
+
+
+@pytest.mark.slow
+def test_train_ssfd_command_writes_weights_and_a_model_card(tmp_path):
+    out = tmp_path / "ssfd.pt"
+    result = subprocess.run(
+        [sys.executable, "-m", "metrics", "train-ssfd", "--steps", "4", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pooled Spearman(distance, acceleration): trained" in result.stdout
+    card = out.with_suffix(".md").read_text()
+    assert sha256_of(out) in card and "untrained" in card
