@@ -15,6 +15,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from readerstudy.config.celery import worker_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,23 +57,9 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
         "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "readerstudy.config",
-            "worker",
-            "--queues",
-            "default,metrics",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        worker_command(
+            sys.executable, "--without-gossip", "--without-mingle", "--without-heartbeat"
+        ),
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -68,28 +68,29 @@ def _unit_normalise(f: torch.Tensor) -> torch.Tensor:
     return f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + EPS)
 
 
+def _unit_normalised_distance(ref: Features, rec: Features, weights: list | None) -> torch.Tensor:
+    total = 0
+    for index, layer in enumerate(ref):
+        diff = (_unit_normalise(ref[layer]) - _unit_normalise(rec[layer])) ** 2
+        if weights is not None:
+            diff = diff * weights[index].to(diff)
+        total = total + diff.sum(dim=1).mean(dim=(1, 2))
+    return total
+
+
 def lpips_distance(
     ref: Features, rec: Features, calibration: dict[str, torch.Tensor]
 ) -> torch.Tensor:
     """LPIPS: per layer, squared difference of unit-normalised features weighted by the learned
     1x1 layer (summed over channels), spatial mean; summed over layers."""
-    total = 0
-    for index, layer in enumerate(ref):
-        diff = (_unit_normalise(ref[layer]) - _unit_normalise(rec[layer])) ** 2
-        weight = calibration[f"lin{index}"].to(diff)
-        total = total + (diff * weight).sum(dim=1).mean(dim=(1, 2))
-    return total
+    return _unit_normalised_distance(ref, rec, [calibration[f"lin{i}"] for i in range(len(ref))])
 
 
 def vgg_distance(
     ref: Features, rec: Features, calibration: dict[str, torch.Tensor]
 ) -> torch.Tensor:
     """As LPIPS without learned weights: channel sum, spatial mean, sum over layers."""
-    total = 0
-    for layer in ref:
-        diff = (_unit_normalise(ref[layer]) - _unit_normalise(rec[layer])) ** 2
-        total = total + diff.sum(dim=1).mean(dim=(1, 2))
-    return total
+    return _unit_normalised_distance(ref, rec, None)
 
 
 def mse_distance(

@@ -388,7 +388,8 @@ SSFD_FILE = WeightsFile(
 )
 SSFD_LOCAL_FILE = WeightsFile(
     "ssfd-local.pt",
-    sha256=None,  # pinned by SSFD_LOCAL_SHA256 below once trained
+    # `python -m metrics train-ssfd` (seed 0) on 2026-11-24; see ssfd-local.md.
+    sha256="09b3841df1ce94f899d380f6378e943bad7ec57b04b4336fea2581e99b6df738",
     licence="BSD-3-Clause (this project; trained on the data in fixtures/PROVENANCE.md)",
     in_repository=True,
 )

@@ -11,6 +11,28 @@ app = Celery("readerstudy")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# What `make demo` and the tests run: one worker process consuming both queues.
+WORKER_QUEUES = "default,metrics"
+
+
+def worker_command(python: str, *extra: str) -> list[str]:
+    return [
+        python,
+        "-m",
+        "celery",
+        "-A",
+        "readerstudy.config",
+        "worker",
+        "--queues",
+        WORKER_QUEUES,
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+        *extra,
+    ]
+
+
 # A lost database connection or a locked SQLite file is worth another try; a bad image is not.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 

@@ -9,6 +9,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from readerstudy.config.celery import worker_command
 from readerstudy.management.commands.build_demo import READERS, RESEARCHER
 
 
@@ -36,22 +37,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"port {port} on {host} is in use: is another demo running?")
                 sys.exit(2)
         python = sys.executable
-        worker = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "readerstudy.config",
-                "worker",
-                "--queues",
-                "default,metrics",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "INFO",
-            ],
-        )
+        worker = subprocess.Popen(worker_command(python))
         web = subprocess.Popen(
             [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
             cwd=settings.BASE_DIR,
