@@ -73,7 +73,11 @@ def select_metrics(
 def build_engine(names: list[str], args, overrides: dict[str, Path]) -> MetricEngine:
     try:
         return MetricEngine(
-            names, weights_dir=args.weights_dir, device=args.device, overrides=overrides
+            names,
+            weights_dir=args.weights_dir,
+            device=args.device,
+            overrides=overrides,
+            precision=args.precision,
         )
     except (WeightsUnavailableError, WeightsChecksumError) as error:
         raise UsageError(str(error)) from error
@@ -358,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=PATH",
         help="compute DFD NAME with this checkpoint instead of its registered weights",
+    )
+    compute.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="encoder precision: fp32 follows the recipes; bf16/fp16 are faster, values differ slightly",
     )
     compute.add_argument(
         "--device", default=None, help="cpu, cuda or auto (default: $METRICS_DEVICE or auto)"

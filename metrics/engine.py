@@ -21,8 +21,12 @@ def available_metrics(weights_dir: Path, wanted: list[str] | None = None) -> lis
     return [n for n in names if n in PIXEL_METRICS or availability(ENCODERS[n], weights_dir)[0]]
 
 
-def metric_version(name: str) -> str:
-    return PIXEL_METRICS_VERSION if name in PIXEL_METRICS else ENCODERS[name].weights_version
+def metric_version(name: str, precision: str = "fp32") -> str:
+    """The version stored with a value: conventions, weights, and a reduced precision if any."""
+    if name in PIXEL_METRICS:
+        return PIXEL_METRICS_VERSION
+    version = ENCODERS[name].weights_version
+    return version if precision == "fp32" else f"{version}+{precision}"
 
 
 @lru_cache(maxsize=8)
@@ -46,8 +50,10 @@ class MetricEngine:
         device: str = "cpu",
         batch_size: int = 16,
         overrides: dict[str, Path] | None = None,
+        precision: str = "fp32",
     ):
         overrides = overrides or {}
+        self.precision = precision
         self.names = list(names)
         self.device = device
         self.dfds = {

@@ -24,6 +24,7 @@ def compute_case_metrics(*, case_pk: int) -> None:
         weights_dir=settings.DFD_WEIGHTS_DIR,
         device=device,
         batch_size=settings.METRICS_BATCH_SIZE,
+        precision=settings.METRICS_PRECISION,
     )
     results = engine.by_metric(case.load_reference(), [r.load_image() for r in reconstructions])
     for metric, values in results.items():
@@ -32,7 +33,7 @@ def compute_case_metrics(*, case_pk: int) -> None:
             MetricValue.objects.update_or_create(
                 reconstruction=reconstruction,
                 metric=metric,
-                version=metric_version(metric),
+                version=metric_version(metric, engine.precision),
                 defaults={
                     "value": None if failed else value,
                     "error": str(value) if failed else "",

@@ -314,3 +314,22 @@ def test_every_registry_entry_is_complete():
         assert spec.layers and spec.reference and spec.weights_version, name
         assert all(w.licence for w in spec.weights), name
     assert {s.domain for s in ENCODERS.values()} == domains
+
+
+def test_bf16_is_close_to_fp32_and_stored_under_its_own_version(tmp_path):
+    from metrics.engine import metric_version
+
+    refs, recs = pairs(n=4)
+    exact = load("dfd-efficientnet-lite0", tmp_path, "cpu").pair_distances(refs, recs)
+    fast = DeepFeatureDistance.load(
+        ENCODERS["dfd-efficientnet-lite0"], weights_dir=tmp_path, precision="bf16"
+    ).pair_distances(refs, recs)
+    assert np.allclose(fast, exact, rtol=0.05), "bf16 changes values by a few per cent at most"
+    assert metric_version("dfd-efficientnet-lite0", "bf16") != metric_version(
+        "dfd-efficientnet-lite0"
+    )
+    assert metric_version("psnr", "bf16") == metric_version("psnr"), "pixel metrics stay float64"
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        DeepFeatureDistance.load(
+            ENCODERS["dfd-resnet50-random"], weights_dir=tmp_path, precision="fp16"
+        )
