@@ -312,18 +312,36 @@ class Score(models.Model):
         return f"{self.question.key}={self.value}"
 
 
-def metric_progress(study: Study) -> dict[str, int]:
-    """How many of a study's configured metric values are computed, failed and expected."""
+def _current_metric_values(study: Study):
     from metrics.engine import metric_version
     from metrics.models import MetricValue, configured_metrics
 
     names = configured_metrics()
-    current = Q()
+    current = Q(pk__in=[])
     for name in names:
         current |= Q(metric=name, version=metric_version(name))
-    values = MetricValue.objects.filter(current, reconstruction__case__study=study).aggregate(
+    return names, MetricValue.objects.filter(current, reconstruction__case__study=study)
+
+
+def metric_progress(study: Study) -> dict[str, int]:
+    """How many of a study's configured metric values are computed, failed and expected."""
+    names, values = _current_metric_values(study)
+    counts = values.aggregate(
         done=Count("pk", filter=Q(value__isnull=False)),
         failed=Count("pk", filter=~Q(error="")),
     )
     expected = Reconstruction.objects.filter(case__study=study).count() * len(names)
-    return {**values, "expected": expected}
+    return {**counts, "expected": expected}
+
+
+def cases_missing_metrics(study: Study) -> list[Case]:
+    """Cases with a configured metric not yet stored at its current version (new weights, a
+    new convention, a worker that never ran)."""
+    names, values = _current_metric_values(study)
+    stored = dict(
+        values.values("reconstruction__case")
+        .annotate(n=Count("pk"))
+        .values_list("reconstruction__case", "n")
+    )
+    cases = Case.objects.filter(study=study).annotate(n=Count("reconstructions"))
+    return [case for case in cases if stored.get(case.pk, 0) < case.n * len(names)]

@@ -114,3 +114,27 @@ def test_a_real_worker_process_computes_and_stores_metrics(
     )
     assert stored(case) == first and MetricValue.objects.count() == expected
     assert set(MetricValue.objects.values_list("device", flat=True)) == {"cpu"}
+
+
+@pytest.mark.django_db
+def test_queue_metrics_queues_only_incomplete_cases(
+    case, django_capture_on_commit_callbacks, settings
+):
+    from django.core.management import call_command
+
+    other = CaseFactory(study=case.study)
+    ReconstructionFactory(case=other)
+    compute_case_metrics(case_pk=case.pk)
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command("queue_metrics", study=[case.study.slug])
+    assert len(callbacks) == 1, "only the case without values"
+    compute_case_metrics(case_pk=other.pk)
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command("queue_metrics")
+    assert not callbacks, "nothing missing, nothing queued"
+    settings.METRICS_ENABLED = [*settings.METRICS_ENABLED, "dfd-efficientnet-lite0"]
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command("queue_metrics")
+    assert len(callbacks) == 2, "a newly available metric makes every case incomplete"
+    with pytest.raises(Exception, match="no study nope"):
+        call_command("queue_metrics", study=["nope"])

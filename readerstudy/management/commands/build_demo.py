@@ -14,7 +14,7 @@ from django.db import transaction
 from fixtures.demo import DEMO_PROTOCOLS, write_demo_manifest
 from fixtures.images import slice_sources
 from readerstudy.importer import import_manifest
-from readerstudy.models import Case, Study
+from readerstudy.models import Study, cases_missing_metrics
 
 SLUG = "demo"
 TITLE = "Demo: undersampled MR reconstructions (zero-filled and compressed sensing)"
@@ -37,10 +37,7 @@ class Command(BaseCommand):
             study = self.build()  # the importer queues the metrics
         else:
             self.stdout.write(f"demo study already built ({study.cases.count()} cases)")
-            pending = Case.objects.filter(
-                study=study, reconstructions__metric_values=None
-            ).distinct()
-            for case in pending:
+            for case in cases_missing_metrics(study):
                 case.queue_metrics()
         with transaction.atomic():
             self.ensure_people(study)
