@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 from fixtures.images import load_slice
-from fixtures.simulation import fft2c, random_mask, zero_filled
+from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import DeepFeatureDistance, preprocess_zscore
 from metrics.dfd.encoders import (
     ENCODERS,
@@ -225,18 +225,7 @@ OFFLINE = ["dfd-resnet50-random", "dfd-efficientnet-lite0"]
 @pytest.mark.parametrize("name", OFFLINE)
 def test_offline_dfds_order_reconstructions_by_undersampling(name, tmp_path, device):
     reference = load_slice("s1-axial").astype(np.float64)
-    kspace = fft2c(reference)
-    recs = [
-        np.abs(
-            zero_filled(
-                kspace,
-                random_mask(
-                    256, acceleration=a, center_fraction=0.32 / a, rng=np.random.default_rng(1)
-                ),
-            )
-        )
-        for a in (2, 4, 8)
-    ]
+    recs = zero_filled_series(reference, (2, 4, 8), rng=np.random.default_rng(1))
     distances = load(name, tmp_path, device).case_distances(reference, [reference, *recs])
     assert distances[0] == pytest.approx(0.0, abs=1e-6), "identity gives zero"
     assert distances[1] < distances[2] < distances[3], (

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fixtures.images import load_slice
-from fixtures.simulation import fft2c, random_mask, zero_filled
+from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import DeepFeatureDistance
 from metrics.dfd.encoders import (
     ENCODERS,
@@ -37,18 +37,7 @@ def test_shipped_encoder_loads_in_the_published_layout_and_measures(tmp_path, de
     assert set(checkpoint) >= {"model_state_dict", "training", "losses", "evaluation"}
     dfd = DeepFeatureDistance.load(ENCODERS["dfd-ssfd-local"], weights_dir=tmp_path, device=device)
     reference = load_slice("colin27-axial").astype(np.float64)
-    kspace = fft2c(reference)
-    recs = [
-        np.abs(
-            zero_filled(
-                kspace,
-                random_mask(
-                    256, acceleration=a, center_fraction=0.32 / a, rng=np.random.default_rng(0)
-                ),
-            )
-        )
-        for a in (2, 8)
-    ]
+    recs = zero_filled_series(reference, (2, 8), rng=np.random.default_rng(0))
     identity, mild, strong = dfd.case_distances(reference, [reference, *recs])
     assert identity == pytest.approx(0, abs=1e-6) and 0 < mild < strong
 

@@ -9,6 +9,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment less every variable the settings read."""
+    prefixes = ("DJANGO", "DATABASE", "CELERY", "READERSTUDY", "METRICS", "DFD")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
 def settings_under(env: dict[str, str]) -> dict:
     code = (
         "import json, django; from django.conf import settings; django.setup(); "
@@ -17,18 +23,13 @@ def settings_under(env: dict[str, str]) -> dict:
         "'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS, 'device': settings.METRICS_DEVICE, "
         "'weights': str(settings.DFD_WEIGHTS_DIR)}))"
     )
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO", "DATABASE", "CELERY", "READERSTUDY", "METRICS", "DFD"))
-    }
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
         text=True,
         env={
-            **base,
+            **environment_without_settings(),
             "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
             "DJANGO_READ_DOT_ENV": "false",
             **env,
@@ -67,14 +68,13 @@ def test_production_variables_are_honoured(tmp_path):
 
 def test_missing_secret_key_is_a_clear_error(tmp_path):
     code = "import django; django.setup()"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "READERSTUDY"))}
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         env={
-            **base,
+            **environment_without_settings(),
             "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
             "READERSTUDY_DATA_DIR": str(tmp_path),
             "PYTHONPATH": str(ROOT),
