@@ -8,6 +8,7 @@ import uuid
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.validators import MinValueValidator
 from django.db import models, transaction
@@ -267,8 +268,13 @@ class Reader(models.Model):
 
 
 class Assignment(models.Model):
-    """A reconstruction at its place in one reader's own random order."""
+    """A reconstruction at its place in one reader's own random order.
 
+    `public_id` is what the reader's browser sees: random and per reader, so two readers
+    cannot tell from URLs that they are looking at the same image.
+    """
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
     reader = models.ForeignKey(Reader, on_delete=models.CASCADE, related_name="assignments")
     reconstruction = models.ForeignKey(
         Reconstruction, on_delete=models.CASCADE, related_name="assignments"
@@ -288,6 +294,54 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reader.user} #{self.position}"
+
+    @transaction.atomic
+    def save_scores(self, values: dict[str, int], *, seconds_spent: float = 0.0) -> list[Score]:
+        """Store this reader's answers; idempotent, and every change is kept as a revision.
+
+        Raises:
+            django.core.exceptions.ValidationError: the study is not open, a question is not
+                the study's, or a value is outside its scale. Nothing is stored then.
+        """
+        study = self.reader.study
+        if study.status != Study.Status.OPEN:
+            raise ValidationError(
+                f"the study is {study.get_status_display().lower()}: scores are not accepted"
+            )
+        questions = {q.key: q for q in study.questions.all()}
+        errors = {}
+        for key, value in values.items():
+            question = questions.get(key)
+            if question is None:
+                errors[key] = (
+                    f"not a question of this study (expected one of {', '.join(questions)})"
+                )
+            elif isinstance(value, bool) or not isinstance(value, int):
+                errors[key] = "must be a whole number"
+            elif not question.scale_min <= value <= question.scale_max:
+                errors[key] = f"must be between {question.scale_min} and {question.scale_max}"
+        if errors:
+            raise ValidationError(errors)
+        # Lock this item's row so two tabs saving at once are serialised, not interleaved.
+        Assignment.objects.select_for_update().filter(pk=self.pk).first()
+        saved = []
+        for key, value in values.items():
+            score, created = Score.objects.get_or_create(
+                assignment=self,
+                question=questions[key],
+                defaults={"value": value, "seconds_spent": seconds_spent},
+            )
+            if not created and score.value != value:
+                score.value = value
+                score.seconds_spent += seconds_spent
+                score.save(update_fields=["value", "seconds_spent", "updated_at"])
+            if (
+                created
+                or score.revisions.order_by("-pk").values_list("value", flat=True).first() != value
+            ):
+                ScoreRevision.objects.create(score=score, value=value, seconds_spent=seconds_spent)
+            saved.append(score)
+        return saved
 
 
 class Score(models.Model):
@@ -310,6 +364,21 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.question.key}={self.value}"
+
+
+class ScoreRevision(models.Model):
+    """Every value a score has had: the audit trail of a reader changing their mind."""
+
+    score = models.ForeignKey(Score, on_delete=models.CASCADE, related_name="revisions")
+    value = models.PositiveSmallIntegerField()
+    seconds_spent = models.FloatField(default=0.0)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["score", "recorded_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.score}: {self.value} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
 def _current_metric_values(study: Study):

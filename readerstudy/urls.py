@@ -6,4 +6,5 @@ app_name = "readerstudy"
 urlpatterns = [
     path("", views.StudyList.as_view(), name="home"),
     path("studies/<slug:slug>/", views.StudyDetail.as_view(), name="detail"),
+    path("items/<str:public_id>/<str:which>.dcm", views.item_image, name="item-image"),
 ]

@@ -1,12 +1,18 @@
 """Pages: a user's studies, and the researcher's view of one study."""
 
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import Prefetch
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET
 from django.views.generic import DetailView, TemplateView
 
 from metrics.engine import metric_version
 from metrics.models import MetricValue, configured_metrics
-from readerstudy.models import Case, Reader, Reconstruction, Study, metric_progress
+from readerstudy.dicom import blinded_dicom
+from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study, metric_progress
 
 
 class StudyList(LoginRequiredMixin, TemplateView):
@@ -64,3 +70,30 @@ class StudyDetail(LoginRequiredMixin, DetailView):
             readers=readers,
             **kwargs,
         )
+
+
+@require_GET
+@login_required
+def item_image(request, public_id: str, which: str):
+    """One of my items as blinded DICOM; anyone else's item is 404."""
+    item = get_object_or_404(
+        Assignment.objects.select_related("reconstruction__case", "reader__study"),
+        public_id=public_id,
+        reader__user=request.user,
+    )
+    case = item.reconstruction.case
+    if which == "reference" and item.reader.study.presentation == Study.Presentation.SIDE_BY_SIDE:
+        image = case.load_reference()
+    elif which == "reconstruction":
+        image = item.reconstruction.load_image()
+    else:
+        raise Http404
+    reference_max = (
+        float(case.load_reference().max()) if which == "reconstruction" else float(image.max())
+    )
+    body = blinded_dicom(
+        image, reference_max=reference_max, uid_entropy=[settings.SECRET_KEY, public_id, which]
+    )
+    response = HttpResponse(body, content_type="application/dicom")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,0 +1,80 @@
+"""What a reader's browser receives: nothing about method, acceleration, case or file names."""
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from readerstudy.models import Assignment, Question, Study
+
+
+class QuestionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Question
+        fields = ["key", "label", "scale_min", "scale_max", "anchors"]
+
+
+class ReaderStudySerializer(serializers.ModelSerializer):
+    done = serializers.SerializerMethodField()
+    total = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Study
+        fields = ["slug", "title", "instructions", "presentation", "status", "done", "total"]
+
+    def _progress(self, study):
+        return self.context["progress"][study.pk]
+
+    def get_done(self, study) -> int:
+        return self._progress(study)[0]
+
+    def get_total(self, study) -> int:
+        return self._progress(study)[1]
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    """One item of a reader's own order: opaque id, position, questions, my answers, images."""
+
+    study = serializers.SlugRelatedField(source="reader.study", slug_field="slug", read_only=True)
+    presentation = serializers.CharField(source="reader.study.presentation", read_only=True)
+    total = serializers.SerializerMethodField()
+    questions = serializers.SerializerMethodField()
+    scores = serializers.SerializerMethodField()
+    images = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "public_id",
+            "study",
+            "position",
+            "total",
+            "presentation",
+            "questions",
+            "scores",
+            "images",
+        ]
+
+    def get_total(self, item) -> int:
+        return item.reader.assignments.count()
+
+    def get_questions(self, item) -> list[dict]:
+        return QuestionSerializer(item.reader.study.questions.all(), many=True).data
+
+    def get_scores(self, item) -> dict[str, int]:
+        return {s.question.key: s.value for s in item.scores.select_related("question")}
+
+    def get_images(self, item) -> dict[str, str | None]:
+        def url(which):
+            return reverse(
+                "readerstudy:item-image", kwargs={"public_id": item.public_id, "which": which}
+            )
+
+        side_by_side = item.reader.study.presentation == Study.Presentation.SIDE_BY_SIDE
+        return {
+            "reconstruction": url("reconstruction"),
+            "reference": url("reference") if side_by_side else None,
+        }
+
+
+class ScoresInputSerializer(serializers.Serializer):
+    scores = serializers.DictField(child=serializers.JSONField(), allow_empty=False)
+    seconds_spent = serializers.FloatField(min_value=0, max_value=24 * 3600, default=0.0)

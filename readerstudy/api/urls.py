@@ -1,0 +1,11 @@
+from django.urls import path
+
+from readerstudy.api import views
+
+app_name = "api"
+urlpatterns = [
+    path("studies/", views.ReaderStudyList.as_view(), name="studies"),
+    path("studies/<slug:slug>/next/", views.NextItem.as_view(), name="next-item"),
+    path("items/<str:public_id>/", views.ItemDetail.as_view(), name="item"),
+    path("items/<str:public_id>/scores/", views.ItemScores.as_view(), name="item-scores"),
+]

@@ -1,0 +1,96 @@
+"""The reader's API. Every queryset is scoped to the requesting reader: anything else is 404."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from readerstudy.api.serializers import (
+    ItemSerializer,
+    ReaderStudySerializer,
+    ScoresInputSerializer,
+)
+from readerstudy.models import Assignment, Reader, Study
+
+
+def my_items(request):
+    return Assignment.objects.filter(reader__user=request.user).select_related("reader__study")
+
+
+class ReaderStudyList(generics.ListAPIView):
+    """The open studies I read, with my progress."""
+
+    serializer_class = ReaderStudySerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return Study.objects.filter(readers__user=self.request.user, status=Study.Status.OPEN)
+
+    def get_serializer_context(self):
+        memberships = Reader.objects.filter(user=self.request.user).select_related("study")
+        return {
+            **super().get_serializer_context(),
+            "progress": {m.study_id: m.progress() for m in memberships},
+        }
+
+
+class NextItem(APIView):
+    """The first item of my order that still has an unanswered question (null when done)."""
+
+    @extend_schema(responses=ItemSerializer)
+    def get(self, request, slug):
+        reader = get_object_or_404(Reader, study__slug=slug, user=request.user)
+        questions = reader.study.questions.count()
+        item = (
+            reader.assignments.annotate(answered=Count("scores"))
+            .filter(answered__lt=questions)
+            .order_by("position")
+            .first()
+        )
+        done, total = reader.progress()
+        return Response(
+            {
+                "item": ItemSerializer(item).data if item else None,
+                "done": done,
+                "total": total,
+                "end_message": reader.study.end_message if item is None else "",
+            }
+        )
+
+
+class ItemDetail(generics.RetrieveAPIView):
+    """One of my items, with my answers so far."""
+
+    serializer_class = ItemSerializer
+    lookup_field = "public_id"
+
+    def get_queryset(self):
+        return my_items(self.request)
+
+
+class ItemScores(APIView):
+    """Save my answers for one item: idempotent (a retried or doubled request changes nothing
+    more), and a changed answer keeps its history."""
+
+    @extend_schema(request=ScoresInputSerializer, responses=ItemSerializer)
+    def put(self, request, public_id):
+        item = get_object_or_404(my_items(request), public_id=public_id)
+        payload = ScoresInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            item.save_scores(
+                payload.validated_data["scores"],
+                seconds_spent=payload.validated_data["seconds_spent"],
+            )
+        except DjangoValidationError as error:
+            detail = (
+                error.message_dict
+                if hasattr(error, "error_dict")
+                else {"non_field_errors": error.messages}
+            )
+            raise ValidationError(detail) from error
+        return Response(ItemSerializer(item).data, status=status.HTTP_200_OK)

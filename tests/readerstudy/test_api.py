@@ -1,0 +1,193 @@
+"""The reader's API: scoped to the reader, idempotent, validated, with history."""
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from readerstudy.models import Score, ScoreRevision, Study
+from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study():
+    study = StudyFactory()
+    for method in ("zero-filled", "cs-tv", "cs-l1-wavelet"):
+        ReconstructionFactory(case__study=study, method=method, acceleration=8)
+    return study
+
+
+@pytest.fixture
+def reader(study):
+    user = UserFactory()
+    study.assign_reader(user)
+    return user
+
+
+def client_for(user):
+    client = APIClient()
+    if user:
+        client.force_authenticate(user)
+    return client
+
+
+def all_scores(study, value=3):
+    return {q.key: value for q in study.questions.all()}
+
+
+def next_item(client, study):
+    return client.get(reverse("api:next-item", kwargs={"slug": study.slug})).json()
+
+
+def put(client, public_id, body):
+    return client.put(
+        reverse("api:item-scores", kwargs={"public_id": public_id}), body, format="json"
+    )
+
+
+def test_reader_scores_items_in_their_own_order_and_finishes(study, reader):
+    client = client_for(reader)
+    order = list(
+        study.readers.get(user=reader)
+        .assignments.order_by("position")
+        .values_list("public_id", flat=True)
+    )
+    for expected in order:
+        page = next_item(client, study)
+        assert page["item"]["public_id"] == expected, "items come in the reader's stored order"
+        response = put(client, expected, {"scores": all_scores(study), "seconds_spent": 4.5})
+        assert response.status_code == 200, response.json()
+    final = next_item(client, study)
+    assert final["item"] is None and final["done"] == final["total"] == 3
+    assert final["end_message"]
+
+
+def test_a_half_scored_item_is_still_next(study, reader):
+    client = client_for(reader)
+    first = next_item(client, study)["item"]
+    put(client, first["public_id"], {"scores": {"overall": 4}})
+    again = next_item(client, study)["item"]
+    assert again["public_id"] == first["public_id"] and again["scores"] == {"overall": 4}
+
+
+def test_double_submission_stores_one_score_and_one_revision(study, reader):
+    client = client_for(reader)
+    item = next_item(client, study)["item"]["public_id"]
+    body = {"scores": all_scores(study, 4), "seconds_spent": 2}
+    assert put(client, item, body).status_code == 200
+    assert put(client, item, body).status_code == 200
+    assert Score.objects.count() == 4 and ScoreRevision.objects.count() == 4
+
+
+def test_changing_an_answer_keeps_its_history(study, reader):
+    client = client_for(reader)
+    item = next_item(client, study)["item"]["public_id"]
+    put(client, item, {"scores": {"overall": 2}, "seconds_spent": 3})
+    put(client, item, {"scores": {"overall": 5}, "seconds_spent": 1})
+    score = Score.objects.get()
+    assert score.value == 5 and score.seconds_spent == 4
+    assert list(score.revisions.values_list("value", flat=True)) == [2, 5]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"scores": {"overall": 6}}, "overall", "between 1 and 5"),
+        ({"scores": {"overall": 0}}, "overall", "between 1 and 5"),
+        ({"scores": {"overall": "4"}}, "overall", "whole number"),
+        ({"scores": {"overall": True}}, "overall", "whole number"),
+        ({"scores": {"method": 3}}, "method", "not a question of this study"),
+        ({"scores": {}}, "scores", "empty"),
+        (
+            {"scores": {"overall": 3}, "seconds_spent": -1},
+            "seconds_spent",
+            "greater than or equal to 0",
+        ),
+        ({}, "scores", "required"),
+    ],
+)
+def test_malformed_scores_get_400_and_change_nothing(study, reader, body, field, message):
+    client = client_for(reader)
+    item = next_item(client, study)["item"]["public_id"]
+    put(client, item, {"scores": {"snr": 3}})
+    response = put(
+        client,
+        item,
+        {**body, "scores": {"snr": 4, **body.get("scores", {})}} if body.get("scores") else body,
+    )
+    assert response.status_code == 400
+    assert field in response.json() and message in str(response.json()[field])
+    assert list(Score.objects.values_list("question__key", "value")) == [("snr", 3)], (
+        "nothing changed"
+    )
+
+
+def test_closed_study_refuses_scores(study, reader):
+    client = client_for(reader)
+    item = next_item(client, study)["item"]["public_id"]
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
+    response = put(client, item, {"scores": {"overall": 3}})
+    assert response.status_code == 400 and "closed" in str(response.json())
+    assert not Score.objects.exists()
+
+
+def test_other_readers_items_are_404_and_anonymous_is_refused(study, reader):
+    item = next_item(client_for(reader), study)["item"]["public_id"]
+    other = UserFactory()
+    study.assign_reader(other)
+    researcher = UserFactory()
+    study.researchers.add(researcher)
+    for intruder in (other, researcher):
+        client = client_for(intruder)
+        assert client.get(reverse("api:item", kwargs={"public_id": item})).status_code == 404
+        assert put(client, item, {"scores": {"overall": 1}}).status_code == 404
+    assert (
+        client_for(researcher)
+        .get(reverse("api:next-item", kwargs={"slug": study.slug}))
+        .status_code
+        == 404
+    )
+    anonymous = client_for(None)
+    assert anonymous.get(reverse("api:item", kwargs={"public_id": item})).status_code == 403
+    assert put(anonymous, item, {"scores": {"overall": 1}}).status_code == 403
+    assert not Score.objects.exists()
+
+
+def test_readers_see_no_method_acceleration_or_case(study, reader):
+    client = client_for(reader)
+    payloads = [
+        client.get(reverse("api:studies")).content,
+        client.get(reverse("api:next-item", kwargs={"slug": study.slug})).content,
+    ]
+    for item in study.readers.get(user=reader).assignments.all():
+        payloads.append(
+            client.get(reverse("api:item", kwargs={"public_id": item.public_id})).content
+        )
+    text = b"".join(payloads).decode()
+    for secret in (
+        "zero-filled",
+        "cs-tv",
+        "cs-l1-wavelet",
+        "acceleration",
+        "case-",
+        "method",
+        ".npy",
+    ):
+        assert secret not in text, secret
+    assert '"total":3' in text.replace(" ", "")
+
+
+def test_two_readers_get_different_ids_and_orders(study, reader):
+    other = UserFactory()
+    study.assign_reader(other)
+    mine = set(study.readers.get(user=reader).assignments.values_list("public_id", flat=True))
+    theirs = set(study.readers.get(user=other).assignments.values_list("public_id", flat=True))
+    assert not mine & theirs, "the same image has a different id for each reader"
+
+
+def test_openapi_schema_describes_the_api(client):
+    response = client.get(reverse("schema"))
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "/api/items/{public_id}/scores/" in text and "/api/studies/{slug}/next/" in text
