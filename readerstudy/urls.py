@@ -6,5 +6,6 @@ app_name = "readerstudy"
 urlpatterns = [
     path("", views.StudyList.as_view(), name="home"),
     path("studies/<slug:slug>/", views.StudyDetail.as_view(), name="detail"),
+    path("read/<slug:slug>/", views.ReadingPage.as_view(), name="read"),
     path("items/<str:public_id>/<str:which>.dcm", views.item_image, name="item-image"),
 ]

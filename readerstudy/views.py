@@ -30,6 +30,16 @@ class StudyList(LoginRequiredMixin, TemplateView):
         )
 
 
+class ReadingPage(LoginRequiredMixin, DetailView):
+    """The reading room: my next item of an open study, in the viewer, scored by keyboard."""
+
+    template_name = "readerstudy/read.html"
+    context_object_name = "study"
+
+    def get_queryset(self):
+        return Study.objects.filter(readers__user=self.request.user, status=Study.Status.OPEN)
+
+
 class StudyDetail(LoginRequiredMixin, DetailView):
     """A study for its researchers: cases, reconstructions, metric values, readers' progress.
 

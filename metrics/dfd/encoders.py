@@ -389,7 +389,7 @@ SSFD_FILE = WeightsFile(
 SSFD_LOCAL_FILE = WeightsFile(
     "ssfd-local.pt",
     # `python -m metrics train-ssfd` (seed 0) on 2026-11-24; see ssfd-local.md.
-    sha256="09b3841df1ce94f899d380f6378e943bad7ec57b04b4336fea2581e99b6df738",
+    sha256="f470293bf23f21f15cd203a412beb7bd46a80d878e5c8d802a09cfcd220aa2b1",
     licence="BSD-3-Clause (this project; trained on the data in fixtures/PROVENANCE.md)",
     in_repository=True,
 )

@@ -39,6 +39,7 @@ class ItemSerializer(serializers.ModelSerializer):
     questions = serializers.SerializerMethodField()
     scores = serializers.SerializerMethodField()
     images = serializers.SerializerMethodField()
+    previous = serializers.SerializerMethodField()
 
     class Meta:
         model = Assignment
@@ -51,7 +52,13 @@ class ItemSerializer(serializers.ModelSerializer):
             "questions",
             "scores",
             "images",
+            "previous",
         ]
+
+    def get_previous(self, item) -> str | None:
+        """The item before this one in my order (for going back), or null."""
+        earlier = item.reader.assignments.filter(position__lt=item.position).order_by("-position")
+        return earlier.values_list("public_id", flat=True).first()
 
     def get_total(self, item) -> int:
         return item.reader.assignments.count()

@@ -1,0 +1,116 @@
+"""The reading room in Debian's Chromium: keyboard scoring, resume, drawn and linked viewers."""
+
+import time
+
+import pytest
+
+from readerstudy.models import Score, ScoreRevision
+from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def study():
+    study = StudyFactory(title="Knee reading")
+    for _ in range(5):
+        ReconstructionFactory(case__study=study)
+    study.assign_reader(UserFactory(username="radiologist"))
+    return study
+
+
+def open_reader(page, live_server, study):
+    page.goto(f"{live_server.url}/accounts/login/?next=/read/{study.slug}/")
+    page.fill("#id_username", "radiologist")
+    page.fill("#id_password", "password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/read/{study.slug}/")
+    page.wait_for_selector("#reader[data-ready]")
+
+
+def wait_ready(page, previous):
+    page.wait_for_function(
+        "prev => { const r = document.getElementById('reader').dataset.ready; return r && r !== prev; }",
+        arg=previous,
+    )
+    return page.evaluate("document.getElementById('reader').dataset.ready")
+
+
+def drawn_fraction(page, selector):
+    """Share of non-black pixels in a viewport's canvas: 0 means nothing was drawn."""
+    return page.evaluate(
+        """sel => { const c = document.querySelector(sel + ' canvas');
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let lit = 0; for (let i = 0; i < d.length; i += 4) { if (d[i] > 8) lit++; }
+                    return lit / (d.length / 4); }""",
+        selector,
+    )
+
+
+def test_reader_scores_by_keyboard_reloads_and_resumes(page, live_server, study, screenshot_dir):
+    open_reader(page, live_server, study)
+    assert drawn_fraction(page, "#viewport-reference") > 0.2, "the reference was drawn"
+    assert drawn_fraction(page, "#viewport-reconstruction") > 0.2, "the reconstruction was drawn"
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "reader-item.png")
+    ready = page.evaluate("document.getElementById('reader').dataset.ready")
+    latencies = []
+    for _ in range(3):
+        for digit in "3453":
+            page.keyboard.press(digit)
+        start = time.perf_counter()
+        page.keyboard.press("Enter")
+        ready = wait_ready(page, ready)
+        latencies.append(time.perf_counter() - start)
+    assert Score.objects.count() == 12 and set(Score.objects.values_list("value", flat=True)) == {
+        3,
+        4,
+        5,
+    }
+    assert all(s.seconds_spent > 0 for s in Score.objects.all()), "time spent is recorded"
+    page.reload()
+    page.wait_for_selector("#reader[data-ready]")
+    assert page.inner_text("#position") == "Item 4 of 5", "resumes at the fourth item"
+    print(f"next-item latency (s): {', '.join(f'{t:.3f}' for t in latencies)}")
+
+
+def test_enter_without_all_answers_explains_and_saves_nothing(page, live_server, study):
+    open_reader(page, live_server, study)
+    page.keyboard.press("4")
+    page.keyboard.press("Enter")
+    assert "Answer every question first" in page.inner_text("#message")
+    assert not Score.objects.exists()
+
+
+def test_backspace_goes_back_and_a_changed_answer_keeps_history(page, live_server, study):
+    open_reader(page, live_server, study)
+    ready = page.evaluate("document.getElementById('reader').dataset.ready")
+    for digit in "2222":
+        page.keyboard.press(digit)
+    page.keyboard.press("Enter")
+    ready = wait_ready(page, ready)
+    page.keyboard.press("Backspace")
+    ready = wait_ready(page, ready)
+    assert page.inner_text("#position") == "Item 1 of 5"
+    assert page.locator(".question .chosen").count() == 4, "my earlier answers are shown"
+    page.keyboard.press("5")  # the focus is on the first question: change it
+    page.keyboard.press("Enter")
+    wait_ready(page, ready)
+    changed = Score.objects.get(question__key="overall")
+    assert changed.value == 5
+    assert list(ScoreRevision.objects.filter(score=changed).values_list("value", flat=True)) == [
+        2,
+        5,
+    ]
+
+
+def test_zoom_on_one_viewport_zooms_the_other(page, live_server, study):
+    open_reader(page, live_server, study)
+    scales = "['#viewport-reference', '#viewport-reconstruction'].map(s => cornerstone.getViewport(document.querySelector(s)).scale)"
+    before = page.evaluate(scales)
+    page.hover("#viewport-reconstruction")
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(f"{scales}[0] !== {before[0]}")
+    after = page.evaluate(scales)
+    assert after[1] != before[1], "the wheel zoomed the viewport under the mouse"
+    assert after[0] == pytest.approx(after[1]), "and the linked one followed"
