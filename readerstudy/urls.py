@@ -7,5 +7,6 @@ urlpatterns = [
     path("", views.StudyList.as_view(), name="home"),
     path("studies/<slug:slug>/", views.StudyDetail.as_view(), name="detail"),
     path("read/<slug:slug>/", views.ReadingPage.as_view(), name="read"),
+    path("studies/<slug:slug>/export/<str:kind>.csv", views.study_export, name="export"),
     path("items/<str:public_id>/<str:which>.dcm", views.item_image, name="item-image"),
 ]

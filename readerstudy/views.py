@@ -12,6 +12,7 @@ from django.views.generic import DetailView, TemplateView
 from metrics.engine import metric_version
 from metrics.models import MetricValue, configured_metrics
 from readerstudy.dicom import blinded_dicom
+from readerstudy.export import METRIC_COLUMNS, SCORE_COLUMNS, metric_rows, score_rows, write_csv
 from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study, metric_progress
 
 
@@ -106,4 +107,24 @@ def item_image(request, public_id: str, which: str):
     )
     response = HttpResponse(body, content_type="application/dicom")
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+EXPORTS = {
+    "scores": (score_rows, SCORE_COLUMNS),
+    "metrics": (metric_rows, METRIC_COLUMNS),
+}
+
+
+@require_GET
+@login_required
+def study_export(request, slug: str, kind: str):
+    """A study's scores or metrics as CSV, for its researchers; 404 for anyone else."""
+    study = get_object_or_404(Study, slug=slug, researchers=request.user)
+    if kind not in EXPORTS:
+        raise Http404
+    rows, columns = EXPORTS[kind]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-{kind}.csv"'
+    write_csv(rows(study), columns, response)
     return response

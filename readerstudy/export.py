@@ -1,0 +1,103 @@
+"""The study's two CSV exports (CONTRACTS.md section 4), for researchers only.
+
+Scores: one row per score. Metrics: one row per stored value at the metric's current version
+(an older version of the same metric, e.g. before new weights, is not exported).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from metrics.dfd.encoders import ENCODERS
+from metrics.engine import metric_version
+from metrics.image import PIXEL_METRICS
+from metrics.models import MetricValue
+from readerstudy.models import Score, Study
+
+SCORE_COLUMNS = [
+    "study",
+    "reader",
+    "case",
+    "reconstruction",
+    "method",
+    "acceleration",
+    "question",
+    "score",
+    "scored_at",
+    "duration_s",
+]
+METRIC_COLUMNS = [
+    "study",
+    "case",
+    "reconstruction",
+    "method",
+    "acceleration",
+    "metric",
+    "value",
+    "computed_at",
+]
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value: str) -> str:
+    """Neutralise spreadsheet formulas in researcher-supplied text (CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def score_rows(study: Study) -> Iterator[dict]:
+    scores = (
+        Score.objects.filter(assignment__reader__study=study)
+        .select_related("assignment__reader__user", "assignment__reconstruction__case", "question")
+        .order_by(
+            "assignment__reader__user__username", "assignment__position", "question__position"
+        )
+    )
+    for score in scores.iterator():
+        reconstruction = score.assignment.reconstruction
+        yield {
+            "study": study.slug,
+            "reader": safe_text(score.assignment.reader.user.username),
+            "case": safe_text(reconstruction.case.name),
+            "reconstruction": reconstruction.public_id,
+            "method": safe_text(reconstruction.method),
+            "acceleration": reconstruction.acceleration,
+            "question": score.question.key,
+            "score": score.value,
+            "scored_at": score.updated_at.isoformat(),
+            "duration_s": round(score.seconds_spent, 3),
+        }
+
+
+def metric_rows(study: Study) -> Iterator[dict]:
+    current = {name: metric_version(name) for name in (*PIXEL_METRICS, *ENCODERS)}
+    values = (
+        MetricValue.objects.filter(reconstruction__case__study=study, value__isnull=False)
+        .select_related("reconstruction__case")
+        .order_by("reconstruction__case__name", "reconstruction__pk", "metric")
+    )
+    for value in values.iterator():
+        if current.get(value.metric) != value.version:
+            continue
+        reconstruction = value.reconstruction
+        yield {
+            "study": study.slug,
+            "case": safe_text(reconstruction.case.name),
+            "reconstruction": reconstruction.public_id,
+            "method": safe_text(reconstruction.method),
+            "acceleration": reconstruction.acceleration,
+            "metric": value.metric,
+            "value": repr(value.value),
+            "computed_at": value.computed_at.isoformat(),
+        }
+
+
+def write_csv(rows: Iterable[dict], columns: list[str], handle: IO[str]) -> int:
+    writer = csv.DictWriter(handle, fieldnames=columns)
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return count
