@@ -40,6 +40,7 @@ class ItemSerializer(serializers.ModelSerializer):
     scores = serializers.SerializerMethodField()
     images = serializers.SerializerMethodField()
     previous = serializers.SerializerMethodField()
+    slices = serializers.SerializerMethodField()
 
     class Meta:
         model = Assignment
@@ -53,7 +54,13 @@ class ItemSerializer(serializers.ModelSerializer):
             "scores",
             "images",
             "previous",
+            "slices",
         ]
+
+    def get_slices(self, item) -> int:
+        """How many slices the images have (1 for a 2-D image; volumes are multi-frame)."""
+        shape = item.reconstruction.case.shape
+        return shape[0] if len(shape) == 3 else 1
 
     def get_previous(self, item) -> str | None:
         """The item before this one in my order (for going back), or null."""

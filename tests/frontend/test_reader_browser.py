@@ -114,3 +114,30 @@ def test_zoom_on_one_viewport_zooms_the_other(page, live_server, study):
     after = page.evaluate(scales)
     assert after[1] != before[1], "the wheel zoomed the viewport under the mouse"
     assert after[0] == pytest.approx(after[1]), "and the linked one followed"
+
+
+def test_volumes_scroll_slice_by_slice_in_both_views(page, live_server):
+    import numpy as np
+
+    from readerstudy.models import array_file
+
+    study = StudyFactory(title="Volume reading")
+    volume = np.stack([np.full((32, 32), 10.0 * (i + 1)) + np.eye(32) for i in range(3)])
+    ReconstructionFactory(
+        case__study=study,
+        case__reference=array_file(volume),
+        case__shape=[3, 32, 32],
+        image=array_file(volume * 0.9),
+    )
+    study.assign_reader(UserFactory(username="radiologist"))
+    open_reader(page, live_server, study)
+    assert page.inner_text("#slice") == "Slice 2 of 3", "volumes open on the middle slice"
+    frames = "['#viewport-reference', '#viewport-reconstruction'].map(s => cornerstone.getImage(document.querySelector(s)).imageId.split('frame=')[1])"
+    assert page.evaluate(frames) == ["1", "1"]
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"{frames}.every(f => f === '2')")
+    assert page.inner_text("#slice") == "Slice 3 of 3"
+    page.keyboard.press("ArrowRight")  # already the last slice: stays
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"{frames}.every(f => f === '0')")

@@ -9,7 +9,7 @@
   const form = document.getElementById("questions");
   const message = document.getElementById("message");
   const viewports = Array.from(document.querySelectorAll(".viewport"));
-  const state = { item: null, answers: {}, focus: 0, shownAt: 0 };
+  const state = { item: null, answers: {}, focus: 0, shownAt: 0, slice: 0 };
 
   // --- viewer ---------------------------------------------------------------------------
   cornerstoneWADOImageLoader.external.cornerstone = cornerstone;
@@ -34,16 +34,34 @@
   const windowLevel = new cornerstoneTools.Synchronizer("cornerstoneimagerendered", cornerstoneTools.wwwcSynchronizer);
   viewports.forEach(function (element) { panZoom.add(element); windowLevel.add(element); });
 
-  function showImages(item) {
+  // Volumes arrive as multi-frame DICOM: one image id per frame, the same slice in both views.
+  function imageIds(item, which) {
+    const base = "wadouri:" + window.location.origin + item.images[which];
+    if (item.slices <= 1) { return [base]; }
+    return Array.from({ length: item.slices }, function (_, frame) { return base + "?frame=" + frame; });
+  }
+
+  function showSlice(index) {
+    state.slice = Math.max(0, Math.min(state.item.slices - 1, index));
     const loads = viewports.map(function (element) {
-      const which = element.id.replace("viewport-", "");
-      const url = item.images[which];
-      return cornerstone.loadAndCacheImage("wadouri:" + window.location.origin + url).then(function (image) {
-        cornerstone.displayImage(element, image);
-        cornerstone.reset(element);
+      const ids = imageIds(state.item, element.id.replace("viewport-", ""));
+      return cornerstone.loadAndCacheImage(ids[Math.min(state.slice, ids.length - 1)]).then(function (image) {
+        const viewport = cornerstone.getEnabledElement(element).image ? cornerstone.getViewport(element) : null;
+        cornerstone.displayImage(element, image, viewport || undefined);
       });
     });
+    document.getElementById("slice").textContent =
+      state.item.slices > 1 ? "Slice " + (state.slice + 1) + " of " + state.item.slices : "";
     return Promise.all(loads);
+  }
+
+  function showImages(item) {
+    viewports.forEach(function (element) {
+      if (cornerstone.getEnabledElement(element).image) { cornerstone.reset(element); }
+    });
+    return showSlice(Math.floor((item.slices - 1) / 2)).then(function () {
+      viewports.forEach(function (element) { cornerstone.reset(element); });
+    });
   }
 
   function resetView() { viewports.forEach(function (element) { cornerstone.reset(element); }); }
@@ -178,6 +196,8 @@
     else if (key === "Enter") { save(); }
     else if (key === "Backspace") { previous(); }
     else if (key === "r" || key === "R") { resetView(); }
+    else if (key === "ArrowRight" || key === "PageDown") { showSlice(state.slice + 1); }
+    else if (key === "ArrowLeft" || key === "PageUp") { showSlice(state.slice - 1); }
     else { return; }
     event.preventDefault();
   });
