@@ -23,6 +23,13 @@ class StudyAdmin(admin.ModelAdmin):
     filter_horizontal = ["researchers"]
     inlines = [QuestionInline, ReaderInline]
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Readers added here get their own random order, as assign_reader draws it.
+        study = form.instance
+        for reader in study.readers.select_related("user"):
+            study.assign_reader(reader.user)
+
 
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
@@ -44,6 +51,11 @@ class ReaderAdmin(admin.ModelAdmin):
     list_display = ["user", "study", "joined_at"]
     list_filter = ["study"]
     search_fields = ["user__username"]
+    autocomplete_fields = ["user"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        obj.study.assign_reader(obj.user)
 
 
 @admin.register(Assignment)
