@@ -1,0 +1,56 @@
+"""`manage.py analyze` as a user runs it (CONTRACTS.md section 3)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.metrics.test_stats import simulated_study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "manage.py", "analyze", *map(str, args), "--settings", "tests.settings"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_analyze_prints_the_contract_json(tmp_path):
+    scores, metrics = simulated_study()
+    scores.assign(study="s", extra="ignored").to_csv(tmp_path / "scores.csv", index=False)
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    result = run(
+        "--scores",
+        tmp_path / "scores.csv",
+        "--metrics",
+        tmp_path / "metrics.csv",
+        "--bootstrap",
+        "100",
+        "--seed",
+        "5",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["n_readers"] == 4 and set(data["questions"]) == {"overall", "artifacts"}
+    assert len(data["questions"]["overall"]["metrics"]["psnr"]["spearman_ci"]) == 2
+
+
+def test_analyze_bad_input_exits_2_with_one_line(tmp_path):
+    (tmp_path / "scores.csv").write_text("reader,reconstruction,question\na,x,q\n")
+    (tmp_path / "metrics.csv").write_text("reconstruction,metric,value\nx,m,1\n")
+    result = run(
+        "--scores", tmp_path / "scores.csv", "--metrics", tmp_path / "metrics.csv", "--json"
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing column(s) score" in lines[0]
+    missing = run(
+        "--scores", tmp_path / "nope.csv", "--metrics", tmp_path / "metrics.csv", "--json"
+    )
+    assert missing.returncode == 2 and "no such file" in missing.stderr
