@@ -28,7 +28,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.transform import resize
 
 from fixtures.images import load_slices
-from fixtures.simulation import fft2c, random_mask, zero_filled
+from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import DeepFeatureDistance
 from metrics.dfd.encoders import ENCODERS, default_weights_dir
 from metrics.engine import available_metrics
@@ -49,15 +49,10 @@ def make_cases(
             slices[index % len(slices)].astype(np.float64), (SIZE, SIZE), anti_aliasing=True
         )
         image /= image.max()
-        kspace = fft2c(image)
-        recs = []
-        for r in range(reconstructions_per_case):
-            acceleration = ACCELERATIONS[r % len(ACCELERATIONS)]
-            mask = random_mask(
-                SIZE, acceleration=acceleration, center_fraction=0.32 / acceleration, rng=rng
-            )
-            recs.append(np.abs(zero_filled(kspace, mask)))
-        out.append((image, recs))
+        accelerations = tuple(
+            ACCELERATIONS[r % len(ACCELERATIONS)] for r in range(reconstructions_per_case)
+        )
+        out.append((image, zero_filled_series(image, accelerations, rng=rng)))
     return out
 
 

@@ -92,18 +92,16 @@ def item_image(request, public_id: str, which: str):
         public_id=public_id,
         reader__user=request.user,
     )
-    case = item.reconstruction.case
-    if which == "reference" and item.reader.study.presentation == Study.Presentation.SIDE_BY_SIDE:
-        image = case.load_reference()
-    elif which == "reconstruction":
-        image = item.reconstruction.load_image()
-    else:
+    side_by_side = item.reader.study.presentation == Study.Presentation.SIDE_BY_SIDE
+    if which not in ("reconstruction", "reference") or (which == "reference" and not side_by_side):
         raise Http404
-    reference_max = (
-        float(case.load_reference().max()) if which == "reconstruction" else float(image.max())
-    )
+    # Both images of a case share the reference's scale, so neither range nor window tells.
+    reference = item.reconstruction.case.load_reference()
+    image = reference if which == "reference" else item.reconstruction.load_image()
     body = blinded_dicom(
-        image, reference_max=reference_max, uid_entropy=[settings.SECRET_KEY, public_id, which]
+        image,
+        reference_max=float(reference.max()),
+        uid_entropy=[settings.SECRET_KEY, public_id, which],
     )
     response = HttpResponse(body, content_type="application/dicom")
     response["Cache-Control"] = "private, max-age=3600"
