@@ -33,12 +33,36 @@ def icc2(matrix: np.ndarray) -> tuple[float | None, float | None]:
     ms_error = ss_error / ((n - 1) * (k - 1))
     single_denominator = ms_rows + (k - 1) * ms_error + k * (ms_cols - ms_error) / n
     average_denominator = ms_rows + (ms_cols - ms_error) / n
-    if single_denominator == 0 or average_denominator == 0:
-        return None, None
-    return (
-        float((ms_rows - ms_error) / single_denominator),
-        float((ms_rows - ms_error) / average_denominator),
-    )
+    # A denominator that cancels to zero leaves rounding noise (1e-17), and dividing by it
+    # gives a huge coefficient that depends on row order: treat it as the undefined it is.
+    scale = max(ms_rows, ms_cols, ms_error)
+    numerator = ms_rows - ms_error
+
+    def ratio(denominator: float) -> float | None:
+        if abs(denominator) <= 1e-12 * scale:
+            return None
+        return float(numerator / denominator)
+
+    return ratio(single_denominator), ratio(average_denominator)
+
+
+def agreement_reasons(matrix: np.ndarray) -> dict[str, str]:
+    """Why each agreement figure that `icc2` and `krippendorff_alpha` leave null is null."""
+    reasons = {}
+    complete = int((~np.isnan(matrix).any(axis=1)).sum())
+    single, average = icc2(matrix)
+    for key, value in (("icc2_1", single), ("icc2_k", average)):
+        if value is None:
+            reasons[key] = (
+                f"needs at least 2 reconstructions scored by every reader ({complete} so far)"
+                if complete < 2 or matrix.shape[1] < 2
+                else "undefined: the variance components cancel (zero denominator)"
+            )
+    if krippendorff_alpha(matrix) is None:
+        reasons["krippendorff_alpha"] = (
+            "needs a reconstruction scored by two readers and at least two distinct scores"
+        )
+    return reasons
 
 
 def krippendorff_alpha(matrix: np.ndarray, level: str = "ordinal") -> float | None:
@@ -50,18 +74,23 @@ def krippendorff_alpha(matrix: np.ndarray, level: str = "ordinal") -> float | No
     return float(krippendorff.alpha(reliability_data=values.T, level_of_measurement=level))
 
 
+def reader_and_rest(matrix: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, own scores, mean of the others) of reader `index`, over the units that reader
+    and at least one other scored."""
+    own = matrix[:, index]
+    others = np.delete(matrix, index, axis=1)
+    counted = (~np.isnan(others)).sum(axis=1)
+    rows = np.flatnonzero(~np.isnan(own) & (counted > 0))
+    return rows, own[rows], np.nansum(others[rows], axis=1) / counted[rows]
+
+
 def reader_vs_rest(matrix: np.ndarray, readers: list[str]) -> dict[str, float | None]:
     """Spearman of each reader against the mean of the others, on the units that reader and
     at least one other scored; `mean` is the mean of the computable ones."""
     result: dict[str, float | None] = {}
     for index, reader in enumerate(readers):
-        own = matrix[:, index]
-        others = np.delete(matrix, index, axis=1)
-        counted = (~np.isnan(others)).sum(axis=1)
-        usable = ~np.isnan(own) & (counted > 0)
-        with np.errstate(invalid="ignore"):
-            rest = np.nansum(others[usable], axis=1) / counted[usable]
-        result[reader] = spearman(own[usable], rest)
+        _, own, rest = reader_and_rest(matrix, index)
+        result[reader] = spearman(own, rest)
     computed = [v for v in result.values() if v is not None]
     result["mean"] = float(np.mean(computed)) if computed else None
     return result

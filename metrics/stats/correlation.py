@@ -9,6 +9,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from metrics.stats.bootstrap import (
+    counts_from_indices,
+    percentile_interval,
+    resample_indices,
+    resampled_spearman,
+)
+
 MIN_PAIRS = 3
 
 
@@ -33,15 +40,38 @@ def pearson(x, y) -> float | None:
     return float(stats.pearsonr(x, y).statistic) if _usable(x, y) else None
 
 
-def _rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman of each row pair of (B, n) arrays: Pearson of average ranks, vectorised."""
-    rx = stats.rankdata(x, axis=1)
-    ry = stats.rankdata(y, axis=1)
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (rx * ry).sum(axis=1) / denominator  # NaN where a resample is constant
+def why_uncomputable(x, y) -> str | None:
+    """Why a correlation of x and y cannot be computed, or None when it can."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < MIN_PAIRS:
+        return f"fewer than {MIN_PAIRS} reconstructions ({len(x)})"
+    if np.ptp(x) == 0:
+        return "the metric is constant"
+    if np.ptp(y) == 0:
+        return "the scores are constant"
+    return None
+
+
+def spearman_columns(matrix: np.ndarray, y: np.ndarray) -> list[float | None]:
+    """Spearman of each column of `matrix` (NaN = missing) with y, ranking all complete
+    columns at once; columns with gaps fall back to one pairwise call each."""
+    matrix, y = np.asarray(matrix, float), np.asarray(y, float)
+    result: list[float | None] = [None] * matrix.shape[1]
+    complete = ~np.isnan(matrix).any(axis=0)
+    if complete.any() and len(y) >= MIN_PAIRS and np.ptp(y) > 0:
+        ranks = stats.rankdata(matrix[:, complete], axis=0)
+        ranks -= ranks.mean(axis=0)
+        ranked_y = stats.rankdata(y)
+        ranked_y -= ranked_y.mean()
+        norms = np.sqrt((ranks**2).sum(axis=0) * (ranked_y**2).sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = ranked_y @ ranks / norms
+        for column, value, norm in zip(np.flatnonzero(complete), rho, norms, strict=True):
+            result[column] = float(value) if norm > 0 else None  # zero norm: constant metric
+    for column in np.flatnonzero(~complete):
+        present = ~np.isnan(matrix[:, column])
+        result[column] = spearman(matrix[present, column], y[present])
+    return result
 
 
 def spearman_bootstrap_ci(
@@ -49,17 +79,11 @@ def spearman_bootstrap_ci(
 ) -> tuple[float, float] | None:
     """Percentile bootstrap CI of Spearman's rho, resampling pairs with replacement.
 
-    All resamples are ranked and correlated at once; resamples that came out constant are
-    dropped. None when the point estimate itself cannot be computed.
+    All resamples are ranked and correlated at once (metrics.stats.bootstrap); resamples that
+    came out constant are dropped. None when the point estimate itself cannot be computed.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     if not _usable(x, y):
         return None
-    index = rng.integers(0, len(x), size=(resamples, len(x)))
-    rho = _rowwise_spearman(x[index], y[index])
-    rho = rho[np.isfinite(rho)]
-    if rho.size == 0:
-        return None
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(rho, [tail, 100 - tail])
-    return float(low), float(high)
+    counts = counts_from_indices(resample_indices(len(x), resamples, rng), len(x))
+    return percentile_interval(resampled_spearman(x, y, counts), level)

@@ -8,7 +8,7 @@ import pingouin
 import pytest
 from scipy import stats
 
-from metrics.stats.agreement import icc2, krippendorff_alpha, reader_vs_rest
+from metrics.stats.agreement import agreement_reasons, icc2, krippendorff_alpha, reader_vs_rest
 from metrics.stats.analysis import AnalysisInputError, analyze
 from metrics.stats.correlation import kendall, pearson, spearman, spearman_bootstrap_ci
 
@@ -102,6 +102,35 @@ def test_icc_matches_pingouin_on_a_simulated_study():
     single, average = icc2(matrix)
     assert single == pytest.approx(table.loc["ICC(A,1)", "ICC"], abs=1e-4)
     assert average == pytest.approx(table.loc["ICC(A,k)", "ICC"], abs=1e-4)
+
+
+def test_icc_with_a_cancelling_denominator_is_undefined_not_huge():
+    # hypothesis found it: ICC(2,k)'s denominator MSR + (MSC - MSE)/n is 0 here, and
+    # rounding left 1e-17 whose sign and size depended on the row order.
+    matrix = np.array([[4.0, 3.0], [3.0, 4.0], [4.0, 2.0]])
+    long = pd.DataFrame(
+        [(unit, reader, matrix[unit, reader]) for unit in range(3) for reader in range(2)],
+        columns=["unit", "reader", "score"],
+    )
+    table = pingouin.intraclass_corr(
+        long, targets="unit", raters="reader", ratings="score"
+    ).set_index("Type")
+    for rows in ([0, 1, 2], [2, 0, 1], [1, 2, 0]):
+        single, average = icc2(matrix[rows])
+        assert single == pytest.approx(table.loc["ICC(A,1)", "ICC"], abs=1e-4)
+        assert average is None
+    assert agreement_reasons(matrix) == {
+        "icc2_k": "undefined: the variance components cancel (zero denominator)"
+    }
+
+
+def test_agreement_reasons_say_what_is_missing():
+    matrix = np.array([[4.0, np.nan], [3.0, 3.0], [np.nan, 2.0]])
+    reasons = agreement_reasons(matrix)
+    assert reasons["icc2_1"] == reasons["icc2_k"]
+    assert reasons["icc2_1"] == "needs at least 2 reconstructions scored by every reader (1 so far)"
+    assert "krippendorff_alpha" in reasons
+    assert agreement_reasons(SHROUT_FLEISS) == {}
 
 
 def test_icc_uses_only_units_every_reader_scored():

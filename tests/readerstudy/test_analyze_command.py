@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from tests.metrics.test_stats import simulated_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +56,30 @@ def test_analyze_bad_input_exits_2_with_one_line(tmp_path):
         "--scores", tmp_path / "nope.csv", "--metrics", tmp_path / "metrics.csv", "--json"
     )
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_analyze_full_adds_comparisons_and_groups(tmp_path):
+    scores, metrics = simulated_study(n_recon=30)
+    scores["method"] = np.where(scores.reconstruction.str[-1].isin(list("02468")), "cs", "zf")
+    scores["acceleration"] = 4
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    result = run(
+        "--scores",
+        tmp_path / "scores.csv",
+        "--metrics",
+        tmp_path / "metrics.csv",
+        "--bootstrap",
+        "50",
+        "--json",
+        "--full",
+    )
+    assert result.returncode == 0, result.stderr
+    block = json.loads(result.stdout)["questions"]["overall"]
+    assert {(c["a"], c["b"]) for c in block["comparisons"]} == {
+        ("dfd", "noise"),
+        ("dfd", "psnr"),
+        ("noise", "psnr"),
+    }
+    assert set(block["by_method"]) == {"cs", "zf"} and set(block["by_acceleration"]) == {"4"}
+    assert set(block["versus_readers"]) == {"dfd", "noise", "psnr"}

@@ -21,13 +21,31 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help=(
+                "add the dashboard's statistics: paired comparisons, the inter-reader baseline, "
+                "per method/acceleration (from those columns of SCORES.csv) and a sample-size hint"
+            ),
+        )
 
     def handle(self, *args, scores: Path, metrics: Path, bootstrap: int, seed: int, **options):
         try:
             if bootstrap < 1:
                 raise AnalysisInputError("--bootstrap must be at least 1")
-            frames = [self.read(path) for path in (scores, metrics)]
-            result = analyze(*frames, bootstrap=bootstrap, seed=seed)
+            score_frame, metric_frame = (self.read(path) for path in (scores, metrics))
+            groups = None
+            if options["full"] and {"method", "acceleration"} <= set(score_frame.columns):
+                groups = score_frame[["reconstruction", "method", "acceleration"]]
+            result = analyze(
+                score_frame,
+                metric_frame,
+                bootstrap=bootstrap,
+                seed=seed,
+                groups=groups,
+                extended=options["full"],
+            )
         except AnalysisInputError as error:
             self.stderr.write(f"error: {error}")
             sys.exit(2)

@@ -1,0 +1,93 @@
+"""The vectorised bootstrap against scipy, one resample at a time, on the same resamples."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from metrics.stats.bootstrap import (
+    RankedResamples,
+    counts_from_indices,
+    percentile_interval,
+    resample_indices,
+    resampled_spearman,
+    spearman_between,
+    two_sided_p,
+)
+
+
+def scipy_per_resample(x, y, indices, units=None):
+    """What a plain loop computes: Spearman of each resample's drawn pairs."""
+    rho = []
+    for drawn in indices:
+        if units is not None:
+            drawn = drawn[np.isin(drawn, units)]
+            lookup = {unit: position for position, unit in enumerate(units)}
+            drawn = np.array([lookup[d] for d in drawn])
+        xs, ys = x[drawn], y[drawn]
+        constant = np.ptp(xs) == 0 or np.ptp(ys) == 0
+        rho.append(np.nan if constant else stats.spearmanr(xs, ys).statistic)
+    return np.array(rho)
+
+
+@pytest.mark.parametrize(
+    "kind", ["continuous", "continuous vs likert mean", "likert vs likert", "heavy ties"]
+)
+def test_equals_scipy_on_every_resample(kind):
+    rng = np.random.default_rng(0)
+    n = 300
+    latent = rng.normal(size=n)
+    x = {
+        "continuous": latent + rng.normal(size=n),
+        "continuous vs likert mean": latent + rng.normal(size=n),
+        "likert vs likert": np.clip(np.rint(3 + latent + rng.normal(size=n)), 1, 5),
+        "heavy ties": rng.integers(0, 2, size=n).astype(float),
+    }[kind]
+    y = {
+        "continuous": latent,
+        "continuous vs likert mean": np.round(np.clip(3 + latent, 1, 5) * 3) / 3,
+        "likert vs likert": np.clip(np.rint(3 + latent), 1, 5),
+        "heavy ties": np.rint(latent),
+    }[kind]
+    indices = resample_indices(n, 200, np.random.default_rng(1))
+    counts = counts_from_indices(indices, n)
+    np.testing.assert_allclose(
+        resampled_spearman(x, y, counts), scipy_per_resample(x, y, indices), atol=1e-12
+    )
+
+
+def test_a_subset_of_units_is_the_drawn_units_it_contains():
+    rng = np.random.default_rng(2)
+    n = 120
+    x, y = rng.normal(size=n), rng.integers(1, 6, size=n).astype(float)
+    units = np.flatnonzero(rng.random(n) < 0.6)
+    indices = resample_indices(n, 100, np.random.default_rng(3))
+    counts = counts_from_indices(indices, n)
+    got = resampled_spearman(x[units], y[units], counts, units)
+    np.testing.assert_allclose(
+        got, scipy_per_resample(x[units], y[units], indices, units), atol=1e-12
+    )
+
+
+def test_constant_resamples_are_nan_not_errors():
+    x = np.array([1.0, 2.0, 3.0])
+    y = np.array([1.0, 1.0, 2.0])
+    indices = np.array([[0, 0, 0], [0, 1, 2], [1, 0, 1]])
+    rho = resampled_spearman(x, y, counts_from_indices(indices, 3))
+    assert np.isnan(rho[0]) and np.isnan(rho[2])
+    assert rho[1] == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert percentile_interval(np.array([np.nan, np.nan])) is None
+
+
+def test_ranked_variables_must_cover_the_same_units():
+    counts = counts_from_indices(resample_indices(5, 4, np.random.default_rng(0)), 5)
+    a = RankedResamples([1, 2, 3], [0, 1, 2], counts)
+    b = RankedResamples([1, 2, 3], [1, 2, 3], counts)
+    with pytest.raises(ValueError, match="same units"):
+        spearman_between(a, b)
+
+
+def test_two_sided_p():
+    assert two_sided_p(np.full(999, 0.2)) == pytest.approx(2 / 1000), "never exactly zero"
+    symmetric = np.linspace(-1, 1, 1001)
+    assert two_sided_p(symmetric) == pytest.approx(1.0)
+    assert two_sided_p(np.array([np.nan])) is None
