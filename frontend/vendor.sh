@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Vendors the viewer's prebuilt browser bundles from the npm registry into
+# Vendors the viewer's and the dashboard's prebuilt browser bundles from the npm registry into
 # frontend/static/vendor/<package>/ and records version, source, licence and SHA-256 in
 # frontend/static/vendor/MANIFEST.json. Needs npm only when re-vendoring; the app never does.
 set -euo pipefail
@@ -15,6 +15,7 @@ specs=(
   "cornerstone-math@0.1.10 dist/cornerstoneMath.min.js LICENSE"
   "cornerstone-tools@6.0.10 dist/cornerstoneTools.min.js LICENSE"
   "cornerstone-wado-image-loader@4.13.2 dist/cornerstoneWADOImageLoaderNoWebWorkers.bundle.min.js LICENSE"
+  "plotly.js-dist-min@4.1.2 plotly.min.js LICENSE"
 )
 echo "[" > "$tmp/manifest"
 first=1

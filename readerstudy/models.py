@@ -381,7 +381,8 @@ class ScoreRevision(models.Model):
         return f"{self.score}: {self.value} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
-def _current_metric_values(study: Study):
+def current_metric_values(study: Study):
+    """(configured metric names, the study's stored values of them at their current version)."""
     from metrics.engine import metric_version
     from metrics.models import MetricValue, configured_metrics
 
@@ -394,7 +395,7 @@ def _current_metric_values(study: Study):
 
 def metric_progress(study: Study) -> dict[str, int]:
     """How many of a study's configured metric values are computed, failed and expected."""
-    names, values = _current_metric_values(study)
+    names, values = current_metric_values(study)
     counts = values.aggregate(
         done=Count("pk", filter=Q(value__isnull=False)),
         failed=Count("pk", filter=~Q(error="")),
@@ -406,7 +407,7 @@ def metric_progress(study: Study) -> dict[str, int]:
 def cases_missing_metrics(study: Study) -> list[Case]:
     """Cases with a configured metric not yet stored at its current version (new weights, a
     new convention, a worker that never ran)."""
-    names, values = _current_metric_values(study)
+    names, values = current_metric_values(study)
     stored = dict(
         values.values("reconstruction__case")
         .annotate(n=Count("pk"))

@@ -8,5 +8,16 @@ urlpatterns = [
     path("studies/<slug:slug>/", views.StudyDetail.as_view(), name="detail"),
     path("read/<slug:slug>/", views.ReadingPage.as_view(), name="read"),
     path("studies/<slug:slug>/export/<str:kind>.csv", views.study_export, name="export"),
+    path("studies/<slug:slug>/dashboard/", views.Dashboard.as_view(), name="dashboard"),
+    path(
+        "studies/<slug:slug>/dashboard/metric-agreement.csv",
+        views.dashboard_table,
+        name="dashboard-table",
+    ),
+    path(
+        "studies/<slug:slug>/reconstructions/<str:public_id>/<str:which>.png",
+        views.reconstruction_preview,
+        name="preview",
+    ),
     path("items/<str:public_id>/<str:which>.dcm", views.item_image, name="item-image"),
 ]

@@ -1,4 +1,6 @@
-"""Pages: a user's studies, and the researcher's view of one study."""
+"""Pages: a user's studies, the researcher's view of one study and its live dashboard."""
+
+import io
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -8,10 +10,12 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 from django.views.generic import DetailView, TemplateView
+from PIL import Image
 
 from metrics.engine import metric_version
 from metrics.models import MetricValue, configured_metrics
-from readerstudy.dicom import blinded_dicom
+from readerstudy.dashboard import TABLE_COLUMNS, dashboard_payload, table_rows
+from readerstudy.dicom import blinded_dicom, to_stored_values
 from readerstudy.export import METRIC_COLUMNS, SCORE_COLUMNS, metric_rows, score_rows, write_csv
 from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study, metric_progress
 
@@ -125,4 +129,55 @@ def study_export(request, slug: str, kind: str):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-{kind}.csv"'
     write_csv(rows(study), columns, response)
+    return response
+
+
+class Dashboard(LoginRequiredMixin, DetailView):
+    """Which metric agrees with the readers: live, for the study's researchers (404 to anyone
+    else). The page draws what /api/studies/<slug>/analysis/ returns and polls it."""
+
+    template_name = "readerstudy/dashboard.html"
+    context_object_name = "study"
+
+    def get_queryset(self):
+        return Study.objects.filter(researchers=self.request.user)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(poll_ms=settings.DASHBOARD_POLL_MS, **kwargs)
+
+
+@require_GET
+@login_required
+def dashboard_table(request, slug: str):
+    """Every question's ranked metric table as CSV (the dashboard's download)."""
+    study = get_object_or_404(Study, slug=slug, researchers=request.user)
+    _, payload = dashboard_payload(study)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-metric-agreement.csv"'
+    write_csv(table_rows(payload), TABLE_COLUMNS, response)
+    return response
+
+
+@require_GET
+@login_required
+def reconstruction_preview(request, slug: str, public_id: str, which: str):
+    """A reconstruction or its reference as PNG, for the researchers who open a point of the
+    dashboard's scatter plot. Scaled by the reference's maximum, as readers see it."""
+    reconstruction = get_object_or_404(
+        Reconstruction.objects.select_related("case"),
+        public_id=public_id,
+        case__study__slug=slug,
+        case__study__researchers=request.user,
+    )
+    if which not in ("reconstruction", "reference"):
+        raise Http404
+    reference = reconstruction.case.load_reference()
+    image = reference if which == "reference" else reconstruction.load_image()
+    if image.ndim == 3:
+        image = image[image.shape[0] // 2]  # the middle slice of a volume
+    stored = to_stored_values(image, float(reference.max()))
+    buffer = io.BytesIO()
+    Image.fromarray((stored // 16).astype("uint8")).save(buffer, format="PNG")
+    response = HttpResponse(buffer.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -34,5 +34,10 @@ WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # The test client and the browser tests speak plain HTTP to a local server.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+SECURE_SSL_REDIRECT = False
+SECURE_HSTS_SECONDS = 0
 # A fixed metric set, whatever weights this machine has: the pixel metrics and one offline DFD.
 METRICS_ENABLED = ["psnr", "ssim", "nmse", "dfd-resnet50-random"]
+# Fewer bootstrap resamples and a faster poll keep the dashboard tests quick.
+DASHBOARD_BOOTSTRAP = 200
+DASHBOARD_POLL_MS = 500

@@ -1,9 +1,11 @@
-"""The reader's API. Every queryset is scoped to the requesting reader: anything else is 404."""
+"""The API. The reader's endpoints are scoped to the requesting reader, the analysis to the
+study's researchers: anything else is 404."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -14,6 +16,7 @@ from readerstudy.api.serializers import (
     ReaderStudySerializer,
     ScoresInputSerializer,
 )
+from readerstudy.dashboard import dashboard_payload
 from readerstudy.models import Assignment, Reader, Study
 
 
@@ -94,3 +97,27 @@ class ItemScores(APIView):
             )
             raise ValidationError(detail) from error
         return Response(ItemSerializer(item).data, status=status.HTTP_200_OK)
+
+
+class StudyAnalysis(APIView):
+    """The dashboard's data for one study: metric-reader correlations with CIs, agreement,
+    comparisons, subgroups, progress and scatter points. Researchers of the study only.
+
+    The ETag is the study's data version: send it back as If-None-Match and an unchanged
+    study answers 304 with no body, which is what the dashboard's 2-second poll does.
+    """
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT, 304: OpenApiResponse(description="Not modified")}
+    )
+    def get(self, request, slug):
+        study = get_object_or_404(Study, slug=slug, researchers=request.user)
+        version, payload = dashboard_payload(study)
+        etag = f'"{version}"'
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            response = Response(payload)
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, no-cache"
+        return response

@@ -49,6 +49,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
+# CACHES
+# ------------------------------------------------------------------------------
+# The dashboard's analyses are cached per data version. Per-process memory by default; with
+# several gunicorn workers set CACHE_URL (e.g. redis://127.0.0.1:6379/1) so they share one.
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-cache-url
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://dashboard")}
+
 # APPS
 # ------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -116,7 +123,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "readerstudy.staticstorage.StaticFilesStorage"
         )
     },
 }
@@ -129,6 +136,17 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# Production serves HTTPS only (a TLS-terminating proxy sets X-Forwarded-Proto); a loopback
+# benchmark or a debug server turns these off through the environment.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+# W021: the HSTS preload directive asks browsers to hard-code the domain, which is the
+# operator's decision (DJANGO_HSTS_PRELOAD), not a default.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # CELERY
 # ------------------------------------------------------------------------------
@@ -161,6 +179,13 @@ METRICS_BATCH_SIZE = env.int("METRICS_BATCH_SIZE", default=16)
 METRICS_PRECISION = env.str("METRICS_PRECISION", default="fp32")
 # Metric names to compute (comma-separated); empty: every metric whose weights are present.
 METRICS_ENABLED = env.list("METRICS_ENABLED", default=[])
+
+# DASHBOARD
+# ------------------------------------------------------------------------------
+# Bootstrap resamples behind the dashboard's confidence intervals and comparisons.
+DASHBOARD_BOOTSTRAP = env.int("DASHBOARD_BOOTSTRAP", default=1000)
+# How often an open dashboard asks whether the data changed (milliseconds).
+DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=2000)
 
 # REST FRAMEWORK
 # ------------------------------------------------------------------------------

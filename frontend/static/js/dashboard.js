@@ -1,0 +1,303 @@
+/* The researcher's live dashboard: polls the study's analysis with its ETag (a 304 when
+   nothing changed) and redraws tables and plotly figures when a score or metric arrives. */
+(function () {
+  "use strict";
+  const root = document.getElementById("dashboard");
+  const api = root.dataset.api;
+  const pollMs = Number(root.dataset.pollMs) || 2000;
+  const dark = {
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    font: { color: "#d9dee3", size: 12 }, margin: { l: 60, r: 20, t: 10, b: 50 },
+    xaxis: { gridcolor: "#262c33", zerolinecolor: "#3a424b" },
+    yaxis: { gridcolor: "#262c33", zerolinecolor: "#3a424b" },
+  };
+  const plotConfig = { displaylogo: false, responsive: true,
+    toImageButtonOptions: { format: "png", scale: 2 } };
+  const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon"];
+  const COLOURS = ["#4ea1ff", "#ff9f43", "#5ccf8a", "#e66bff", "#ff6b6b", "#ffd93d", "#6bdcff", "#b0b7bf"];
+
+  let etag = null;
+  let payload = null;
+  let question = null;
+  let lastChecked = null;
+
+  const $ = (id) => document.getElementById(id);
+  const fmt = (v, digits = 3) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+  const fmtCi = (ci, digits = 3) => (ci ? `[${fmt(ci[0], digits)}, ${fmt(ci[1], digits)}]` : "–");
+  const fmtP = (p) => (p === null || p === undefined ? "–" : p < 0.001 ? "<0.001" : p.toFixed(3));
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (key === "class") node.className = value;
+      else if (key === "title") node.title = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) node.append(child instanceof Node ? child : String(child));
+    return node;
+  }
+  function layout(extra) {
+    return Object.assign({}, dark, extra, {
+      xaxis: Object.assign({}, dark.xaxis, extra.xaxis || {}),
+      yaxis: Object.assign({}, dark.yaxis, extra.yaxis || {}),
+    });
+  }
+
+  async function poll() {
+    try {
+      const headers = { Accept: "application/json" };
+      if (etag) headers["If-None-Match"] = etag;
+      const response = await fetch(api, { headers, credentials: "same-origin" });
+      if (response.status === 200) {
+        etag = response.headers.get("ETag");
+        payload = await response.json();
+        root.dataset.version = payload.version;
+        render();
+      } else if (response.status !== 304) {
+        throw new Error(response.status === 404 ? "no access to this study" : `HTTP ${response.status}`);
+      }
+      lastChecked = new Date();
+      const status = $("live-status");
+      status.className = "live ok";
+      status.textContent = `Live · data of ${new Date(payload.computed_at).toLocaleTimeString()} · checked ${lastChecked.toLocaleTimeString()}`;
+    } catch (error) {
+      const status = $("live-status");
+      status.className = "live stale";
+      status.textContent = `Not updating (${error.message}); retrying…`;
+    } finally {
+      setTimeout(poll, pollMs);
+    }
+  }
+
+  function block() {
+    return payload.analysis && payload.analysis.questions[question];
+  }
+
+  function render() {
+    const keys = payload.questions.map((q) => q.key);
+    if (!keys.includes(question)) question = keys[0];
+    renderTabs();
+    const reason = $("reason");
+    const current = block();
+    const why = payload.reason || (!current && payload.analysis ? "No scores for this question yet." : null);
+    reason.hidden = !why;
+    reason.textContent = why || "";
+    renderProgress();
+    renderAgreement(current);
+    renderRanked(current);
+    renderComparison(current);
+    renderScatter();
+    renderHeatmap(current);
+    renderReaders(current);
+    renderSubgroups(current);
+  }
+
+  function renderTabs() {
+    const tabs = $("question-tabs");
+    tabs.replaceChildren(...payload.questions.map((q) => {
+      const button = el("button", { type: "button", "data-question": q.key,
+        class: q.key === question ? "active" : "" }, q.label);
+      button.addEventListener("click", () => { question = q.key; render(); });
+      return button;
+    }));
+  }
+
+  function renderProgress() {
+    const progress = payload.progress;
+    $("scored-count").textContent =
+      `${progress.scored[question] || 0} of ${progress.reconstructions} reconstructions scored for this question`;
+    $("reader-progress").tBodies[0].replaceChildren(...progress.readers.map((r) =>
+      el("tr", {}, el("td", {}, r.reader),
+        el("td", {}, el("progress", { max: r.total, value: r.done }), el("span", { class: "count" }, `${r.done}/${r.total}`)))));
+  }
+
+  function renderAgreement(current) {
+    const dl = $("agreement");
+    const sample = $("sample-size");
+    if (!current) { dl.replaceChildren(); sample.textContent = ""; return; }
+    const a = current.agreement;
+    const why = current.agreement_reasons || {};
+    const figure = (key) => a[key] === null && why[key] ? `– (${why[key]})` : fmt(a[key]);
+    const rows = [
+      ["ICC(2,1)", figure("icc2_1")], ["ICC(2,k)", figure("icc2_k")],
+      ["Krippendorff α (ordinal)", figure("krippendorff_alpha")],
+      ["Reader vs rest, mean", `${fmt(current.baseline.mean)}${current.baseline.ci ? " " + fmtCi(current.baseline.ci) : ""}`],
+    ];
+    dl.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    if (current.baseline.reason) dl.append(el("dt", {}, ""), el("dd", { class: "muted" }, current.baseline.reason));
+    const hint = current.sample_size;
+    sample.textContent = !hint ? "" : hint.additional_reconstructions > 0
+      ? `Widest CI: ${hint.widest_metric} (${fmt(hint.widest_ci_width, 2)} wide over ${hint.n}). About ${hint.additional_reconstructions} more scored reconstructions would bring it under ${hint.target_ci_width} (assuming width ∝ 1/√n).`
+      : `Every CI is already narrower than ${hint.target_ci_width}.`;
+  }
+
+  function ranked(current) {
+    return Object.entries(current.metrics).sort((a, b) => Math.abs(b[1].spearman ?? 0) - Math.abs(a[1].spearman ?? 0));
+  }
+
+  function renderRanked(current) {
+    const body = $("ranked").tBodies[0];
+    if (!current) { body.replaceChildren(); Plotly.purge("forest"); return; }
+    const rows = ranked(current).map(([name, m], index) => {
+      const versus = current.versus_readers[name] || {};
+      const significant = versus.p !== undefined && versus.p < 0.05;
+      return el("tr", { "data-metric": name },
+        el("td", {}, index + 1), el("td", {}, name), el("td", { class: "num" }, m.n),
+        el("td", { class: "num", title: m.reason || "" }, m.spearman === null ? (m.reason || "–") : fmt(m.spearman)),
+        el("td", { class: "num" }, fmtCi(m.spearman_ci)), el("td", { class: "num" }, fmt(m.kendall)),
+        el("td", { class: "num" }, fmt(m.pearson)),
+        el("td", { class: "num" }, versus.difference === undefined ? "–" : `${fmt(versus.difference)} ${fmtCi(versus.ci)}`),
+        el("td", { class: "num" + (significant ? " sig" : "") }, fmtP(versus.p)));
+    });
+    body.replaceChildren(...rows);
+    const usable = ranked(current).filter(([, m]) => m.spearman !== null).reverse();
+    // Sign-aligned: a distance's interval [-0.8, -0.6] is drawn as [0.6, 0.8].
+    const aligned = usable.map(([, m]) => (m.spearman_ci || [m.spearman, m.spearman])
+      .map((c) => (m.spearman < 0 ? -c : c)).sort((p, q) => p - q));
+    const x = usable.map(([, m]) => Math.abs(m.spearman));
+    const low = x.map((v, i) => v - aligned[i][0]);
+    const high = x.map((v, i) => aligned[i][1] - v);
+    const shapes = [];
+    const base = current.baseline;
+    if (base.mean !== null) {
+      if (base.ci) shapes.push({ type: "rect", xref: "x", yref: "paper", x0: base.ci[0], x1: base.ci[1], y0: 0, y1: 1,
+        fillcolor: "rgba(92,207,138,0.15)", line: { width: 0 } });
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: base.mean, x1: base.mean, y0: 0, y1: 1,
+        line: { color: "#5ccf8a", dash: "dash" } });
+    }
+    Plotly.react("forest", [{
+      type: "scatter", mode: "markers", x, y: usable.map(([name]) => name),
+      error_x: { type: "data", symmetric: false, array: high, arrayminus: low, color: "#4ea1ff" },
+      marker: { color: "#4ea1ff", size: 9 },
+      hovertemplate: "%{y}: |ρ| %{x:.3f}<extra></extra>",
+    }], layout({
+      height: Math.max(220, 40 * usable.length + 80), showlegend: false, shapes,
+      xaxis: { title: { text: "|Spearman ρ| with the mean reader score (band: readers among themselves)" }, range: [0, 1.02] },
+      yaxis: { automargin: true },
+    }), plotConfig);
+  }
+
+  function fillSelect(select, names, preferred) {
+    const before = select.value || preferred;
+    select.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    if (names.includes(before)) select.value = before;
+  }
+
+  function renderComparison(current) {
+    const names = current ? Object.keys(current.metrics) : [];
+    const order = current ? ranked(current).map(([n]) => n) : [];
+    fillSelect($("compare-a"), names, order[0]);
+    fillSelect($("compare-b"), names, order[1]);
+    const out = $("comparison");
+    if (!current || names.length < 2) { out.textContent = "Needs two metrics with values."; return; }
+    const a = $("compare-a").value;
+    const b = $("compare-b").value;
+    if (a === b) { out.textContent = "Pick two different metrics."; return; }
+    const found = current.comparisons.find((c) => (c.a === a && c.b === b) || (c.a === b && c.b === a));
+    if (!found) { out.textContent = "Not computable: one of the two has no correlation (see its reason above)."; return; }
+    const flip = found.a === a ? 1 : -1;
+    const ci = found.ci ? [flip * found.ci[flip === 1 ? 0 : 1], flip * found.ci[flip === 1 ? 1 : 0]] : null;
+    const difference = flip * found.difference;
+    out.textContent = `|ρ(${a})| − |ρ(${b})| = ${fmt(difference)}, 95% CI ${fmtCi(ci)}, p = ${fmtP(found.p)} ` +
+      `(paired bootstrap over the same resamples). ` +
+      (found.p < 0.05 ? `${difference > 0 ? a : b} agrees better with the readers.` : "No clear difference.");
+  }
+
+  function renderScatter() {
+    const points = (payload.points && payload.points[question]) || [];
+    const names = payload.metrics;
+    fillSelect($("scatter-metric"), names, (block() && ranked(block())[0] || [names[0]])[0]);
+    const metric = $("scatter-metric").value;
+    const withValue = points.filter((p) => p.metrics[metric] !== undefined);
+    const methods = [...new Set(withValue.map((p) => p.method))].sort();
+    const accelerations = [...new Set(withValue.map((p) => p.acceleration))].sort();
+    const traces = methods.map((method, i) => {
+      const mine = withValue.filter((p) => p.method === method);
+      return {
+        type: "scatter", mode: "markers", name: method,
+        x: mine.map((p) => p.metrics[metric]), y: mine.map((p) => p.mean_score),
+        customdata: mine.map((p) => [p.reconstruction, p.case, p.acceleration, p.readers, p.method]),
+        marker: { color: COLOURS[i % COLOURS.length], size: 9, opacity: 0.85,
+          symbol: mine.map((p) => SYMBOLS[accelerations.indexOf(p.acceleration) % SYMBOLS.length]) },
+        hovertemplate: "case %{customdata[1]}<br>%{customdata[4]} · %{customdata[2]}<br>" +
+          `${metric} %{x:.4g}<br>mean score %{y:.2f} (%{customdata[3]} readers)<extra></extra>`,
+      };
+    });
+    const box = $("scatter");
+    Plotly.react(box, traces, layout({
+      height: 420, legend: { title: { text: `method (shapes: ${accelerations.join(", ")})` } },
+      xaxis: { title: { text: metric || "" } }, yaxis: { title: { text: "mean reader score" } },
+    }), plotConfig);
+    if (!box.dataset.bound) {
+      box.dataset.bound = "1";
+      box.on("plotly_click", (event) => openPreview(event.points[0].customdata));
+    }
+  }
+
+  function openPreview([recon, caseName, acceleration, readers, method]) {
+    const url = (which) => root.dataset.preview.replace("RECON", encodeURIComponent(recon)).replace("WHICH", which);
+    $("preview").hidden = false;
+    $("preview-caption").textContent = `Case ${caseName} · ${method} · ${acceleration} · ${readers} reader${readers === 1 ? "" : "s"}`;
+    $("preview-reference").src = url("reference");
+    $("preview-reconstruction").src = url("reconstruction");
+  }
+
+  function renderHeatmap(current) {
+    if (!current) { Plotly.purge("heatmap"); return; }
+    const metrics = ranked(current).map(([n]) => n);
+    const readers = current.readers;
+    const z = readers.map((r) => metrics.map((m) => current.metrics[m].per_reader[r] ?? null));
+    Plotly.react("heatmap", [{
+      type: "heatmap", x: metrics, y: readers, z, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true,
+      text: z.map((row) => row.map((v) => (v === null ? "n/a" : v.toFixed(2)))), texttemplate: "%{text}",
+      hovertemplate: "%{y} · %{x}: ρ %{z:.3f}<extra></extra>", colorbar: { title: { text: "ρ" } },
+    }], layout({ height: Math.max(260, 34 * readers.length + 120), xaxis: { automargin: true }, yaxis: { automargin: true } }), plotConfig);
+  }
+
+  function renderReaders(current) {
+    if (!current) { Plotly.purge("readers"); return; }
+    const vs = current.agreement.reader_vs_rest || {};
+    const readers = Object.keys(vs).filter((k) => k !== "mean");
+    const shapes = vs.mean === null || vs.mean === undefined ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: vs.mean, y1: vs.mean,
+      line: { color: "#5ccf8a", dash: "dash" } }];
+    Plotly.react("readers", [{
+      type: "bar", x: readers, y: readers.map((r) => vs[r]), marker: { color: "#4ea1ff" },
+      hovertemplate: "%{x}: ρ %{y:.3f}<extra></extra>",
+    }], layout({ height: 300, shapes, yaxis: { title: { text: "Spearman with the rest" }, range: [0, 1] } }), plotConfig);
+  }
+
+  function renderSubgroups(current) {
+    const table = $("subgroups");
+    if (!current) { table.replaceChildren(); return; }
+    const metrics = ranked(current).map(([n]) => n);
+    const head = el("thead", {}, el("tr", {}, el("th", {}, "Group"), ...metrics.map((m) => el("th", { class: "num" }, m))));
+    const rows = [];
+    for (const [kind, label] of [["by_method", "method"], ["by_acceleration", "acceleration"]]) {
+      for (const [group, byMetric] of Object.entries(current[kind] || {})) {
+        rows.push(el("tr", { "data-group": `${label}:${group}` }, el("td", {}, `${label} ${group}`),
+          ...metrics.map((m) => {
+            const cell = byMetric[m];
+            return el("td", { class: "num", title: (cell && cell.reason) || "" },
+              !cell || cell.spearman === null ? "–" : `${fmt(cell.spearman, 2)} ${fmtCi(cell.spearman_ci, 2)} (n ${cell.n})`);
+          })));
+      }
+    }
+    table.replaceChildren(head, el("tbody", {}, ...rows));
+  }
+
+  function addDownloads() {
+    for (const holder of document.querySelectorAll(".plot-downloads")) {
+      for (const format of ["png", "svg"]) {
+        const button = el("button", { type: "button", "data-format": format }, format.toUpperCase());
+        button.addEventListener("click", () => Plotly.downloadImage(holder.dataset.plot,
+          { format, filename: `${holder.dataset.plot}-${question}`, width: 1000, height: 600 }));
+        holder.append(button);
+      }
+    }
+  }
+
+  for (const id of ["compare-a", "compare-b", "scatter-metric"]) {
+    $(id).addEventListener("change", () => render());
+  }
+  addDownloads();
+  poll();
+})();

@@ -1,0 +1,215 @@
+"""The dashboard's data: a study's scores and metric values handed to the statistics engine
+(`metrics.stats.analysis`), cached per data version, with the points behind the scatter plots.
+
+The data version is a digest of counts and last-change times of the study's scores, current
+metric values and readers. It is cheap (three aggregate queries), it changes whenever a score
+is saved or changed and whenever a metric value arrives, and it is the dashboard API's ETag:
+a poll with an unchanged version is answered 304 without touching the statistics, and a
+changed one is analysed once per cache, however many researchers watch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import pandas as pd
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from metrics.stats.analysis import AnalysisInputError, analyze
+from readerstudy.models import Reconstruction, Score, Study, current_metric_values
+
+CACHE_SECONDS = 24 * 3600
+
+
+def data_version(study: Study) -> str:
+    scores = Score.objects.filter(assignment__reader__study=study).aggregate(
+        n=Count("pk"), last=Max("updated_at")
+    )
+    names, values = current_metric_values(study)
+    metric_values = values.filter(value__isnull=False).aggregate(
+        n=Count("pk"), last=Max("computed_at")
+    )
+    parts = [
+        study.pk,
+        scores["n"],
+        scores["last"],
+        metric_values["n"],
+        metric_values["last"],
+        ",".join(names),
+        study.readers.count(),
+        Reconstruction.objects.filter(case__study=study).count(),
+        settings.DASHBOARD_BOOTSTRAP,
+    ]
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
+
+
+def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(scores, metrics, reconstructions) in the statistics engine's long format."""
+    scores = pd.DataFrame.from_records(
+        Score.objects.filter(assignment__reader__study=study).values_list(
+            "assignment__reader__user__username",
+            "assignment__reconstruction__public_id",
+            "question__key",
+            "value",
+        ),
+        columns=["reader", "reconstruction", "question", "score"],
+    )
+    _, values = current_metric_values(study)
+    metrics = pd.DataFrame.from_records(
+        values.filter(value__isnull=False).values_list(
+            "reconstruction__public_id", "metric", "value"
+        ),
+        columns=["reconstruction", "metric", "value"],
+    )
+    reconstructions = pd.DataFrame.from_records(
+        Reconstruction.objects.filter(case__study=study).values_list(
+            "public_id", "case__name", "method", "acceleration"
+        ),
+        columns=["reconstruction", "case", "method", "acceleration"],
+    )
+    reconstructions["acceleration"] = reconstructions["acceleration"].map(_acceleration_label)
+    return scores, metrics, reconstructions
+
+
+def _acceleration_label(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unknown"
+    return f"{value:g}x"
+
+
+def _finite(value):
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _points(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -> dict:
+    """Per question, one point per scored reconstruction: its mean score, its readers, its
+    case, method and acceleration, and every metric value (for the scatter plots)."""
+    wide_metrics = metrics.pivot_table(
+        index="reconstruction", columns="metric", values="value", aggfunc="mean"
+    )
+    info = recons.set_index("reconstruction")
+    out = {}
+    for question, rows in scores.groupby("question"):
+        summary = rows.groupby("reconstruction")["score"].agg(["mean", "count"])
+        joined = summary.join(info, how="left").join(wide_metrics, how="left")
+        out[str(question)] = [
+            {
+                "reconstruction": str(public_id),
+                "case": row["case"],
+                "method": row["method"],
+                "acceleration": row["acceleration"],
+                "mean_score": float(row["mean"]),
+                "readers": int(row["count"]),
+                "metrics": {
+                    name: _finite(row[name])
+                    for name in wide_metrics.columns
+                    if pd.notna(row[name])
+                },
+            }
+            for public_id, row in joined.iterrows()
+        ]
+    return out
+
+
+def _progress(study: Study, scores: pd.DataFrame, n_reconstructions: int) -> dict:
+    scored = scores.groupby("question")["reconstruction"].nunique() if len(scores) else {}
+    return {
+        "reconstructions": n_reconstructions,
+        "scored": {q.key: int(scored.get(q.key, 0)) for q in study.questions.all()},
+        "readers": [
+            {"reader": reader.user.username, "done": done, "total": total}
+            for reader in study.readers.select_related("user")
+            for done, total in [reader.progress()]
+        ],
+    }
+
+
+def build_payload(study: Study, version: str) -> dict:
+    scores, metrics, recons = study_frames(study)
+    payload = {
+        "study": study.slug,
+        "version": version,
+        "computed_at": timezone.now().isoformat(),
+        "questions": [{"key": q.key, "label": q.label} for q in study.questions.all()],
+        "metrics": sorted(metrics["metric"].unique().tolist()),
+        "progress": _progress(study, scores, len(recons)),
+        "analysis": None,
+        "reason": None,
+        "points": {},
+    }
+    if scores.empty:
+        payload["reason"] = "No scores yet: the analysis starts with the first scored image."
+    elif metrics.empty:
+        payload["reason"] = "No metric values yet: the workers have not stored any."
+    else:
+        try:
+            payload["analysis"] = analyze(
+                scores,
+                metrics,
+                bootstrap=settings.DASHBOARD_BOOTSTRAP,
+                seed=0,
+                groups=recons[["reconstruction", "method", "acceleration"]],
+                extended=True,
+            )
+        except AnalysisInputError as error:
+            payload["reason"] = str(error)
+        payload["points"] = _points(scores, metrics, recons)
+    return payload
+
+
+def dashboard_payload(study: Study) -> tuple[str, dict]:
+    """(version, payload): the cached analysis of the study's data as it is now."""
+    version = data_version(study)
+    key = f"dashboard:{study.pk}:{version}"
+    payload = cache.get(key)
+    if payload is None:
+        payload = build_payload(study, version)
+        cache.set(key, payload, CACHE_SECONDS)
+    return version, payload
+
+
+TABLE_COLUMNS = [
+    "question",
+    "metric",
+    "n",
+    "spearman",
+    "ci_low",
+    "ci_high",
+    "kendall",
+    "pearson",
+    "minus_readers",
+    "minus_readers_ci_low",
+    "minus_readers_ci_high",
+    "minus_readers_p",
+    "reason",
+]
+
+
+def table_rows(payload: dict):
+    """The ranked metric table of every question, as CSV rows."""
+    analysis = payload.get("analysis") or {"questions": {}}
+    for question, block in analysis["questions"].items():
+        ranked = sorted(block["metrics"].items(), key=lambda item: -abs(item[1]["spearman"] or 0))
+        for name, row in ranked:
+            versus = block["versus_readers"].get(name) or {}
+            ci = row["spearman_ci"] or [None, None]
+            versus_ci = versus.get("ci") or [None, None]
+            yield {
+                "question": question,
+                "metric": name,
+                "n": row["n"],
+                "spearman": row["spearman"],
+                "ci_low": ci[0],
+                "ci_high": ci[1],
+                "kendall": row["kendall"],
+                "pearson": row["pearson"],
+                "minus_readers": versus.get("difference"),
+                "minus_readers_ci_low": versus_ci[0],
+                "minus_readers_ci_high": versus_ci[1],
+                "minus_readers_p": versus.get("p"),
+                "reason": row.get("reason", ""),
+            }

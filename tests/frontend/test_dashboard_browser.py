@@ -1,0 +1,107 @@
+"""The researcher's dashboard in Debian's Chromium: it updates live while a reader scores in
+another browser context, opens a point's images, and downloads its figures."""
+
+import time
+
+import pytest
+
+from metrics.tasks import compute_case_metrics
+from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def log_in(page, live_server, username, next_url):
+    page.goto(f"{live_server.url}/accounts/login/?next={next_url}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{next_url}")
+
+
+@pytest.fixture
+def study():
+    study = StudyFactory(slug="live", title="Live knee study")
+    study.researchers.add(UserFactory(username="lead"))
+    for index in range(6):
+        ReconstructionFactory(
+            case__study=study, method=("zero-filled", "cs-tv")[index % 2], acceleration=4
+        )
+    for case in study.cases.all():
+        compute_case_metrics(case_pk=case.pk)  # what the worker does (see tests/metrics)
+    for name in ("radiologist", "second"):
+        study.assign_reader(UserFactory(username=name))
+    second = study.readers.get(user__username="second")
+    for item in second.assignments.all()[:4]:
+        item.save_scores({q.key: 2 + item.position % 3 for q in study.questions.all()})
+    return study
+
+
+def scored(page):
+    return page.inner_text("#scored-count")
+
+
+def test_dashboard_updates_live_when_a_reader_scores(browser, live_server, study, screenshot_dir):
+    researcher = browser.new_context(
+        viewport={"width": 1400, "height": 900}, accept_downloads=True
+    )
+    dashboard = researcher.new_page()
+    errors = []
+    dashboard.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(dashboard, live_server, "lead", f"/studies/{study.slug}/dashboard/")
+    dashboard.wait_for_selector("#ranked tbody tr")
+    assert scored(dashboard).startswith("4 of 6")
+    version = dashboard.evaluate("document.getElementById('dashboard').dataset.version")
+    metrics = dashboard.locator("#ranked tbody tr").all_inner_texts()
+    assert len(metrics) == 4 and any("psnr" in row for row in metrics)
+    assert "live" in dashboard.inner_text("#live-status").lower()
+
+    reader = browser.new_context(viewport={"width": 1280, "height": 800})
+    reading = reader.new_page()
+    log_in(reading, live_server, "radiologist", f"/read/{study.slug}/")
+    reading.wait_for_selector("#reader[data-ready]")
+    for digit in "4444":
+        reading.keyboard.press(digit)
+    started = time.perf_counter()
+    reading.keyboard.press("Enter")
+    dashboard.wait_for_function(
+        "v => document.getElementById('dashboard').dataset.version !== v",
+        arg=version,
+        timeout=5000,
+    )
+    elapsed = time.perf_counter() - started
+    assert elapsed < 5, "a new score shows up within 5 s, without a reload"
+    rows = dashboard.locator("#reader-progress tr", has_text="radiologist")
+    assert rows.locator(".count").inner_text() == "1/6"
+    print(f"score to dashboard: {elapsed:.2f} s")
+
+    point = dashboard.locator("#scatter .point").first
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    dashboard.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    dashboard.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    dashboard.wait_for_function(
+        "() => { const i = document.getElementById('preview-reconstruction');"
+        " return i.complete && i.naturalWidth === 32; }"
+    )
+    assert "Case case-" in dashboard.inner_text("#preview-caption")
+    for plot, image_format in (("forest", "svg"), ("scatter", "png")):
+        with dashboard.expect_download() as download:
+            dashboard.click(
+                f".plot-downloads[data-plot={plot}] button[data-format={image_format}]"
+            )
+        assert download.value.suggested_filename == f"{plot}-overall.{image_format}"
+    with dashboard.expect_download() as download:
+        dashboard.click("text=metric table (CSV)")
+    assert download.value.suggested_filename == "live-metric-agreement.csv"
+    if screenshot_dir:
+        dashboard.screenshot(path=screenshot_dir / "dashboard.png", full_page=True)
+    assert errors == []
+    researcher.close()
+    reader.close()
+
+
+def test_dashboard_is_404_for_a_reader(page, live_server, study):
+    log_in(page, live_server, "radiologist", "/")
+    response = page.goto(f"{live_server.url}/studies/{study.slug}/dashboard/")
+    assert response.status == 404

@@ -1,0 +1,152 @@
+"""The dashboard's data through the real stack: API with ETag, CSV, previews, permissions."""
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image
+from scipy import stats
+
+from metrics.image import PIXEL_METRICS_VERSION
+from metrics.models import MetricValue
+from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def study():
+    """6 reconstructions, 2 methods, 2 readers who scored 5 of them; PSNR tracks quality."""
+    study = StudyFactory(slug="knee", title="Knee CS study")
+    study.researchers.add(UserFactory(username="lead"))
+    rng = np.random.default_rng(0)
+    recons = []
+    for index in range(6):
+        recon = ReconstructionFactory(
+            case__study=study,
+            method="cs-tv" if index % 2 else "zero-filled",
+            acceleration=4 if index < 3 else 8,
+        )
+        MetricValue.objects.create(
+            reconstruction=recon, metric="psnr", version=PIXEL_METRICS_VERSION, value=25 + index
+        )
+        MetricValue.objects.create(
+            reconstruction=recon,
+            metric="ssim",
+            version=PIXEL_METRICS_VERSION,
+            value=float(rng.random()),
+        )
+        recons.append(recon)
+    for name in ("reader1", "reader2"):
+        reader = study.assign_reader(UserFactory(username=name))
+        for item in reader.assignments.select_related("reconstruction"):
+            quality = recons.index(item.reconstruction)
+            if quality < 5:
+                item.save_scores({q.key: 1 + quality % 5 for q in study.questions.all()})
+    return study
+
+
+def analysis_url(study):
+    return reverse("api:analysis", args=[study.slug])
+
+
+def test_researcher_gets_the_analysis_of_the_scores_as_they_are(client, study):
+    client.force_login(study.researchers.get())
+    response = client.get(analysis_url(study))
+    assert response.status_code == 200
+    data = response.json()
+    assert data["progress"]["reconstructions"] == 6
+    assert data["progress"]["scored"]["overall"] == 5
+    assert {r["reader"]: (r["done"], r["total"]) for r in data["progress"]["readers"]} == {
+        "reader1": (5, 6),
+        "reader2": (5, 6),
+    }
+    block = data["analysis"]["questions"]["overall"]
+    assert block["metrics"]["psnr"]["spearman"] == pytest.approx(1.0)
+    points = data["points"]["overall"]
+    assert len(points) == 5 and {p["method"] for p in points} == {"cs-tv", "zero-filled"}
+    mean = [p["mean_score"] for p in points]
+    psnr = [p["metrics"]["psnr"] for p in points]
+    assert stats.spearmanr(psnr, mean).statistic == pytest.approx(1.0)
+    assert set(block["by_acceleration"]) == {"4x", "8x"}
+    assert {c["a"] + "/" + c["b"] for c in block["comparisons"]} == {"psnr/ssim"}
+
+
+def test_etag_answers_304_until_a_score_or_metric_changes(client, study):
+    client.force_login(study.researchers.get())
+    first = client.get(analysis_url(study))
+    etag = first["ETag"]
+    unchanged = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    item = study.readers.get(user__username="reader1").assignments.exclude(scores__isnull=False)[0]
+    item.save_scores({q.key: 5 for q in study.questions.all()})
+    changed = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+    assert changed.json()["progress"]["scored"]["overall"] == 6
+    etag = changed["ETag"]
+    # A worker recomputing a value stores it with a new computed_at.
+    MetricValue.objects.filter(metric="ssim").update(value=0.5, computed_at=timezone.now())
+    assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
+def test_empty_study_explains_why_there_is_no_analysis(client):
+    study = StudyFactory()
+    study.researchers.add(lead := UserFactory())
+    ReconstructionFactory(case__study=study)
+    client.force_login(lead)
+    data = client.get(analysis_url(study)).json()
+    assert data["analysis"] is None and data["reason"].startswith("No scores yet")
+
+
+def test_table_csv_ranks_the_metrics(client, study):
+    client.force_login(study.researchers.get())
+    response = client.get(reverse("readerstudy:dashboard-table", args=[study.slug]))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    overall = [r for r in rows if r["question"] == "overall"]
+    assert [r["metric"] for r in overall] == ["psnr", "ssim"]
+    assert float(overall[0]["spearman"]) == pytest.approx(1.0)
+    assert float(overall[0]["ci_low"]) <= 1.0
+
+
+def test_preview_is_a_png_of_the_image(client, study):
+    client.force_login(study.researchers.get())
+    recon = study.cases.first().reconstructions.get()
+    for which in ("reference", "reconstruction"):
+        url = reverse("readerstudy:preview", args=[study.slug, recon.public_id, which])
+        response = client.get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "image/png"
+        assert Image.open(io.BytesIO(response.content)).size == (32, 32)
+    bad = reverse("readerstudy:preview", args=[study.slug, recon.public_id, "other"])
+    assert client.get(bad).status_code == 404
+
+
+def test_readers_and_other_researchers_get_404_everywhere(client, study):
+    recon = study.cases.first().reconstructions.get()
+    urls = [
+        reverse("readerstudy:dashboard", args=[study.slug]),
+        analysis_url(study),
+        reverse("readerstudy:dashboard-table", args=[study.slug]),
+        reverse("readerstudy:preview", args=[study.slug, recon.public_id, "reference"]),
+    ]
+    other = StudyFactory()
+    other.researchers.add(stranger := UserFactory())
+    for user in (study.readers.first().user, stranger):
+        client.force_login(user)
+        for url in urls:
+            assert client.get(url).status_code == 404, (user.username, url)
+    client.logout()
+    for url in urls:
+        assert client.get(url).status_code in (302, 403), url
+    client.force_login(study.researchers.get())
+    for url in urls:
+        assert client.get(url).status_code == 200, url
