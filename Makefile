@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint check clean-demo bench-metrics
+.PHONY: demo test lint check clean-demo bench-metrics bench-analysis serve-prod worker
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -48,3 +48,22 @@ clean-demo:
 # Metric throughput on real MR pairs, against plain implementations in the same run.
 bench-metrics: $(VENV)/.runtime-installed
 	$(PY) -m metrics.benchmark
+
+# The statistics engine on a simulated 10-reader x 2,000-reconstruction study, against a plain
+# per-resample scipy loop on the same resamples.
+bench-analysis: $(VENV)/.runtime-installed
+	$(PY) -m metrics.stats.benchmark
+
+# Production: the environment holds the settings (README, Configuration). gunicorn serves the
+# app and whitenoise its static files; put a TLS-terminating proxy in front.
+serve-prod: $(VENV)/.runtime-installed
+	$(PY) manage.py check --deploy
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
+	$(VENV)/bin/gunicorn readerstudy.config.wsgi --bind "$${BIND:-127.0.0.1:8000}" \
+	  --workers "$${WEB_CONCURRENCY:-4}" --timeout 60 --access-logfile -
+
+# A Celery worker; on a GPU machine run WORKER_QUEUES=metrics (same database, broker, media).
+worker: $(VENV)/.runtime-installed
+	$(VENV)/bin/celery -A readerstudy.config worker --queues "$${WORKER_QUEUES:-default,metrics}" \
+	  --concurrency "$${WORKER_CONCURRENCY:-1}" --loglevel INFO

@@ -1,5 +1,10 @@
 """metrics.tasks: called directly (twice, for idempotence) and through a real worker process."""
 
+import os
+import signal
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from django.conf import settings
@@ -11,7 +16,7 @@ from metrics.image import PIXEL_METRICS, pixel_metrics_for_case
 from metrics.models import MetricValue
 from metrics.tasks import compute_case_metrics
 from readerstudy.models import array_file
-from tests.readerstudy.factories import CaseFactory, ReconstructionFactory
+from tests.readerstudy.factories import CaseFactory, ReconstructionFactory, smooth_image
 
 
 @pytest.fixture
@@ -138,3 +143,48 @@ def test_queue_metrics_queues_only_incomplete_cases(
     assert len(callbacks) == 2, "a newly available metric makes every case incomplete"
     with pytest.raises(Exception, match="no study nope"):
         call_command("queue_metrics", study=["nope"])
+
+
+def pool_children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_process_killed_mid_batch_is_redelivered_and_stores_each_value_once(
+    celery_worker_process, wait_until
+):
+    """SIGKILL the pool process while it computes a case: the message goes back to the queue
+    (acks_late + reject_on_worker_lost), a fresh pool process does the whole case again, and
+    every (reconstruction, metric) value exists exactly once."""
+    case = CaseFactory(reference=array_file(smooth_image(shape=(320, 320))), shape=[320, 320])
+    for seed in range(8):
+        ReconstructionFactory(case=case, image=array_file(smooth_image(seed + 1, (320, 320))))
+    log = celery_worker_process.log_path
+    wait_until(
+        lambda: "ready." in log.read_text(), timeout=60, message="worker did not start", log=log
+    )
+    (child,) = pool_children(celery_worker_process.pid)
+    case.queue_metrics()
+    wait_until(
+        lambda: "compute_case_metrics" in log.read_text() and "received" in log.read_text(),
+        timeout=30,
+        message="the task was not received",
+        log=log,
+    )
+    time.sleep(0.5)  # inside the batch: loading the encoder and encoding take seconds here
+    assert MetricValue.objects.count() == 0, "killed before the case was stored"
+    os.kill(child, signal.SIGKILL)
+    expected = len(settings.METRICS_ENABLED) * 8
+    wait_until(
+        lambda: MetricValue.objects.filter(value__isnull=False).count() == expected,
+        timeout=180,
+        message="the killed task was not delivered again",
+        log=log,
+    )
+    text = log.read_text()
+    assert "WorkerLostError" in text or "signal 9" in text, "the loss was noticed and logged"
+    assert pool_children(celery_worker_process.pid) != [child], "a fresh pool process"
+    pairs = list(MetricValue.objects.values_list("reconstruction_id", "metric"))
+    assert len(pairs) == len(set(pairs)) == expected
