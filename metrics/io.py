@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 
 FASTMRI_DATASETS = ("reconstruction", "reconstruction_rss")
+# 512 x 512 x 512 voxels, 1 GiB as float64: far above any MR series, and low enough that a
+# file whose header claims absurd dimensions is refused before anything is decoded.
+MAX_VOXELS = 2**27
 SUPPORTED_SUFFIXES = (".npy", ".dcm", ".nii", ".nii.gz", ".png", ".h5")
 
 
@@ -20,7 +23,26 @@ class ImageReadError(ValueError):
     """A file that cannot be used as an MR image (missing, unreadable, wrong shape, not finite)."""
 
 
+def _check_size(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse, from the header alone, an image too large to decode safely."""
+    voxels = int(np.prod([int(side) for side in shape], dtype=object))
+    if voxels > MAX_VOXELS:
+        raise ImageReadError(
+            f"{path.name}: declares {' x '.join(str(int(s)) for s in shape)} = {voxels:,} voxels,"
+            f" more than the {MAX_VOXELS:,} an MR image or volume may have"
+        )
+
+
 def _read_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(version)
+        if read_header is not None:  # version 3.0 (UTF-8 field names) is left to np.load
+            shape, _, _ = read_header(handle)
+            _check_size(path, shape)
     return np.load(path, allow_pickle=False)
 
 
@@ -31,6 +53,10 @@ def _read_dicom(path: Path) -> np.ndarray:
     dataset = pydicom.dcmread(path)
     if "PixelData" not in dataset:
         raise ImageReadError(f"{path.name}: DICOM file has no pixel data")
+    _check_size(
+        path,
+        (int(dataset.get("NumberOfFrames", 1) or 1), int(dataset.Rows), int(dataset.Columns)),
+    )
     if int(dataset.get("SamplesPerPixel", 1)) != 1:
         raise ImageReadError(
             f"{path.name}: DICOM is colour (SamplesPerPixel > 1), not an MR image"
@@ -41,7 +67,9 @@ def _read_dicom(path: Path) -> np.ndarray:
 def _read_nifti(path: Path) -> np.ndarray:
     import nibabel as nib
 
-    data = np.asanyarray(nib.load(path).dataobj)
+    image = nib.load(path)
+    _check_size(path, image.shape)
+    data = np.asanyarray(image.dataobj)
     data = np.squeeze(data)
     # NIfTI stores slices along the last axis; this project puts them first.
     return np.moveaxis(data, -1, 0) if data.ndim == 3 else data
@@ -51,6 +79,7 @@ def _read_png(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
+        _check_size(path, (image.height, image.width, len(image.getbands())))
         data = np.asarray(image)
     if data.ndim == 3:
         if data.shape[-1] == 4 or not (data[..., :1] == data[..., :3]).all():
@@ -74,6 +103,7 @@ def _read_fastmri_h5(path: Path) -> np.ndarray:
                 f"{path.name}: expected a dataset named {' or '.join(FASTMRI_DATASETS)} or a single "
                 f"dataset; found {', '.join(names) or 'none'}"
             )
+        _check_size(path, handle[chosen].shape)
         return handle[chosen][()]
 
 
@@ -104,7 +134,8 @@ def load_image(path: str | Path) -> np.ndarray:
 
     Raises:
         ImageReadError: the file is missing, unreadable, of an unknown type, not 2-D or 3-D,
-            empty, or holds NaN or infinite values.
+            empty, larger than MAX_VOXELS (judged from its header, before decoding), or holds
+            NaN or infinite values.
     """
     path = Path(path)
     reader = READERS.get(suffix_of(path))

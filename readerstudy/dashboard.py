@@ -20,6 +20,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from metrics.stats.analysis import AnalysisInputError, analyze
+from readerstudy.export import safe_text
 from readerstudy.models import Reconstruction, Score, Study, current_metric_values
 
 CACHE_SECONDS = 24 * 3600
@@ -199,7 +200,7 @@ def table_rows(payload: dict):
             ci = row["spearman_ci"] or [None, None]
             versus_ci = versus.get("ci") or [None, None]
             yield {
-                "question": question,
+                "question": safe_text(question),
                 "metric": name,
                 "n": row["n"],
                 "spearman": row["spearman"],

@@ -16,13 +16,13 @@ from django.conf import settings
 from django.db import connection
 from hypothesis import settings as hypothesis_settings
 
+from readerstudy.config.celery import worker_command
+
 # CI replays the same examples on every run, so a red build is reproducible and a property
 # failure is found by `HYPOTHESIS_PROFILE=search`, not by chance on someone else's push.
 hypothesis_settings.register_profile("ci", derandomize=True, max_examples=40)
 hypothesis_settings.register_profile("search", max_examples=3000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-from readerstudy.config.celery import worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -94,3 +94,44 @@ def test_bad_files_raise_one_clear_error(tmp_path):
     np.save(tmp_path / "line.npy", np.ones(8))
     with pytest.raises(ImageReadError, match="2-D image or 3-D volume"):
         load_image(tmp_path / "line.npy")
+
+
+def test_truncated_and_malformed_dicom_are_refused_with_the_file_name(tmp_path):
+    write_dicom(tmp_path / "whole.dcm", IMAGE)
+    data = (tmp_path / "whole.dcm").read_bytes()
+    (tmp_path / "truncated.dcm").write_bytes(data[: len(data) - 200])
+    with pytest.raises(ImageReadError, match=r"truncated\.dcm: cannot read as \.dcm"):
+        load_image(tmp_path / "truncated.dcm")
+    (tmp_path / "garbage.dcm").write_bytes(b"\x00" * 128 + b"DICM" + bytes(range(256)) * 4)
+    with pytest.raises(ImageReadError, match=r"garbage\.dcm"):
+        load_image(tmp_path / "garbage.dcm")
+    no_pixels = pydicom.dcmread(tmp_path / "whole.dcm")
+    del no_pixels.PixelData
+    no_pixels.save_as(tmp_path / "no-pixels.dcm")
+    with pytest.raises(ImageReadError, match="no pixel data"):
+        load_image(tmp_path / "no-pixels.dcm")
+
+
+def test_huge_declared_dimensions_are_refused_before_decoding(tmp_path):
+    """A 60 kB file claiming 65,535 x 65,535 x 500 pixels must not make the reader allocate
+    4 TB: the header alone decides."""
+    write_dicom(tmp_path / "huge.dcm", IMAGE)
+    huge = pydicom.dcmread(tmp_path / "huge.dcm")
+    huge.Rows, huge.Columns, huge.NumberOfFrames = 65535, 65535, 500
+    huge.save_as(tmp_path / "huge.dcm")
+    with pytest.raises(ImageReadError, match=r"huge\.dcm: declares 500 x 65535 x 65535"):
+        load_image(tmp_path / "huge.dcm")
+
+    # An .npy header claiming a huge shape over a few bytes of data.
+    header = {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)}
+    with open(tmp_path / "huge.npy", "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(b"\x00" * 64)
+    with pytest.raises(ImageReadError, match=r"huge\.npy: declares 100000 x 100000"):
+        load_image(tmp_path / "huge.npy")
+
+    with h5py.File(tmp_path / "huge.h5", "w") as handle:
+        # chunked and empty: the file is tiny, the declared dataset is 2**30 voxels
+        handle.create_dataset("reconstruction", shape=(16, 8192, 8192), dtype="f4", chunks=True)
+    with pytest.raises(ImageReadError, match="more than the 134,217,728"):
+        load_image(tmp_path / "huge.h5")

@@ -128,7 +128,9 @@ def test_agreement_reasons_say_what_is_missing():
     matrix = np.array([[4.0, np.nan], [3.0, 3.0], [np.nan, 2.0]])
     reasons = agreement_reasons(matrix)
     assert reasons["icc2_1"] == reasons["icc2_k"]
-    assert reasons["icc2_1"] == "needs at least 2 reconstructions scored by every reader (1 so far)"
+    assert (
+        reasons["icc2_1"] == "needs at least 2 reconstructions scored by every reader (1 so far)"
+    )
     assert "krippendorff_alpha" in reasons
     assert agreement_reasons(SHROUT_FLEISS) == {}
 

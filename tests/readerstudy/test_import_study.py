@@ -4,11 +4,13 @@ import csv
 import json
 
 import numpy as np
+import pydicom
 import pytest
 from django.core.management import call_command
 
 from metrics.models import MetricValue
 from readerstudy.models import Case, Reconstruction, Study
+from tests.metrics.test_io import write_dicom
 from tests.readerstudy.factories import smooth_image
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +124,43 @@ def test_missing_columns_and_existing_slug_are_refused(images, capsys):
     code, err = run_import(good, capsys)
     assert code == 2 and "already exists" in err
     assert Reconstruction.objects.count() == 1
+
+
+def test_hostile_files_are_refused_and_nothing_is_stored(images, capsys, settings):
+    """Truncated and malformed DICOM, one whose header claims 65,535 x 65,535 x 500 pixels, and
+    a path escaping the manifest's folder: each is named with its line, nothing is kept."""
+    frame = (smooth_image(0) * 1000).astype(np.uint16)
+    write_dicom(images / "good.dcm", frame)
+    whole = (images / "good.dcm").read_bytes()
+    (images / "truncated.dcm").write_bytes(whole[: len(whole) // 2])
+    (images / "garbage.dcm").write_bytes(b"\x00" * 128 + b"DICM" + bytes(range(256)) * 8)
+    huge = pydicom.dcmread(images / "good.dcm")
+    huge.Rows, huge.Columns, huge.NumberOfFrames = 65535, 65535, 500
+    huge.save_as(images / "huge.dcm")
+    (images.parent / "outside.npy").write_bytes((images / "rec-0.npy").read_bytes())
+    manifest = write_manifest(
+        images,
+        [
+            ("a", "ref-a.npy", "good.dcm", "zero-filled", "4", ""),  # line 2: fine
+            ("a", "ref-a.npy", "truncated.dcm", "cs-tv", "4", ""),  # 3
+            ("a", "ref-a.npy", "garbage.dcm", "cs-tv", "8", ""),  # 4
+            ("a", "ref-a.npy", "huge.dcm", "cs-tv", "12", ""),  # 5
+            ("a", "ref-a.npy", "../outside.npy", "cs-tv", "16", ""),  # 6
+            ("b", "/etc/passwd", "rec-1.npy", "cs-tv", "4", ""),  # 7
+        ],
+    )
+    files_before = sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
+    code, err = run_import(manifest, capsys)
+    assert code == 2
+    for line, text in [
+        (3, "truncated.dcm: cannot read as .dcm"),
+        (4, "garbage.dcm"),
+        (5, "huge.dcm: declares 500 x 65535 x 65535"),
+        (6, "leaves the manifest's folder"),
+        (7, "leaves the manifest's folder"),
+    ]:
+        assert f"line {line}: " in err and text in err.split(f"line {line}: ")[1], (line, err)
+    assert "line 2:" not in err
+    assert not Study.objects.exists() and not Reconstruction.objects.exists()
+    files_after = sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
+    assert files_after == files_before, "no image file was stored"
