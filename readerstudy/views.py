@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 from django.views.generic import DetailView, TemplateView
 from PIL import Image
@@ -181,3 +181,14 @@ def reconstruction_preview(request, slug: str, public_id: str, which: str):
     response = HttpResponse(buffer.getvalue(), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a throttled sign-in: 429 and a page saying how long to wait."""
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    context = {
+        "username": username,
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "cooloff_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+    }
+    return render(request, "registration/locked_out.html", context, status=429)

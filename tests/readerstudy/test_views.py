@@ -1,5 +1,10 @@
+from datetime import timedelta
+
 import pytest
+from axes.models import AccessAttempt
+from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from metrics.image import PIXEL_METRICS_VERSION
 from metrics.models import MetricValue
@@ -56,3 +61,39 @@ def test_login_page_logs_a_reader_in(client):
     UserFactory(username="radiologist")
     response = client.post(reverse("login"), {"username": "radiologist", "password": "password"})
     assert response.status_code == 302 and response["Location"] == reverse("readerstudy:home")
+
+
+def sign_in(client, password, address="10.0.0.1", username="radiologist"):
+    return client.post(
+        reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address
+    )
+
+
+def test_repeated_wrong_passwords_pause_sign_in_for_that_user_from_that_address(client, settings):
+    UserFactory(username="radiologist")
+    UserFactory(username="colleague")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert sign_in(client, "guess").status_code == 200, "the form again, with its error"
+    locked = sign_in(client, "guess")
+    assert locked.status_code == 429
+    page = locked.content.decode()
+    assert "Too many failed sign-ins" in page and "radiologist" in page and "15 minutes" in page
+
+    # The right password does not get through while paused ...
+    assert sign_in(client, "password").status_code == 429
+    assert "_auth_user_id" not in client.session
+    # ... but the same user from another address, and another user here, still can.
+    assert sign_in(Client(), "password", address="10.0.0.2").status_code == 302
+    assert sign_in(Client(), "password", username="colleague").status_code == 302
+
+
+def test_the_pause_ends_after_the_cool_off(client, settings):
+    UserFactory(username="radiologist")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, "guess")
+    assert sign_in(client, "password").status_code == 429
+    AccessAttempt.objects.update(
+        attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1)
+    )
+    assert sign_in(client, "password").status_code == 302
+    assert AccessAttempt.objects.count() == 0, "a successful sign-in clears the failures"
