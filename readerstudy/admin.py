@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from readerstudy.models import Assignment, Case, Question, Reader, Reconstruction, Score, Study
+from readerstudy.models import (
+    Assignment,
+    Case,
+    Question,
+    Reader,
+    Reconstruction,
+    Score,
+    ScoreRevision,
+    Study,
+)
 
 
 class QuestionInline(admin.TabularInline):
@@ -64,7 +73,36 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_filter = ["reader__study", "reader__user"]
 
 
+class ScoreRevisionInline(admin.TabularInline):
+    model = ScoreRevision
+    fields = readonly_fields = [
+        "recorded_at",
+        "recorded_by",
+        "previous_value",
+        "value",
+        "seconds_spent",
+    ]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Score)
 class ScoreAdmin(admin.ModelAdmin):
+    """Read-only: a score is its reader's answer, and changing it here would bypass the audit
+    trail that Assignment.save_scores keeps."""
+
     list_display = ["assignment", "question", "value", "seconds_spent", "updated_at"]
     list_filter = ["question__study", "question__key", "assignment__reader__user"]
+    inlines = [ScoreRevisionInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

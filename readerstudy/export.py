@@ -1,4 +1,4 @@
-"""The study's two CSV exports (CONTRACTS.md section 4), for researchers only.
+"""The study's CSV exports (CONTRACTS.md section 4, and the score audit trail), for researchers only.
 
 Scores: one row per score. Metrics: one row per stored value at the metric's current version
 (an older version of the same metric, e.g. before new weights, is not exported).
@@ -14,7 +14,7 @@ from metrics.dfd.encoders import ENCODERS
 from metrics.engine import metric_version
 from metrics.image import PIXEL_METRICS
 from metrics.models import MetricValue
-from readerstudy.models import Score, Study
+from readerstudy.models import Score, ScoreRevision, Study
 
 SCORE_COLUMNS = [
     "study",
@@ -67,6 +67,57 @@ def score_rows(study: Study) -> Iterator[dict]:
             "score": score.value,
             "scored_at": score.updated_at.isoformat(),
             "duration_s": round(score.seconds_spent, 3),
+        }
+
+
+HISTORY_COLUMNS = [
+    "study",
+    "reader",
+    "case",
+    "reconstruction",
+    "method",
+    "acceleration",
+    "question",
+    "previous_value",
+    "value",
+    "recorded_at",
+    "recorded_by",
+]
+
+
+def score_history(study: Study, *, edits_only: bool = False):
+    """The study's audit trail, newest first: every value every score has had."""
+    revisions = (
+        ScoreRevision.objects.filter(score__assignment__reader__study=study)
+        .select_related(
+            "recorded_by",
+            "score__question",
+            "score__assignment__reader__user",
+            "score__assignment__reconstruction__case",
+        )
+        .order_by("-recorded_at", "-pk")
+    )
+    return revisions.filter(previous_value__isnull=False) if edits_only else revisions
+
+
+def history_rows(study: Study) -> Iterator[dict]:
+    for revision in score_history(study).iterator():
+        assignment = revision.score.assignment
+        reconstruction = assignment.reconstruction
+        yield {
+            "study": study.slug,
+            "reader": safe_text(assignment.reader.user.username),
+            "case": safe_text(reconstruction.case.name),
+            "reconstruction": reconstruction.public_id,
+            "method": safe_text(reconstruction.method),
+            "acceleration": reconstruction.acceleration,
+            "question": revision.score.question.key,
+            "previous_value": revision.previous_value,
+            "value": revision.value,
+            "recorded_at": revision.recorded_at.isoformat(),
+            "recorded_by": safe_text(
+                revision.recorded_by.username if revision.recorded_by else ""
+            ),
         }
 
 

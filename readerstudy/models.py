@@ -296,8 +296,12 @@ class Assignment(models.Model):
         return f"{self.reader.user} #{self.position}"
 
     @transaction.atomic
-    def save_scores(self, values: dict[str, int], *, seconds_spent: float = 0.0) -> list[Score]:
-        """Store this reader's answers; idempotent, and every change is kept as a revision.
+    def save_scores(
+        self, values: dict[str, int], *, seconds_spent: float = 0.0, by=None
+    ) -> list[Score]:
+        """Store this reader's answers; idempotent, and every change is kept as a revision
+        (who, when, old and new value: the audit trail). `by` is the signed-in user, the
+        item's reader unless given.
 
         Raises:
             django.core.exceptions.ValidationError: the study is not open, a question is not
@@ -324,6 +328,7 @@ class Assignment(models.Model):
             raise ValidationError(errors)
         # Lock this item's row so two tabs saving at once are serialised, not interleaved.
         Assignment.objects.select_for_update().filter(pk=self.pk).first()
+        by = by if by is not None else self.reader.user
         saved = []
         for key, value in values.items():
             score, created = Score.objects.get_or_create(
@@ -331,15 +336,19 @@ class Assignment(models.Model):
                 question=questions[key],
                 defaults={"value": value, "seconds_spent": seconds_spent},
             )
-            if not created and score.value != value:
+            previous = None if created else score.value
+            if previous is not None and previous != value:
                 score.value = value
                 score.seconds_spent += seconds_spent
                 score.save(update_fields=["value", "seconds_spent", "updated_at"])
-            if (
-                created
-                or score.revisions.order_by("-pk").values_list("value", flat=True).first() != value
-            ):
-                ScoreRevision.objects.create(score=score, value=value, seconds_spent=seconds_spent)
+            if previous != value:  # a resubmitted identical answer is not an edit
+                ScoreRevision.objects.create(
+                    score=score,
+                    previous_value=previous,
+                    value=value,
+                    seconds_spent=seconds_spent,
+                    recorded_by=by,
+                )
             saved.append(score)
         return saved
 
@@ -367,12 +376,26 @@ class Score(models.Model):
 
 
 class ScoreRevision(models.Model):
-    """Every value a score has had: the audit trail of a reader changing their mind."""
+    """Every value a score has had: the audit trail of a reader changing their mind.
+
+    Written only by `Assignment.save_scores` (the admin shows scores read-only), so the trail
+    is complete: the first answer has no previous value, each edit names the old and new one.
+    """
 
     score = models.ForeignKey(Score, on_delete=models.CASCADE, related_name="revisions")
+    previous_value = models.PositiveSmallIntegerField(null=True, blank=True)
     value = models.PositiveSmallIntegerField()
     seconds_spent = models.FloatField(default=0.0)
     recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        # RESTRICT: deleting a reader's account deletes their scores and this trail with them,
+        # but an account that entered someone else's scores cannot vanish from the trail.
+        on_delete=models.RESTRICT,
+        null=True,
+        related_name="score_revisions",
+        help_text="The signed-in user who submitted the value",
+    )
 
     class Meta:
         ordering = ["score", "recorded_at", "pk"]

@@ -8,6 +8,7 @@ urlpatterns = [
     path("studies/<slug:slug>/", views.StudyDetail.as_view(), name="detail"),
     path("read/<slug:slug>/", views.ReadingPage.as_view(), name="read"),
     path("studies/<slug:slug>/export/<str:kind>.csv", views.study_export, name="export"),
+    path("studies/<slug:slug>/score-history/", views.ScoreHistory.as_view(), name="score-history"),
     path("studies/<slug:slug>/dashboard/", views.Dashboard.as_view(), name="dashboard"),
     path(
         "studies/<slug:slug>/dashboard/metric-agreement.csv",

@@ -5,6 +5,7 @@ import io
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -16,7 +17,16 @@ from metrics.engine import metric_version
 from metrics.models import MetricValue, configured_metrics
 from readerstudy.dashboard import TABLE_COLUMNS, dashboard_payload, table_rows
 from readerstudy.dicom import blinded_dicom, to_stored_values
-from readerstudy.export import METRIC_COLUMNS, SCORE_COLUMNS, metric_rows, score_rows, write_csv
+from readerstudy.export import (
+    HISTORY_COLUMNS,
+    METRIC_COLUMNS,
+    SCORE_COLUMNS,
+    history_rows,
+    metric_rows,
+    score_history,
+    score_rows,
+    write_csv,
+)
 from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study, metric_progress
 
 
@@ -115,7 +125,31 @@ def item_image(request, public_id: str, which: str):
 EXPORTS = {
     "scores": (score_rows, SCORE_COLUMNS),
     "metrics": (metric_rows, METRIC_COLUMNS),
+    "score-history": (history_rows, HISTORY_COLUMNS),
 }
+
+
+class ScoreHistory(LoginRequiredMixin, DetailView):
+    """The audit trail of a study's scores for its researchers (404 to anyone else): who
+    submitted which value when, and what it replaced. Edits only unless ?all=1."""
+
+    template_name = "readerstudy/score_history.html"
+    context_object_name = "study"
+    per_page = 100
+
+    def get_queryset(self):
+        return Study.objects.filter(researchers=self.request.user)
+
+    def get_context_data(self, **kwargs):
+        show_all = self.request.GET.get("all") == "1"
+        history = score_history(self.object, edits_only=not show_all)
+        page = Paginator(history, self.per_page).get_page(self.request.GET.get("page"))
+        return super().get_context_data(
+            page=page,
+            show_all=show_all,
+            edit_count=score_history(self.object, edits_only=True).count(),
+            **kwargs,
+        )
 
 
 @require_GET

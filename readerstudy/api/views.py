@@ -88,6 +88,7 @@ class ItemScores(APIView):
             item.save_scores(
                 payload.validated_data["scores"],
                 seconds_spent=payload.validated_data["seconds_spent"],
+                by=request.user,
             )
         except DjangoValidationError as error:
             detail = (

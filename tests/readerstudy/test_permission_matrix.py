@@ -75,6 +75,13 @@ def matrix(study, recon, item):
         ("get", reverse("readerstudy:detail", args=[slug]), None, researcher_only),
         ("get", reverse("readerstudy:export", args=[slug, "scores"]), None, researcher_only),
         ("get", reverse("readerstudy:export", args=[slug, "metrics"]), None, researcher_only),
+        ("get", reverse("readerstudy:score-history", args=[slug]), None, researcher_only),
+        (
+            "get",
+            reverse("readerstudy:export", args=[slug, "score-history"]),
+            None,
+            researcher_only,
+        ),
         ("get", reverse("readerstudy:dashboard", args=[slug]), None, researcher_only),
         ("get", reverse("readerstudy:dashboard-table", args=[slug]), None, researcher_only),
         (
