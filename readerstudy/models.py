@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import secrets
 import uuid
 
@@ -14,6 +15,9 @@ from django.core.validators import MinValueValidator
 from django.db import models, transaction
 from django.db.models import Count, Max, Q
 from django.urls import reverse
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 # Radiology anchors for a five-point Likert scale (1 worst, 5 best).
 DEFAULT_QUESTIONS = [
@@ -193,6 +197,12 @@ class Case(models.Model):
     source = models.CharField(max_length=300, blank=True)
     reference = models.FileField(upload_to=image_upload_path)
     shape = models.JSONField()
+    metrics_queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its metric task last reached the broker"
+    )
+    metrics_queue_error = models.CharField(
+        max_length=500, blank=True, help_text="Why its metric task could not be queued"
+    )
 
     class Meta:
         ordering = ["study", "name"]
@@ -208,12 +218,33 @@ class Case(models.Model):
             return np.load(handle, allow_pickle=False)
 
     def queue_metrics(self) -> None:
-        from metrics.tasks import compute_case_metrics
-
+        """Send this case's metric task once the current transaction commits."""
         case_pk = self.pk
-        transaction.on_commit(
-            lambda: compute_case_metrics.apply_async(kwargs={"case_pk": case_pk})
-        )
+        transaction.on_commit(lambda: send_metrics_task(case_pk))
+
+
+def send_metrics_task(case_pk: int) -> str | None:
+    """Publish one case's metric task; returns why it could not be sent, or None.
+
+    An unreachable broker is recorded on the case rather than raised: what the researcher
+    imported stays stored, the study page says which cases wait, and `manage.py queue_metrics`
+    sends them once the broker is back.
+    """
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from metrics.tasks import compute_case_metrics
+
+    try:
+        compute_case_metrics.apply_async(kwargs={"case_pk": case_pk})
+    except (BrokerError, OSError) as error:
+        reason = f"the task broker is unreachable ({error})"[:500]
+        logger.warning("metrics of case %s not queued: %s", case_pk, reason)
+        Case.objects.filter(pk=case_pk).update(metrics_queue_error=reason)
+        return reason
+    Case.objects.filter(pk=case_pk).update(
+        metrics_queued_at=timezone.now(), metrics_queue_error=""
+    )
+    return None
 
 
 class Reconstruction(models.Model):

@@ -92,6 +92,7 @@ class StudyDetail(LoginRequiredMixin, DetailView):
             cases=cases,
             metric_names=names,
             progress=metric_progress(study),
+            not_queued=list(study.cases.exclude(metrics_queue_error="")),
             readers=readers,
             **kwargs,
         )

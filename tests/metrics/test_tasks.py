@@ -1,5 +1,6 @@
 """metrics.tasks: called directly (twice, for idempotence) and through a real worker process."""
 
+import io
 import os
 import signal
 import time
@@ -122,25 +123,24 @@ def test_a_real_worker_process_computes_and_stores_metrics(
 
 
 @pytest.mark.django_db
-def test_queue_metrics_queues_only_incomplete_cases(
-    case, django_capture_on_commit_callbacks, settings
-):
+def test_queue_metrics_queues_only_incomplete_cases(case, settings):
     from django.core.management import call_command
+
+    def queue(**options):
+        out = io.StringIO()
+        call_command("queue_metrics", stdout=out, **options)
+        return out.getvalue()
 
     other = CaseFactory(study=case.study)
     ReconstructionFactory(case=other)
     compute_case_metrics(case_pk=case.pk)
-    with django_capture_on_commit_callbacks() as callbacks:
-        call_command("queue_metrics", study=[case.study.slug])
-    assert len(callbacks) == 1, "only the case without values"
+    assert f"{case.study.slug}: 1 case(s) queued" in queue(study=[case.study.slug])
+    other.refresh_from_db()
+    assert other.metrics_queued_at is not None and other.metrics_queue_error == ""
     compute_case_metrics(case_pk=other.pk)
-    with django_capture_on_commit_callbacks() as callbacks:
-        call_command("queue_metrics")
-    assert not callbacks, "nothing missing, nothing queued"
+    assert "0 metric task(s) queued" in queue(), "nothing missing, nothing queued"
     settings.METRICS_ENABLED = [*settings.METRICS_ENABLED, "dfd-efficientnet-lite0"]
-    with django_capture_on_commit_callbacks() as callbacks:
-        call_command("queue_metrics")
-    assert len(callbacks) == 2, "a newly available metric makes every case incomplete"
+    assert "2 metric task(s) queued" in queue(), "a new metric makes every case incomplete"
     with pytest.raises(Exception, match="no study nope"):
         call_command("queue_metrics", study=["nope"])
 

@@ -26,7 +26,15 @@ class Command(BaseCommand):
             sys.exit(2)
         cases = created.cases.count()
         reconstructions = sum(c.reconstructions.count() for c in created.cases.all())
+        waiting = created.cases.exclude(metrics_queue_error="")
         self.stdout.write(
             f"imported study {created.slug!r}: {cases} cases, {reconstructions} reconstructions; "
-            "metrics queued"
+            + ("metrics queued" if not waiting else f"metrics queued for {cases - len(waiting)}")
         )
+        if waiting:
+            # The import itself succeeded: the study is stored and readers can start.
+            self.stderr.write(
+                f"warning: metrics of {len(waiting)} case(s) not queued: "
+                f"{waiting[0].metrics_queue_error}. Run `manage.py queue_metrics --study "
+                f"{created.slug}` once the broker is back."
+            )

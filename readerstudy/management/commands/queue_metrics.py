@@ -1,9 +1,8 @@
 """`manage.py queue_metrics [--study SLUG]... [--all]`: queue what is missing or out of date."""
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from readerstudy.models import Study, cases_missing_metrics
+from readerstudy.models import Study, cases_missing_metrics, send_metrics_task
 
 
 class Command(BaseCommand):
@@ -24,12 +23,14 @@ class Command(BaseCommand):
         unknown = set(study) - set(studies.values_list("slug", flat=True))
         if unknown:
             raise CommandError(f"no study {', '.join(sorted(unknown))}")
-        queued = 0
-        with transaction.atomic():
-            for each in studies:
-                cases = list(each.cases.all()) if all else cases_missing_metrics(each)
-                for case in cases:
-                    case.queue_metrics()
-                queued += len(cases)
-                self.stdout.write(f"{each.slug}: {len(cases)} case(s) queued")
+        queued, failed = 0, []
+        for each in studies:
+            cases = list(each.cases.all()) if all else cases_missing_metrics(each)
+            reasons = [send_metrics_task(case.pk) for case in cases]
+            failed += [reason for reason in reasons if reason]
+            sent = sum(reason is None for reason in reasons)
+            queued += sent
+            self.stdout.write(f"{each.slug}: {sent} case(s) queued")
+        if failed:
+            raise CommandError(f"{len(failed)} case(s) not queued: {failed[0]}")
         self.stdout.write(f"{queued} metric task(s) queued; workers will pick them up")
