@@ -19,6 +19,9 @@ from readerstudy.config.settings import *  # noqa: E402, F403, TID251 (tests ext
 from readerstudy.config.settings import DATABASES, STORAGES  # noqa: E402, TID251
 
 MEDIA_ROOT = TEST_DIR / "media"
+# The test process closes its connections itself (persistent ones would outlive the test
+# database); servers the tests start get the production default through the environment.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", "0"))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

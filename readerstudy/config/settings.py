@@ -49,6 +49,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Keep connections between requests (a PostgreSQL connection costs milliseconds to open), and
+# check one before reuse so a restarted database costs one reconnect, not a failed request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # CACHES
 # ------------------------------------------------------------------------------
@@ -214,6 +218,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # A database that cannot be reached answers 503 with a sentence, not a 500 page.
+    "EXCEPTION_HANDLER": "readerstudy.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MR reader study API",
@@ -226,4 +232,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # django-axes announces itself at every start, which would add a line to every
+    # command's output; its records of failed and locked-out sign-ins are kept.
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }

@@ -5,7 +5,7 @@
   "use strict";
   const root = document.getElementById("reader");
   const slug = root.dataset.study;
-  const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const pageCsrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const form = document.getElementById("questions");
   const message = document.getElementById("message");
   const viewports = Array.from(document.querySelectorAll(".viewport"));
@@ -118,26 +118,84 @@
     const question = state.item.questions[index];
     if (value < question.scale_min || value > question.scale_max) { return; }
     state.answers[question.key] = value;
+    keepDraft();
     message.textContent = "";
     if (index === state.focus && index < state.item.questions.length - 1) { state.focus = index + 1; }
     refreshQuestions();
   }
 
+  // --- drafts: answers not yet saved survive a failed save, a reload or a new sign-in ----
+  function draftKey(publicId) { return "readerstudy-draft:" + publicId; }
+  function keepDraft() {
+    try { localStorage.setItem(draftKey(state.item.public_id), JSON.stringify(state.answers)); } catch (e) { /* storage off: the tab still holds them */ }
+  }
+  function takeDraft(publicId) {
+    try { return JSON.parse(localStorage.getItem(draftKey(publicId)) || "{}"); } catch (e) { return {}; }
+  }
+  function dropDraft(publicId) {
+    try { localStorage.removeItem(draftKey(publicId)); } catch (e) { /* nothing kept */ }
+  }
+
   // --- items ----------------------------------------------------------------------------
+  function csrfToken() {
+    // Read at each request: signing in again (another tab) rotates the token.
+    const cookie = document.cookie.split("; ").find(function (c) { return c.indexOf("csrftoken=") === 0; });
+    return cookie ? decodeURIComponent(cookie.slice("csrftoken=".length)) : pageCsrfToken;
+  }
+
+  // Every failure becomes {status, detail}: status 0 when the server could not be reached.
   function api(url, options) {
     return fetch(url, Object.assign({ credentials: "same-origin", headers: {
-      "Content-Type": "application/json", "X-CSRFToken": csrfToken,
-    } }, options)).then(function (response) {
-      return response.json().then(function (body) {
-        if (!response.ok) { throw body; }
-        return body;
+      "Content-Type": "application/json", "X-CSRFToken": csrfToken(),
+    } }, options)).catch(function () {
+      throw { status: 0, detail: "The server cannot be reached (network or server down)." };
+    }).then(function (response) {
+      const isJson = (response.headers.get("Content-Type") || "").indexOf("json") !== -1;
+      const body = isJson ? response.json().catch(function () { return {}; }) : Promise.resolve({});
+      return body.then(function (data) {
+        if (response.ok) { return data; }
+        if (!data.detail && !isJson) { data.detail = "The server answered " + response.status + " " + response.statusText + "."; }
+        data.status = response.status;
+        throw data;
       });
     });
   }
 
+  function transient(error) { return error.status === 0 || error.status === 429 || error.status >= 500; }
+
+  function explain(error) {
+    if (error.status === 401 || error.status === 403) {
+      return { text: "Your session has ended, so this answer was not saved. Your answers are kept here: ", signIn: true };
+    }
+    if (error.status === 404) { return { text: "This item is no longer assigned to you; reload the page." }; }
+    if (error.detail) { return { text: error.detail }; }
+    const fields = Object.keys(error).filter(function (k) { return k !== "status"; });
+    return { text: fields.map(function (k) { return k + ": " + [].concat(error[k]).join(" "); }).join("; ") };
+  }
+
+  function tell(text, signIn) {
+    message.replaceChildren(document.createTextNode(text));
+    if (signIn) {
+      const link = document.createElement("a");
+      link.href = "/accounts/login/?next=" + encodeURIComponent(location.pathname);
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.textContent = "sign in again (new tab)";
+      message.append(link, document.createTextNode(", then come back and press Enter to save."));
+    }
+  }
+
+  // Transient failures (database restarting, server unreachable) are retried with back-off
+  // while the answers stay in the tab; the server stores each answer once however often
+  // the same request arrives.
+  const retry = { timer: null, attempt: 0 };
+  function stopRetrying() { clearTimeout(retry.timer); retry.timer = null; }
+
   function show(item) {
+    stopRetrying();
+    retry.attempt = 0;
     state.item = item;
-    state.answers = Object.assign({}, item.scores);
+    state.answers = Object.assign({}, item.scores, takeDraft(item.public_id));
     state.focus = Math.max(0, item.questions.findIndex(function (q) { return state.answers[q.key] === undefined; }));
     state.shownAt = performance.now();
     document.getElementById("position").textContent = "Item " + item.position + " of " + item.total;
@@ -168,18 +226,40 @@
       focusQuestion(state.item.questions.indexOf(missing[0]));
       return Promise.resolve();
     }
+    stopRetrying();
+    const item = state.item.public_id;
     const seconds = (performance.now() - state.shownAt) / 1000;
-    return api("/api/items/" + state.item.public_id + "/scores/", {
+    root.dataset.saving = item;
+    return api("/api/items/" + item + "/scores/", {
       method: "PUT", body: JSON.stringify({ scores: state.answers, seconds_spent: seconds }),
-    }).then(next).catch(function (error) {
-      message.textContent = "Not saved: " + JSON.stringify(error);
+    }).then(function () {
+      dropDraft(item);
+      retry.attempt = 0;
+      message.textContent = "";
+      delete root.dataset.saving;
+      return next().catch(loadFailed);  // saved; only the next item did not come
+    }, function (error) {
+      delete root.dataset.saving;
+      const why = explain(error);
+      if (transient(error) && state.item && state.item.public_id === item) {
+        const delay = Math.min(2 * Math.pow(2, retry.attempt), 15);
+        retry.attempt += 1;
+        tell("Not saved yet: " + why.text + " Your answers are kept; trying again in " + delay + " s (Enter tries now).");
+        retry.timer = setTimeout(save, delay * 1000);
+      } else {
+        tell("Not saved: " + why.text, why.signIn);
+      }
     });
   }
 
   function previous() {
     if (!state.item || !state.item.previous) { return Promise.resolve(); }
     delete root.dataset.ready;
-    return api("/api/items/" + state.item.previous + "/").then(show);
+    return api("/api/items/" + state.item.previous + "/").then(show).catch(function (error) {
+      const why = explain(error);
+      root.dataset.ready = state.item.public_id;
+      tell("Could not go back: " + why.text, why.signIn);
+    });
   }
 
   document.getElementById("save").addEventListener("click", save);
@@ -202,5 +282,15 @@
     event.preventDefault();
   });
 
-  next().catch(function (error) { message.textContent = "Could not load the next item: " + JSON.stringify(error); });
+  function loadFailed(error) {
+    const why = explain(error);
+    if (transient(error)) {
+      tell("Could not load the next item: " + why.text + " Trying again in 5 s.");
+      setTimeout(start, 5000);
+    } else {
+      tell("Could not load the next item: " + why.text, why.signIn);
+    }
+  }
+  function start() { return next().catch(loadFailed); }
+  start();
 })();

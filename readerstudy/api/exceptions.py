@@ -1,0 +1,33 @@
+"""The API's answer when the database cannot be reached (a restart, a failover, a full disk).
+
+Without this a reader would get Django's bare 500 page in the middle of a score. With it the
+reading room gets 503, a sentence it can show, and Retry-After, keeps the answers in the tab
+and sends them again; nothing was written, so the retry cannot duplicate anything.
+"""
+
+import logging
+
+from django.db import InterfaceError, OperationalError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = (
+    "The study database cannot be reached right now, so nothing was saved. "
+    "Try again in a few seconds."
+)
+RETRY_AFTER_SECONDS = 2
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, OperationalError | InterfaceError):
+        view = context.get("view")
+        logger.warning("database unavailable in %s: %s", type(view).__name__, exc)
+        return Response(
+            {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return drf_exception_handler(exc, context)
