@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint check clean-demo bench-metrics bench-analysis serve-prod worker
+.PHONY: demo test lint check clean-demo bench-metrics bench-analysis bench-load serve-prod worker
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -53,6 +53,16 @@ bench-metrics: $(VENV)/.runtime-installed
 # per-resample scipy loop on the same resamples.
 bench-analysis: $(VENV)/.runtime-installed
 	$(PY) -m metrics.stats.benchmark
+
+# Readers and dashboards against gunicorn + PostgreSQL on loopback (a scratch database named
+# *_bench, created if missing; Redis as the shared cache). About a minute.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/readerstudy_bench
+BENCH_CACHE_URL ?= redis://127.0.0.1:6379/14
+bench-load: $(VENV)/.test-installed
+	@psql "$(dir $(BENCH_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$(notdir $(BENCH_DATABASE_URL))'" | grep -q 1 \
+	  || psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))"
+	DATABASE_URL=$(BENCH_DATABASE_URL) CACHE_URL=$(BENCH_CACHE_URL) DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-bench-load-only} \
+	  DJANGO_READ_DOT_ENV=false $(PY) manage.py bench_load $(BENCH_ARGS)
 
 # Production: the environment holds the settings (README, Configuration). gunicorn serves the
 # app and whitenoise its static files; put a TLS-terminating proxy in front.

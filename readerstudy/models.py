@@ -289,9 +289,11 @@ class Reader(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.study.slug}"
 
-    def progress(self) -> tuple[int, int]:
-        """(items with every question scored, items assigned)."""
-        questions = self.study.questions.count()
+    def progress(self, questions: int | None = None) -> tuple[int, int]:
+        """(items with every question scored, items assigned); `questions`: the study's
+        question count, when the caller has it."""
+        if questions is None:
+            questions = self.study.questions.count()
         counts = self.assignments.annotate(answered=Count("scores")).aggregate(
             total=Count("pk"), done=Count("pk", filter=Q(answered__gte=max(questions, 1)))
         )
@@ -360,27 +362,41 @@ class Assignment(models.Model):
         # Lock this item's row so two tabs saving at once are serialised, not interleaved.
         Assignment.objects.select_for_update().filter(pk=self.pk).first()
         by = by if by is not None else self.reader.user
-        saved = []
-        for key, value in values.items():
-            score, created = Score.objects.get_or_create(
-                assignment=self,
-                question=questions[key],
-                defaults={"value": value, "seconds_spent": seconds_spent},
+        # One read of this item's scores and two bulk inserts instead of a get_or_create per
+        # question: the row lock above already serialises writers of this item.
+        existing = {
+            score.question_id: score
+            for score in Score.objects.filter(
+                assignment=self, question__in=[questions[key] for key in values]
             )
-            previous = None if created else score.value
-            if previous is not None and previous != value:
+        }
+        saved, created, revisions = [], [], []
+        for key, value in values.items():
+            question = questions[key]
+            score = existing.get(question.pk)
+            if score is None:
+                score = Score(
+                    assignment=self, question=question, value=value, seconds_spent=seconds_spent
+                )
+                created.append(score)
+                revisions.append((score, None))
+            elif score.value != value:  # a resubmitted identical answer is not an edit
+                revisions.append((score, score.value))
                 score.value = value
                 score.seconds_spent += seconds_spent
                 score.save(update_fields=["value", "seconds_spent", "updated_at"])
-            if previous != value:  # a resubmitted identical answer is not an edit
-                ScoreRevision.objects.create(
-                    score=score,
-                    previous_value=previous,
-                    value=value,
-                    seconds_spent=seconds_spent,
-                    recorded_by=by,
-                )
             saved.append(score)
+        Score.objects.bulk_create(created)
+        ScoreRevision.objects.bulk_create(
+            ScoreRevision(
+                score=score,
+                previous_value=previous,
+                value=score.value,
+                seconds_spent=seconds_spent,
+                recorded_by=by,
+            )
+            for score, previous in revisions
+        )
         return saved
 
 

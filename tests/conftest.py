@@ -11,7 +11,6 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -19,6 +18,7 @@ from django.db import connection
 from hypothesis import settings as hypothesis_settings
 
 from readerstudy.config.celery import worker_command
+from readerstudy.config.database import database_url
 
 # CI replays the same examples on every run, so a red build is reproducible and a property
 # failure is found by `HYPOTHESIS_PROFILE=search`, not by chance on someone else's push.
@@ -31,12 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def database_url_for_worker() -> str:
     """The URL of the database the tests are using right now (pytest-django's test database)."""
-    params = connection.settings_dict
-    if params["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{params['NAME']}"
-    user = quote(params["USER"] or "")
-    password = f":{quote(params['PASSWORD'])}" if params.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{params['HOST'] or 'localhost'}:{params['PORT'] or 5432}/{params['NAME']}"
+    return database_url(connection.settings_dict)
 
 
 def purge_queues() -> None:

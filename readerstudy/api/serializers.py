@@ -67,11 +67,15 @@ class ItemSerializer(serializers.ModelSerializer):
         earlier = item.reader.assignments.filter(position__lt=item.position).order_by("-position")
         return earlier.values_list("public_id", flat=True).first()
 
+    # The next-item view passes "total" and "questions" it already has in the context.
     def get_total(self, item) -> int:
+        if "total" in self.context:
+            return self.context["total"]
         return item.reader.assignments.count()
 
     def get_questions(self, item) -> list[dict]:
-        return QuestionSerializer(item.reader.study.questions.all(), many=True).data
+        questions = self.context.get("questions") or item.reader.study.questions.all()
+        return QuestionSerializer(questions, many=True).data
 
     def get_scores(self, item) -> dict[str, int]:
         return {s.question.key: s.value for s in item.scores.select_related("question")}

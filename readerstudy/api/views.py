@@ -46,18 +46,24 @@ class NextItem(APIView):
 
     @extend_schema(responses=ItemSerializer)
     def get(self, request, slug):
-        reader = get_object_or_404(Reader, study__slug=slug, user=request.user)
-        questions = reader.study.questions.count()
+        reader = get_object_or_404(
+            Reader.objects.select_related("study"), study__slug=slug, user=request.user
+        )
+        questions = list(reader.study.questions.all())
         item = (
             reader.assignments.annotate(answered=Count("scores"))
-            .filter(answered__lt=questions)
+            .filter(answered__lt=len(questions))
+            .select_related("reconstruction__case")
             .order_by("position")
             .first()
         )
-        done, total = reader.progress()
+        done, total = reader.progress(questions=len(questions))
+        if item is not None:
+            item.reader = reader  # already loaded, with its study
+        context = {"questions": questions, "total": total}
         return Response(
             {
-                "item": ItemSerializer(item).data if item else None,
+                "item": ItemSerializer(item, context=context).data if item else None,
                 "done": done,
                 "total": total,
                 "end_message": reader.study.end_message if item is None else "",

@@ -1,0 +1,171 @@
+"""Load on a running server over HTTP, the way readers and researchers use it (no Django here).
+
+`paced`: each reader fetches their next item and submits a score every `think_s` seconds while
+researchers poll the dashboard's analysis API as the page does (If-None-Match). `closed_loop`:
+clients with no think time, to find the throughput ceiling. Every latency is wall-clock time
+from request to complete response, measured in the client.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import requests
+
+
+@dataclass
+class Client:
+    """A signed-in user: the session and CSRF cookies, and the header a write needs."""
+
+    username: str
+    session_id: str
+    csrf_token: str
+
+    def session(self, base_url: str) -> requests.Session:
+        http = requests.Session()
+        host = base_url.split("//", 1)[1].split(":")[0]
+        http.cookies.set("sessionid", self.session_id, domain=host)
+        http.cookies.set("csrftoken", self.csrf_token, domain=host)
+        http.headers.update({"X-CSRFToken": self.csrf_token, "Referer": base_url})
+        return http
+
+
+@dataclass
+class Recorder:
+    """Latencies per kind of request, errors, and every score the server accepted."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: list[str] = field(default_factory=list)
+    accepted: dict[str, dict[str, int]] = field(default_factory=dict)
+    resent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def timed(self, kind: str, call, *args, **kwargs) -> requests.Response | None:
+        start = time.perf_counter()
+        try:
+            response = call(*args, timeout=30, **kwargs)
+        except requests.RequestException as error:
+            with self.lock:
+                self.errors.append(f"{kind}: {error}")
+            return None
+        elapsed = time.perf_counter() - start
+        with self.lock:
+            self.latencies[kind].append(elapsed)
+            if response.status_code >= 400:
+                self.errors.append(f"{kind}: HTTP {response.status_code} {response.text[:200]}")
+        return response
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values) * 1000
+    if array.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(array.size),
+        "p50_ms": float(np.percentile(array, 50)),
+        "p95_ms": float(np.percentile(array, 95)),
+        "p99_ms": float(np.percentile(array, 99)),
+        "max_ms": float(array.max()),
+    }
+
+
+def read_one(http: requests.Session, base: str, slug: str, rec: Recorder, resend: float) -> bool:
+    """Fetch the next item and score it; False when the reader has nothing left."""
+    page = rec.timed("next_item", http.get, f"{base}/api/studies/{slug}/next/")
+    if page is None or page.status_code != 200 or page.json()["item"] is None:
+        return False
+    item = page.json()["item"]
+    scores = {q["key"]: random.randint(q["scale_min"], q["scale_max"]) for q in item["questions"]}
+    body = {"scores": scores, "seconds_spent": 2.0}
+    url = f"{base}/api/items/{item['public_id']}/scores/"
+    saved = rec.timed("submit_score", http.put, url, json=body)
+    if saved is not None and saved.status_code == 200:
+        with rec.lock:
+            rec.accepted[item["public_id"]] = scores
+        if random.random() < resend:  # a retried request or a double click: must not duplicate
+            again = rec.timed("submit_score", http.put, url, json=body)
+            if again is not None and again.status_code == 200:
+                with rec.lock:
+                    rec.resent += 1
+    return True
+
+
+def paced(
+    base: str,
+    slug: str,
+    readers: list[Client],
+    researchers: list[Client],
+    *,
+    duration_s: float,
+    think_s: float = 2.0,
+    poll_s: float = 2.0,
+    resend: float = 0.05,
+) -> Recorder:
+    """Readers score every `think_s` seconds while researchers poll the dashboard."""
+    rec = Recorder()
+    stop = time.monotonic() + duration_s
+
+    def reader_loop(client: Client) -> None:
+        http = client.session(base)
+        # Readers do not start in step: spread the first request over one think time.
+        time.sleep(random.uniform(0, think_s))
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            if not read_one(http, base, slug, rec, resend):
+                return
+            time.sleep(max(0.0, think_s - (time.monotonic() - started)))
+
+    def dashboard_loop(client: Client) -> None:
+        http = client.session(base)
+        etag = None
+        time.sleep(random.uniform(0, poll_s))
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            headers = {"If-None-Match": etag} if etag else {}
+            url = f"{base}/api/studies/{slug}/analysis/"
+            response = rec.timed("dashboard_poll", http.get, url, headers=headers)
+            if response is not None and response.status_code == 200:
+                # New data: the analysis behind the page was recomputed (or taken from the
+                # cache the other researcher's poll filled).
+                etag = response.headers.get("ETag")
+                with rec.lock:
+                    rec.latencies["dashboard_refresh"].append(time.monotonic() - started)
+            elif response is not None and response.status_code == 304:
+                with rec.lock:
+                    rec.latencies["dashboard_unchanged"].append(time.monotonic() - started)
+            time.sleep(max(0.0, poll_s - (time.monotonic() - started)))
+
+    threads = [threading.Thread(target=reader_loop, args=(c,)) for c in readers]
+    threads += [threading.Thread(target=dashboard_loop, args=(c,)) for c in researchers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return rec
+
+
+def closed_loop(
+    base: str, slug: str, readers: list[Client], *, duration_s: float
+) -> tuple[Recorder, float]:
+    """Readers with no think time; returns the recorder and the elapsed seconds."""
+    rec = Recorder()
+    stop = time.monotonic() + duration_s
+    start = time.perf_counter()
+
+    def loop(client: Client) -> None:
+        http = client.session(base)
+        while time.monotonic() < stop:
+            if not read_one(http, base, slug, rec, resend=0.0):
+                return
+
+    threads = [threading.Thread(target=loop, args=(c,)) for c in readers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return rec, time.perf_counter() - start

@@ -1,0 +1,326 @@
+"""`manage.py bench_load`: 50 readers and 2 dashboards against gunicorn on PostgreSQL.
+
+Run by `make bench-load`, which points DATABASE_URL at a scratch database. The command replaces
+its own study (slug bench-load) and users (bench-*) there and touches nothing else: it adds a
+study (readers, items, metric values), starts gunicorn on loopback, drives it with
+readerstudy.loadtest, prints latency percentiles and the closed-loop ceiling, and checks that every
+score the server accepted is in the database exactly once. Bounded: about a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.test import Client as DjangoClient
+from django.utils.crypto import get_random_string
+
+from metrics.engine import metric_version
+from metrics.models import MetricValue
+from readerstudy import loadtest
+from readerstudy.config.database import database_url
+from readerstudy.models import Case, Reconstruction, Score, ScoreRevision, Study, array_file
+
+SLUG = "bench-load"
+METRICS = ["psnr", "ssim", "nmse"]
+TARGET_P99_MS = 50.0
+
+
+class Command(BaseCommand):
+    help = "Load benchmark: readers scoring and researchers polling, on gunicorn + PostgreSQL."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--readers", type=int, default=50)
+        parser.add_argument("--dashboards", type=int, default=2)
+        parser.add_argument("--duration", type=float, default=30.0, help="paced phase, seconds")
+        parser.add_argument("--closed-duration", type=float, default=10.0)
+        parser.add_argument("--think", type=float, default=2.0, help="seconds between scores")
+        parser.add_argument("--items", type=int, default=120, help="reconstructions per reader")
+        parser.add_argument(
+            "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 4))
+        )
+        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--json", type=Path, help="also write the figures to this file")
+
+    def handle(self, *args, **options):
+        # django-axes logs every sign-in at INFO; the benchmark signs in 52 users.
+        logging.getLogger("axes").setLevel(logging.WARNING)
+        if connection.vendor != "postgresql":
+            raise CommandError(
+                "bench_load needs PostgreSQL: set DATABASE_URL to a scratch database "
+                "(make bench-load uses postgres://postgres@127.0.0.1:5432/readerstudy_bench)"
+            )
+        call_command("migrate", verbosity=0)
+        self.stdout.write(f"seeding {options['readers']} readers x {options['items']} items ...")
+        study, readers, researchers = seed(
+            options["readers"], options["dashboards"], options["items"]
+        )
+        base = f"http://127.0.0.1:{options['port']}"
+        with GunicornServer(base, options["port"], options["workers"]) as server_log:
+            self.stdout.write(
+                f"gunicorn: {options['workers']} sync workers on {base}; cache "
+                f"{settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}; paced phase "
+                f"{options['duration']:.0f} s, then closed loop {options['closed_duration']:.0f} s"
+            )
+            paced = loadtest.paced(
+                base,
+                SLUG,
+                readers,
+                researchers,
+                duration_s=options["duration"],
+                think_s=options["think"],
+            )
+            closed, elapsed = loadtest.closed_loop(
+                base, SLUG, readers, duration_s=options["closed_duration"]
+            )
+        figures = report(paced, closed, elapsed, options)
+        problems = exactly_once(study, {**paced.accepted, **closed.accepted})
+        problems += [f"request failed: {e}" for e in (paced.errors + closed.errors)[:10]]
+        self.print_figures(figures, problems)
+        if options["json"]:
+            options["json"].write_text(json.dumps({**figures, "problems": problems}, indent=2))
+        if problems:
+            self.stderr.write(f"server log: {server_log}")
+            raise CommandError(f"{len(problems)} problem(s); see above")
+
+    def print_figures(self, figures: dict, problems: list[str]) -> None:
+        out = self.stdout.write
+        out("")
+        out(f"{'request':<34}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+        for label, row in figures["latency"].items():
+            if row["n"]:
+                out(
+                    f"{label:<34}{row['n']:>7}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}"
+                    f"{row['p99_ms']:>9.1f}{row['max_ms']:>9.1f}"
+                )
+        ceiling = figures["closed_loop"]
+        out("")
+        out(
+            f"closed loop, {ceiling['clients']} clients, no think time: "
+            f"{ceiling['cycles_per_s']:.0f} items scored/s ({ceiling['requests_per_s']:.0f} "
+            f"requests/s); submit p99 {ceiling['submit_p99_ms']:.1f} ms"
+        )
+        paced = figures["paced"]
+        out(
+            f"paced: {paced['scored']} items scored ({paced['resent']} sent twice on purpose), "
+            f"{paced['requests_per_s']:.1f} requests/s offered"
+        )
+        for name, met in figures["targets"].items():
+            out(f"target {name}: {'met' if met else 'MISSED'}")
+        out(
+            "exactly once: every accepted score stored once, with one revision"
+            if not problems
+            else "PROBLEMS:\n  " + "\n  ".join(problems)
+        )
+
+
+def seed(n_readers: int, n_dashboards: int, n_items: int):
+    """A fresh benchmark study: `n_items` reconstructions every reader reads, metric values."""
+    users = get_user_model()
+    Study.objects.filter(slug=SLUG).delete()
+    users.objects.filter(username__startswith="bench-").delete()
+    study = Study.objects.create(slug=SLUG, title="Load benchmark", status=Study.Status.OPEN)
+    study.add_default_questions()
+    rng = np.random.default_rng(0)
+    for case_index in range(int(np.ceil(n_items / 5))):
+        case = Case.objects.create(
+            study=study,
+            name=f"case-{case_index:03d}",
+            reference=array_file(rng.random((32, 32))),
+            shape=[32, 32],
+        )
+        for method_index in range(min(5, n_items - case_index * 5)):
+            recon = Reconstruction.objects.create(
+                case=case,
+                method=f"method-{method_index}",
+                acceleration=4,
+                image=array_file(rng.random((32, 32))),
+            )
+            MetricValue.objects.bulk_create(
+                MetricValue(
+                    reconstruction=recon,
+                    metric=name,
+                    version=metric_version(name),
+                    value=float(rng.random()),
+                )
+                for name in METRICS
+            )
+    readers = []
+    for i in range(n_readers):
+        user = users.objects.create_user(f"bench-reader-{i:03d}")
+        study.assign_reader(user)
+        readers.append(signed_in(user))
+    researchers = []
+    for i in range(n_dashboards):
+        user = users.objects.create_user(f"bench-lead-{i}")
+        study.researchers.add(user)
+        researchers.append(signed_in(user))
+    return study, readers, researchers
+
+
+def signed_in(user) -> loadtest.Client:
+    client = DjangoClient()
+    client.force_login(user)
+    return loadtest.Client(user.username, client.cookies["sessionid"].value, get_random_string(32))
+
+
+class GunicornServer:
+    """gunicorn with the production settings on loopback HTTP, for the length of a `with`."""
+
+    def __init__(self, base: str, port: int, workers: int):
+        self.base, self.port, self.workers = base, port, workers
+        self.log = Path(settings.DATA_DIR) / "bench-load-gunicorn.log"
+
+    def __enter__(self) -> Path:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            # Loopback HTTP: no TLS to redirect to.
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_SECURE_COOKIES": "false",
+            "DJANGO_HSTS_SECONDS": "0",
+            "METRICS_ENABLED": ",".join(METRICS),
+            "DJANGO_LOG_LEVEL": "WARNING",
+        }
+        self.handle = self.log.open("w")
+        self.server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "readerstudy.config.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--access-logfile",
+                "-",
+            ],
+            env=env,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                # The API alone is under load; anonymous, it answers 403 once the app is up.
+                with urllib.request.urlopen(f"{self.base}/api/studies/", timeout=5):
+                    return self.log
+            except urllib.error.HTTPError as error:
+                if error.code < 500:
+                    return self.log
+                self.__exit__()
+                raise CommandError(f"gunicorn answers {error.code}; see {self.log}") from None
+            except OSError as error:
+                if self.server.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    raise CommandError(
+                        f"gunicorn did not start ({error}); see {self.log}"
+                    ) from None
+                time.sleep(0.25)
+
+    def __exit__(self, *exc) -> None:
+        self.server.terminate()
+        try:
+            self.server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+        self.handle.close()
+
+
+def report(paced, closed, elapsed: float, options: dict) -> dict:
+    latency = {
+        "next item (paced)": loadtest.percentiles(paced.latencies["next_item"]),
+        "submit score (paced)": loadtest.percentiles(paced.latencies["submit_score"]),
+        "dashboard poll, unchanged (304)": loadtest.percentiles(
+            paced.latencies["dashboard_unchanged"]
+        ),
+        "dashboard refresh, new data (200)": loadtest.percentiles(
+            paced.latencies["dashboard_refresh"]
+        ),
+        "next item (closed loop)": loadtest.percentiles(closed.latencies["next_item"]),
+        "submit score (closed loop)": loadtest.percentiles(closed.latencies["submit_score"]),
+    }
+    requests_paced = (
+        sum(len(v) for v in paced.latencies.values())
+        - len(paced.latencies["dashboard_refresh"])
+        - len(paced.latencies["dashboard_unchanged"])
+    )
+    closed_requests = len(closed.latencies["next_item"]) + len(closed.latencies["submit_score"])
+    return {
+        "setup": {
+            "readers": options["readers"],
+            "dashboards": options["dashboards"],
+            "workers": options["workers"],
+            "think_s": options["think"],
+            "paced_s": options["duration"],
+            "closed_s": options["closed_duration"],
+        },
+        "latency": latency,
+        "paced": {
+            "scored": len(paced.accepted),
+            "resent": paced.resent,
+            "requests_per_s": requests_paced / options["duration"],
+        },
+        "closed_loop": {
+            "clients": options["readers"],
+            "scored": len(closed.accepted),
+            "cycles_per_s": len(closed.accepted) / elapsed,
+            "requests_per_s": closed_requests / elapsed,
+            "submit_p99_ms": latency["submit score (closed loop)"].get("p99_ms", float("nan")),
+        },
+        "targets": {
+            f"next item p99 < {TARGET_P99_MS:.0f} ms (paced)": latency["next item (paced)"].get(
+                "p99_ms", float("inf")
+            )
+            < TARGET_P99_MS,
+            f"submit score p99 < {TARGET_P99_MS:.0f} ms (paced)": latency[
+                "submit score (paced)"
+            ].get("p99_ms", float("inf"))
+            < TARGET_P99_MS,
+        },
+    }
+
+
+def exactly_once(study: Study, accepted: dict[str, dict[str, int]]) -> list[str]:
+    """Every score the server answered 200 for is stored once, with its value, and nothing else."""
+    problems = []
+    stored = {}
+    for public_id, key, value in Score.objects.filter(assignment__reader__study=study).values_list(
+        "assignment__public_id", "question__key", "value"
+    ):
+        if (public_id, key) in stored:
+            problems.append(f"duplicate score {public_id}/{key}")
+        stored[(public_id, key)] = value
+    expected = {
+        (item, key): value for item, scores in accepted.items() for key, value in scores.items()
+    }
+    if stored != expected:
+        missing = set(expected) - set(stored)
+        extra = set(stored) - set(expected)
+        changed = {k for k in set(expected) & set(stored) if expected[k] != stored[k]}
+        problems.append(
+            f"stored scores differ from accepted: {len(missing)} missing, {len(extra)} extra, "
+            f"{len(changed)} with another value"
+        )
+    revisions = ScoreRevision.objects.filter(score__assignment__reader__study=study).count()
+    if revisions != len(expected):
+        problems.append(f"{revisions} revisions for {len(expected)} scores (resends must not add)")
+    return problems
