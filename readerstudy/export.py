@@ -16,7 +16,9 @@ from metrics.image import PIXEL_METRICS
 from metrics.models import MetricValue
 from readerstudy.models import Score, ScoreRevision, Study
 
-SCORE_COLUMNS = [
+# Which reader's answer to which question about which reconstruction (method shown: these
+# files are for researchers only).
+_ANSWER_COLUMNS = [
     "study",
     "reader",
     "case",
@@ -24,10 +26,8 @@ SCORE_COLUMNS = [
     "method",
     "acceleration",
     "question",
-    "score",
-    "scored_at",
-    "duration_s",
 ]
+SCORE_COLUMNS = [*_ANSWER_COLUMNS, "score", "scored_at", "duration_s"]
 METRIC_COLUMNS = [
     "study",
     "case",
@@ -70,19 +70,7 @@ def score_rows(study: Study) -> Iterator[dict]:
         }
 
 
-HISTORY_COLUMNS = [
-    "study",
-    "reader",
-    "case",
-    "reconstruction",
-    "method",
-    "acceleration",
-    "question",
-    "previous_value",
-    "value",
-    "recorded_at",
-    "recorded_by",
-]
+HISTORY_COLUMNS = [*_ANSWER_COLUMNS, "previous_value", "value", "recorded_at", "recorded_by"]
 
 
 def score_history(study: Study, *, edits_only: bool = False):

@@ -40,6 +40,10 @@ def images(tmp_path):
     return tmp_path
 
 
+def stored_files(settings):
+    return sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
+
+
 def run_import(manifest, capsys, slug="mine"):
     with pytest.raises(SystemExit) as exit_info:
         call_command("import_study", str(manifest), study=slug, title="Mine")
@@ -87,7 +91,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_stored(images, capsys, setting
             ("a", "ref-b.npy", "rec-2.npy", "cs-tv", "8", ""),  # 11: second reference
         ],
     )
-    files_before = sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
+    files_before = stored_files(settings)
     code, err = run_import(manifest, capsys)
     assert code == 2
     for line, text in [
@@ -110,8 +114,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_stored(images, capsys, setting
         and not Case.objects.exists()
         and not MetricValue.objects.exists()
     )
-    files_after = sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
-    assert files_after == files_before, "no image file was stored"
+    assert stored_files(settings) == files_before, "no image file was stored"
 
 
 def test_missing_columns_and_existing_slug_are_refused(images, capsys):
@@ -149,7 +152,7 @@ def test_hostile_files_are_refused_and_nothing_is_stored(images, capsys, setting
             ("b", "/etc/passwd", "rec-1.npy", "cs-tv", "4", ""),  # 7
         ],
     )
-    files_before = sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
+    files_before = stored_files(settings)
     code, err = run_import(manifest, capsys)
     assert code == 2
     for line, text in [
@@ -162,5 +165,4 @@ def test_hostile_files_are_refused_and_nothing_is_stored(images, capsys, setting
         assert f"line {line}: " in err and text in err.split(f"line {line}: ")[1], (line, err)
     assert "line 2:" not in err
     assert not Study.objects.exists() and not Reconstruction.objects.exists()
-    files_after = sorted(settings.MEDIA_ROOT.rglob("*")) if settings.MEDIA_ROOT.exists() else []
-    assert files_after == files_before, "no image file was stored"
+    assert stored_files(settings) == files_before, "no image file was stored"
