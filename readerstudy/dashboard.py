@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 
 import pandas as pd
 from django.conf import settings
@@ -24,6 +25,8 @@ from readerstudy.export import safe_text
 from readerstudy.models import Reconstruction, Score, Study, current_metric_values
 
 CACHE_SECONDS = 24 * 3600
+# A process that died mid-analysis must not block the next one for long.
+LOCK_SECONDS = 120
 
 
 def data_version(study: Study) -> str:
@@ -163,13 +166,32 @@ def build_payload(study: Study, version: str) -> dict:
 
 
 def dashboard_payload(study: Study) -> tuple[str, dict]:
-    """(version, payload): the cached analysis of the study's data as it is now."""
+    """(version, payload): the study's analysis, recomputed at most once per
+    DASHBOARD_MIN_REFRESH_S and by one process at a time.
+
+    While readers score, the data changes every few hundred milliseconds; recomputing on every
+    poll of every open dashboard would hand the web workers to the bootstrap and slow the
+    readers down (bench-load showed it). So a dashboard gets the latest analysis when it is
+    younger than the interval, or when another process is already computing the next one; the
+    version it carries is the data it describes, so the ETag stays honest.
+    """
     version = data_version(study)
-    key = f"dashboard:{study.pk}:{version}"
-    payload = cache.get(key)
-    if payload is None:
+    latest_key, lock_key = f"dashboard:{study.pk}:latest", f"dashboard:{study.pk}:computing"
+    latest = cache.get(latest_key)
+    if latest is not None:
+        if latest["version"] == version:
+            return version, latest["payload"]
+        fresh = time.time() - latest["at"] < settings.DASHBOARD_MIN_REFRESH_S
+        if fresh or not cache.add(lock_key, True, timeout=LOCK_SECONDS):
+            return latest["version"], latest["payload"]
+    try:
         payload = build_payload(study, version)
-        cache.set(key, payload, CACHE_SECONDS)
+        cache.set(
+            latest_key, {"version": version, "payload": payload, "at": time.time()}, CACHE_SECONDS
+        )
+    finally:
+        if latest is not None:
+            cache.delete(lock_key)
     return version, payload
 
 

@@ -95,6 +95,15 @@ def read_one(http: requests.Session, base: str, slug: str, rec: Recorder, resend
     return True
 
 
+def warm_up(base: str, slug: str, readers: list[Client], researchers: list[Client]) -> None:
+    """One untimed request per client, so that connections and worker caches exist before
+    anything is measured."""
+    for client in readers:
+        client.session(base).get(f"{base}/api/studies/{slug}/next/", timeout=60)
+    for client in researchers:
+        client.session(base).get(f"{base}/api/studies/{slug}/analysis/", timeout=60)
+
+
 def paced(
     base: str,
     slug: str,

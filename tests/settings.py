@@ -44,3 +44,4 @@ METRICS_ENABLED = ["psnr", "ssim", "nmse", "dfd-resnet50-random"]
 # Fewer bootstrap resamples and a faster poll keep the dashboard tests quick.
 DASHBOARD_BOOTSTRAP = 200
 DASHBOARD_POLL_MS = 500
+DASHBOARD_MIN_REFRESH_S = 0.0

@@ -211,6 +211,9 @@ METRICS_ENABLED = env.list("METRICS_ENABLED", default=[])
 DASHBOARD_BOOTSTRAP = env.int("DASHBOARD_BOOTSTRAP", default=1000)
 # How often an open dashboard asks whether the data changed (milliseconds).
 DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=2000)
+# The analysis is recomputed at most this often (seconds) however many dashboards poll, so
+# that scoring stays fast while a study is read; new data shows within this plus one poll.
+DASHBOARD_MIN_REFRESH_S = env.float("DASHBOARD_MIN_REFRESH_S", default=3.0)
 
 # REST FRAMEWORK
 # ------------------------------------------------------------------------------

@@ -98,6 +98,30 @@ def test_etag_answers_304_until_a_score_or_metric_changes(client, study):
     assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag).status_code == 200
 
 
+def test_scoring_does_not_make_every_poll_recompute(client, study, settings):
+    """While readers score, the analysis is recomputed at most once per
+    DASHBOARD_MIN_REFRESH_S, and not while another process is computing it; in between,
+    dashboards get the latest analysis with that analysis's own ETag."""
+    client.force_login(study.researchers.get())
+    first = client.get(analysis_url(study))
+    etag = first["ETag"]
+    settings.DASHBOARD_MIN_REFRESH_S = 3600
+    item = study.readers.get(user__username="reader1").assignments.exclude(scores__isnull=False)[0]
+    item.save_scores({q.key: 5 for q in study.questions.all()})
+    held_back = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
+    assert held_back.status_code == 304, "the latest analysis is still fresh: nothing new"
+
+    settings.DASHBOARD_MIN_REFRESH_S = 0
+    lock = f"dashboard:{study.pk}:computing"
+    cache.add(lock, True)  # another web process is computing the new analysis right now
+    assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag).status_code == 304
+    cache.delete(lock)
+    changed = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+    assert changed.json()["progress"]["scored"]["overall"] == 6
+    assert cache.get(lock) is None, "the lock is released after computing"
+
+
 def test_empty_study_explains_why_there_is_no_analysis(client):
     study = StudyFactory()
     study.researchers.add(lead := UserFactory())

@@ -75,6 +75,7 @@ class Command(BaseCommand):
                 f"{settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}; paced phase "
                 f"{options['duration']:.0f} s, then closed loop {options['closed_duration']:.0f} s"
             )
+            loadtest.warm_up(base, SLUG, readers, researchers)
             paced = loadtest.paced(
                 base,
                 SLUG,
