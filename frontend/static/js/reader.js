@@ -165,9 +165,10 @@
 
   function explain(error) {
     if (error.status === 401 || error.status === 403) {
-      return { text: "Your session has ended, so this answer was not saved. Your answers are kept here: ", signIn: true };
+      return { text: "your session has ended. Your answers are kept here: ", signIn: true };
     }
     if (error.status === 404) { return { text: "This item is no longer assigned to you; reload the page." }; }
+    if (error.code === "database_unavailable") { return { text: "the study database cannot be reached right now." }; }
     if (error.detail) { return { text: error.detail }; }
     const fields = Object.keys(error).filter(function (k) { return k !== "status"; });
     return { text: fields.map(function (k) { return k + ": " + [].concat(error[k]).join(" "); }).join("; ") };
