@@ -36,6 +36,9 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
+    # In front, so that its animation frames (cornerstone draws in them, and Playwright's
+    # wait_for_function polls in them) run even after another test opened more pages.
+    page.bring_to_front()
     yield page
     context.close()
 

@@ -1,7 +1,7 @@
 """Faults with real processes: the task broker down during an import.
 
 (A worker killed mid-batch is in tests/metrics/test_tasks.py; the database going away during
-scoring, two tabs and an expired session are in tests/frontend/test_faults_browser.py.)
+scoring, two tabs and an expired session are in tests/frontend/test_reader_faults_browser.py.)
 """
 
 import os

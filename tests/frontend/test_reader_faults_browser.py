@@ -9,12 +9,31 @@ from django.db import connection
 
 from readerstudy.models import Score, ScoreRevision
 from tests.conftest import database_url_for_worker, gunicorn_server
+from tests.frontend.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.frontend.test_reader_browser import open_reader, wait_ready
 from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ANSWERS = "3453"  # the four default questions
+
+
+@pytest.fixture
+def browser(browser):
+    """A Chromium of these tests' own: they open, reload and close several tabs, and the pages
+    of later tests in a shared browser then sometimes stopped getting animation frames (the
+    linked-zoom test saw its second view never follow)."""
+
+    own = browser.browser_type.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    yield own
+    own.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture
@@ -153,7 +172,6 @@ def test_session_expiring_mid_read_loses_nothing(browser, live_server, study, sc
         login.click("button[type=submit]")
         login.wait_for_url(f"**/read/{study.slug}/")
         login.close()
-        page.bring_to_front()
         page.keyboard.press("Enter")
         assert wait_ready(page, first) == second
         assert len(scores_of(first)) == 4
