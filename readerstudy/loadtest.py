@@ -3,19 +3,72 @@
 `paced`: each reader fetches their next item and submits a score every `think_s` seconds while
 researchers poll the dashboard's analysis API as the page does (If-None-Match). `closed_loop`:
 clients with no think time, to find the throughput ceiling. Every latency is wall-clock time
-from request to complete response, measured in the client.
+from request to complete response, measured in the client. `gunicorn` starts the server they
+load (and that the fault tests drive).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import requests
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+class ServerStartError(RuntimeError):
+    """gunicorn exited, answered with a server error, or was not up within a minute."""
+
+
+@contextlib.contextmanager
+def gunicorn(port: int, workers: int, env: dict[str, str], log: Path) -> Iterator[str]:
+    """The app under gunicorn (sync workers) on loopback with `env`, for the length of a
+    `with`; yields its base URL once it answers, its output goes to `log`."""
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "gunicorn", "readerstudy.config.wsgi"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "60"]
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            command, cwd=REPOSITORY, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_until_up(server, base, log)
+            yield base
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _wait_until_up(server: subprocess.Popen, base: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            # Anonymous, the API answers 403 once the app is up.
+            with urllib.request.urlopen(f"{base}/api/studies/", timeout=5):
+                return
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return
+            raise ServerStartError(f"gunicorn answers {error.code}; see {log}") from None
+        except OSError as error:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise ServerStartError(f"gunicorn did not start ({error}); see {log}") from None
+            time.sleep(0.25)
 
 
 @dataclass

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 from hypothesis import settings as hypothesis_settings
 
+from readerstudy import loadtest
 from readerstudy.config.celery import worker_command
 from readerstudy.config.database import database_url
 
@@ -91,7 +91,6 @@ def gunicorn_server(database_url: str, log_path: Path, *, workers: int = 2) -> I
 
     Tests using it need committed data (transactional_db).
     """
-    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -100,43 +99,11 @@ def gunicorn_server(database_url: str, log_path: Path, *, workers: int = 2) -> I
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "readerstudy.config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--timeout",
-                "60",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/accounts/login/", timeout=5):
-                        break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"gunicorn did not start:\n{log_path.read_text()[-3000:]}")
-                    time.sleep(0.25)
+    try:
+        with loadtest.gunicorn(free_port(), workers, env, log_path) as url:
             yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    except loadtest.ServerStartError as error:
+        pytest.fail(f"{error}\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -33,11 +35,21 @@ def browser():
 
 
 @pytest.fixture
+def study():
+    """An open study of 5 reconstructions and its reader, "radiologist" (password "password")."""
+    study = StudyFactory(title="Knee reading")
+    for _ in range(5):
+        ReconstructionFactory(case__study=study)
+    study.assign_reader(UserFactory(username="radiologist"))
+    return study
+
+
+@pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     # In front, so that its animation frames (cornerstone draws in them, and Playwright's
-    # wait_for_function polls in them) run even after another test opened more pages.
+    # wait_for_function polls in them) are not throttled.
     page.bring_to_front()
     yield page
     context.close()

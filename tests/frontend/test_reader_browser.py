@@ -11,15 +11,6 @@ from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, Use
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def study():
-    study = StudyFactory(title="Knee reading")
-    for _ in range(5):
-        ReconstructionFactory(case__study=study)
-    study.assign_reader(UserFactory(username="radiologist"))
-    return study
-
-
 def open_reader(page, live_server, study):
     page.goto(f"{live_server.url}/accounts/login/?next=/read/{study.slug}/")
     page.fill("#id_username", "radiologist")

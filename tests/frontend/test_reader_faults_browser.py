@@ -11,7 +11,6 @@ from readerstudy.models import Score, ScoreRevision
 from tests.conftest import database_url_for_worker, gunicorn_server
 from tests.frontend.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.frontend.test_reader_browser import open_reader, wait_ready
-from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,29 +19,12 @@ ANSWERS = "3453"  # the four default questions
 
 @pytest.fixture
 def browser(browser):
-    """A Chromium of these tests' own: they open, reload and close several tabs, and the pages
-    of later tests in a shared browser then sometimes stopped getting animation frames (the
-    linked-zoom test saw its second view never follow)."""
-
+    """A Chromium of these tests' own, since they open, reload and close several tabs: the
+    linked-zoom test in the shared browser after them failed more often without it (its
+    second view stopped following; the cause is not understood)."""
     own = browser.browser_type.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
     yield own
     own.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def study():
-    study = StudyFactory(title="Knee reading")
-    for _ in range(4):
-        ReconstructionFactory(case__study=study)
-    study.assign_reader(UserFactory(username="radiologist"))
-    return study
 
 
 def item_order(study):

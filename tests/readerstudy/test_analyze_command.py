@@ -22,21 +22,16 @@ def run(*args):
     )
 
 
+def run_on_files(folder, *options):
+    """analyze on FOLDER/scores.csv and FOLDER/metrics.csv."""
+    return run("--scores", folder / "scores.csv", "--metrics", folder / "metrics.csv", *options)
+
+
 def test_analyze_prints_the_contract_json(tmp_path):
     scores, metrics = simulated_study()
     scores.assign(study="s", extra="ignored").to_csv(tmp_path / "scores.csv", index=False)
     metrics.to_csv(tmp_path / "metrics.csv", index=False)
-    result = run(
-        "--scores",
-        tmp_path / "scores.csv",
-        "--metrics",
-        tmp_path / "metrics.csv",
-        "--bootstrap",
-        "100",
-        "--seed",
-        "5",
-        "--json",
-    )
+    result = run_on_files(tmp_path, "--bootstrap", "100", "--seed", "5", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["n_readers"] == 4 and set(data["questions"]) == {"overall", "artifacts"}
@@ -46,9 +41,7 @@ def test_analyze_prints_the_contract_json(tmp_path):
 def test_analyze_bad_input_exits_2_with_one_line(tmp_path):
     (tmp_path / "scores.csv").write_text("reader,reconstruction,question\na,x,q\n")
     (tmp_path / "metrics.csv").write_text("reconstruction,metric,value\nx,m,1\n")
-    result = run(
-        "--scores", tmp_path / "scores.csv", "--metrics", tmp_path / "metrics.csv", "--json"
-    )
+    result = run_on_files(tmp_path, "--json")
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing column(s) score" in lines[0]
@@ -64,16 +57,7 @@ def test_analyze_full_adds_comparisons_and_groups(tmp_path):
     scores["acceleration"] = 4
     scores.to_csv(tmp_path / "scores.csv", index=False)
     metrics.to_csv(tmp_path / "metrics.csv", index=False)
-    result = run(
-        "--scores",
-        tmp_path / "scores.csv",
-        "--metrics",
-        tmp_path / "metrics.csv",
-        "--bootstrap",
-        "50",
-        "--json",
-        "--full",
-    )
+    result = run_on_files(tmp_path, "--bootstrap", "50", "--json", "--full")
     assert result.returncode == 0, result.stderr
     block = json.loads(result.stdout)["questions"]["overall"]
     assert {(c["a"], c["b"]) for c in block["comparisons"]} == {

@@ -12,12 +12,11 @@ import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
-from django.test import Client
-from django.utils.crypto import get_random_string
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from readerstudy.config.wsgi import application
+from readerstudy.management.commands import bench_load
 from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,12 +48,10 @@ def world():
 
 def signed_in(user) -> dict:
     """Session and CSRF cookies of a signed-in user, and the CSRF header writes need."""
-    client = Client()
-    client.force_login(user)
-    csrf = get_random_string(32)
+    client = bench_load.signed_in(user)
     return {
-        "cookies": {"sessionid": client.cookies["sessionid"].value, "csrftoken": csrf},
-        "headers": {"X-CSRFToken": csrf},
+        "cookies": {"sessionid": client.session_id, "csrftoken": client.csrf_token},
+        "headers": {"X-CSRFToken": client.csrf_token},
     }
 
 

@@ -24,6 +24,17 @@ def environment_without_settings() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
+def environment_with(env: dict[str, str]) -> dict[str, str]:
+    """The production settings module, no `.env` file, and of the settings' variables only
+    `env`."""
+    return {
+        **environment_without_settings(),
+        "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
+        "DJANGO_READ_DOT_ENV": "false",
+        **env,
+    }
+
+
 def settings_under(env: dict[str, str]) -> dict:
     code = (
         "import json, django; from django.conf import settings; django.setup(); "
@@ -37,12 +48,7 @@ def settings_under(env: dict[str, str]) -> dict:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={
-            **environment_without_settings(),
-            "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
-            "DJANGO_READ_DOT_ENV": "false",
-            **env,
-        },
+        env=environment_with(env),
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -82,13 +88,7 @@ def test_missing_secret_key_is_a_clear_error(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        env={
-            **environment_without_settings(),
-            "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
-            "READERSTUDY_DATA_DIR": str(tmp_path),
-            "PYTHONPATH": str(ROOT),
-            "DJANGO_READ_DOT_ENV": "false",
-        },
+        env=environment_with({"READERSTUDY_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}),
     )
     assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
 
@@ -100,12 +100,7 @@ def manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={
-            **environment_without_settings(),
-            "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
-            "DJANGO_READ_DOT_ENV": "false",
-            **env,
-        },
+        env=environment_with(env),
         timeout=300,
     )
 

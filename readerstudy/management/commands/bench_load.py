@@ -12,11 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -68,25 +63,30 @@ class Command(BaseCommand):
         study, readers, researchers = seed(
             options["readers"], options["dashboards"], options["items"]
         )
-        base = f"http://127.0.0.1:{options['port']}"
-        with GunicornServer(base, options["port"], options["workers"]) as server_log:
-            self.stdout.write(
-                f"gunicorn: {options['workers']} sync workers on {base}; cache "
-                f"{settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}; paced phase "
-                f"{options['duration']:.0f} s, then closed loop {options['closed_duration']:.0f} s"
-            )
-            loadtest.warm_up(base, SLUG, readers, researchers)
-            paced = loadtest.paced(
-                base,
-                SLUG,
-                readers,
-                researchers,
-                duration_s=options["duration"],
-                think_s=options["think"],
-            )
-            closed, elapsed = loadtest.closed_loop(
-                base, SLUG, readers, duration_s=options["closed_duration"]
-            )
+        server_log = Path(settings.DATA_DIR) / "bench-load-gunicorn.log"
+        try:
+            with loadtest.gunicorn(
+                options["port"], options["workers"], server_environment(), server_log
+            ) as base:
+                self.stdout.write(
+                    f"gunicorn: {options['workers']} sync workers on {base}; cache "
+                    f"{settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}; paced phase "
+                    f"{options['duration']:.0f} s, then closed loop {options['closed_duration']:.0f} s"
+                )
+                loadtest.warm_up(base, SLUG, readers, researchers)
+                paced = loadtest.paced(
+                    base,
+                    SLUG,
+                    readers,
+                    researchers,
+                    duration_s=options["duration"],
+                    think_s=options["think"],
+                )
+                closed, elapsed = loadtest.closed_loop(
+                    base, SLUG, readers, duration_s=options["closed_duration"]
+                )
+        except loadtest.ServerStartError as error:
+            raise CommandError(str(error)) from None
         figures = report(paced, closed, elapsed, options)
         problems = exactly_once(study, {**paced.accepted, **closed.accepted})
         problems += [f"request failed: {e}" for e in (paced.errors + closed.errors)[:10]]
@@ -173,77 +173,28 @@ def seed(n_readers: int, n_dashboards: int, n_items: int):
 
 
 def signed_in(user) -> loadtest.Client:
+    """A session for `user` (as after signing in) and a CSRF token for its writes."""
     client = DjangoClient()
     client.force_login(user)
     return loadtest.Client(user.username, client.cookies["sessionid"].value, get_random_string(32))
 
 
-class GunicornServer:
-    """gunicorn with the production settings on loopback HTTP, for the length of a `with`."""
-
-    def __init__(self, base: str, port: int, workers: int):
-        self.base, self.port, self.workers = base, port, workers
-        self.log = Path(settings.DATA_DIR) / "bench-load-gunicorn.log"
-
-    def __enter__(self) -> Path:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
-            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-            "DATABASE_URL": database_url(connection.settings_dict),
-            "DJANGO_DEBUG": "false",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            # Loopback HTTP: no TLS to redirect to.
-            "DJANGO_SECURE_SSL_REDIRECT": "false",
-            "DJANGO_SECURE_COOKIES": "false",
-            "DJANGO_HSTS_SECONDS": "0",
-            "METRICS_ENABLED": ",".join(METRICS),
-            "DJANGO_LOG_LEVEL": "WARNING",
-        }
-        self.handle = self.log.open("w")
-        self.server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "readerstudy.config.wsgi",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
-                "--access-logfile",
-                "-",
-            ],
-            env=env,
-            stdout=self.handle,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                # The API alone is under load; anonymous, it answers 403 once the app is up.
-                with urllib.request.urlopen(f"{self.base}/api/studies/", timeout=5):
-                    return self.log
-            except urllib.error.HTTPError as error:
-                if error.code < 500:
-                    return self.log
-                self.__exit__()
-                raise CommandError(f"gunicorn answers {error.code}; see {self.log}") from None
-            except OSError as error:
-                if self.server.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__()
-                    raise CommandError(
-                        f"gunicorn did not start ({error}); see {self.log}"
-                    ) from None
-                time.sleep(0.25)
-
-    def __exit__(self, *exc) -> None:
-        self.server.terminate()
-        try:
-            self.server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-        self.handle.close()
+def server_environment() -> dict[str, str]:
+    """The production settings on loopback HTTP, on this command's database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "readerstudy.config.settings",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        # Loopback HTTP: no TLS to redirect to.
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_COOKIES": "false",
+        "DJANGO_HSTS_SECONDS": "0",
+        "METRICS_ENABLED": ",".join(METRICS),
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
 
 
 def report(paced, closed, elapsed: float, options: dict) -> dict:
@@ -259,12 +210,10 @@ def report(paced, closed, elapsed: float, options: dict) -> dict:
         "next item (closed loop)": loadtest.percentiles(closed.latencies["next_item"]),
         "submit score (closed loop)": loadtest.percentiles(closed.latencies["submit_score"]),
     }
-    requests_paced = (
-        sum(len(v) for v in paced.latencies.values())
-        - len(paced.latencies["dashboard_refresh"])
-        - len(paced.latencies["dashboard_unchanged"])
-    )
-    closed_requests = len(closed.latencies["next_item"]) + len(closed.latencies["submit_score"])
+    # (dashboard_refresh and dashboard_unchanged split the dashboard_poll requests by answer)
+    sent = ("next_item", "submit_score", "dashboard_poll")
+    requests_paced = sum(len(paced.latencies[kind]) for kind in sent)
+    closed_requests = sum(len(closed.latencies[kind]) for kind in sent)
     return {
         "setup": {
             "readers": options["readers"],
