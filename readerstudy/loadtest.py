@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -32,13 +33,22 @@ class ServerStartError(RuntimeError):
     """gunicorn exited, answered with a server error, or was not up within a minute."""
 
 
+# One access-log line per request: method, path, status, microseconds spent in the worker.
+ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
+
+
 @contextlib.contextmanager
-def gunicorn(port: int, workers: int, env: dict[str, str], log: Path) -> Iterator[str]:
+def gunicorn(
+    port: int, workers: int, env: dict[str, str], log: Path, access_log: Path | None = None
+) -> Iterator[str]:
     """The app under gunicorn (sync workers) on loopback with `env`, for the length of a
-    `with`; yields its base URL once it answers, its output goes to `log`."""
+    `with`; yields its base URL once it answers, its output goes to `log` (and one
+    ACCESS_LOG_FORMAT line per request to `access_log`, when given)."""
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "gunicorn", "readerstudy.config.wsgi"]
     command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "60"]
+    if access_log is not None:
+        command += ["--access-logfile", str(access_log), "--access-logformat", ACCESS_LOG_FORMAT]
     with log.open("w") as output:
         server = subprocess.Popen(
             command, cwd=REPOSITORY, env=env, stdout=output, stderr=subprocess.STDOUT
@@ -112,6 +122,48 @@ class Recorder:
             if response.status_code >= 400:
                 self.errors.append(f"{kind}: HTTP {response.status_code} {response.text[:200]}")
         return response
+
+
+REQUEST_KINDS = [
+    ("GET", re.compile(r"^/api/studies/[^/]+/next/$"), "next_item"),
+    ("PUT", re.compile(r"^/api/items/[^/]+/scores/$"), "submit_score"),
+    ("GET", re.compile(r"^/api/studies/[^/]+/analysis/$"), "dashboard_poll"),
+]
+
+
+def server_times(access_log: Path, start: int, end: int) -> dict[str, list[float]]:
+    """Seconds each request spent in a gunicorn worker, by kind, from the bytes
+    [start, end) of an ACCESS_LOG_FORMAT log. Beside the client's figures, they tell time
+    in the application from time waiting for a worker (and in the load generator itself)."""
+    times = defaultdict(list)
+    with access_log.open("rb") as log:
+        log.seek(start)
+        lines = log.read(end - start).decode().splitlines()
+    for line in lines:
+        method, path, status, microseconds = line.split()
+        for kind_method, pattern, kind in REQUEST_KINDS:
+            if method == kind_method and pattern.match(path):
+                times[kind].append(int(microseconds) / 1e6)
+                if kind == "dashboard_poll":
+                    unchanged = status == "304"
+                    times["dashboard_unchanged" if unchanged else "dashboard_refresh"].append(
+                        int(microseconds) / 1e6
+                    )
+    return times
+
+
+def settled_size(path: Path, quiet_s: float = 0.3, timeout_s: float = 10.0) -> int:
+    """The size of a log once nothing has been appended for `quiet_s` (a worker writes its
+    access line just after sending the response the client has already seen)."""
+    deadline = time.monotonic() + timeout_s
+    size = path.stat().st_size
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = path.stat().st_size
+        if now == size:
+            break
+        size = now
+    return size
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -64,9 +64,10 @@ class Command(BaseCommand):
             options["readers"], options["dashboards"], options["items"]
         )
         server_log = Path(settings.DATA_DIR) / "bench-load-gunicorn.log"
+        access_log = Path(settings.DATA_DIR) / "bench-load-access.log"
         try:
             with loadtest.gunicorn(
-                options["port"], options["workers"], server_environment(), server_log
+                options["port"], options["workers"], server_environment(), server_log, access_log
             ) as base:
                 self.stdout.write(
                     f"gunicorn: {options['workers']} sync workers on {base}; cache "
@@ -74,6 +75,7 @@ class Command(BaseCommand):
                     f"{options['duration']:.0f} s, then closed loop {options['closed_duration']:.0f} s"
                 )
                 loadtest.warm_up(base, SLUG, readers, researchers)
+                paced_from = loadtest.settled_size(access_log)
                 paced = loadtest.paced(
                     base,
                     SLUG,
@@ -82,12 +84,15 @@ class Command(BaseCommand):
                     duration_s=options["duration"],
                     think_s=options["think"],
                 )
+                in_worker = loadtest.server_times(
+                    access_log, paced_from, loadtest.settled_size(access_log)
+                )
                 closed, elapsed = loadtest.closed_loop(
                     base, SLUG, readers, duration_s=options["closed_duration"]
                 )
         except loadtest.ServerStartError as error:
             raise CommandError(str(error)) from None
-        figures = report(paced, closed, elapsed, options)
+        figures = report(paced, in_worker, closed, elapsed, options)
         problems = exactly_once(study, {**paced.accepted, **closed.accepted})
         problems += [f"request failed: {e}" for e in (paced.errors + closed.errors)[:10]]
         self.print_figures(figures, problems)
@@ -197,7 +202,10 @@ def server_environment() -> dict[str, str]:
     }
 
 
-def report(paced, closed, elapsed: float, options: dict) -> dict:
+def report(paced, in_worker: dict, closed, elapsed: float, options: dict) -> dict:
+    """Latencies as the clients saw them (request to complete response), and for the paced
+    phase also the time inside a gunicorn worker (from its access log): the difference is
+    time spent waiting for a free worker or CPU, and in the load generator itself."""
     latency = {
         "next item (paced)": loadtest.percentiles(paced.latencies["next_item"]),
         "submit score (paced)": loadtest.percentiles(paced.latencies["submit_score"]),
@@ -207,6 +215,10 @@ def report(paced, closed, elapsed: float, options: dict) -> dict:
         "dashboard refresh, new data (200)": loadtest.percentiles(
             paced.latencies["dashboard_refresh"]
         ),
+        "  in the worker: next item": loadtest.percentiles(in_worker["next_item"]),
+        "  in the worker: submit score": loadtest.percentiles(in_worker["submit_score"]),
+        "  in the worker: dashboard 304": loadtest.percentiles(in_worker["dashboard_unchanged"]),
+        "  in the worker: dashboard 200": loadtest.percentiles(in_worker["dashboard_refresh"]),
         "next item (closed loop)": loadtest.percentiles(closed.latencies["next_item"]),
         "submit score (closed loop)": loadtest.percentiles(closed.latencies["submit_score"]),
     }
