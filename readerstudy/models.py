@@ -380,11 +380,13 @@ class Assignment(models.Model):
                 )
                 created.append(score)
                 revisions.append((score, None))
-            elif score.value != value:  # a resubmitted identical answer is not an edit
-                revisions.append((score, score.value))
-                score.value = value
-                score.seconds_spent += seconds_spent
-                score.save(update_fields=["value", "seconds_spent", "updated_at"])
+            else:
+                score.question = question  # already loaded: callers read score.question.key
+                if score.value != value:  # a resubmitted identical answer is not an edit
+                    revisions.append((score, score.value))
+                    score.value = value
+                    score.seconds_spent += seconds_spent
+                    score.save(update_fields=["value", "seconds_spent", "updated_at"])
             saved.append(score)
         Score.objects.bulk_create(created)
         ScoreRevision.objects.bulk_create(

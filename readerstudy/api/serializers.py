@@ -62,12 +62,16 @@ class ItemSerializer(serializers.ModelSerializer):
         shape = item.reconstruction.case.shape
         return shape[0] if len(shape) == 3 else 1
 
+    # The next-item view already knows "previous", "total", "questions" and "scores" (from
+    # its one pass over the reader's order) and passes them in the context: the reading
+    # room's hot path makes no query here.
     def get_previous(self, item) -> str | None:
         """The item before this one in my order (for going back), or null."""
+        if "previous" in self.context:
+            return self.context["previous"]
         earlier = item.reader.assignments.filter(position__lt=item.position).order_by("-position")
         return earlier.values_list("public_id", flat=True).first()
 
-    # The next-item view passes "total" and "questions" it already has in the context.
     def get_total(self, item) -> int:
         if "total" in self.context:
             return self.context["total"]
@@ -78,6 +82,8 @@ class ItemSerializer(serializers.ModelSerializer):
         return QuestionSerializer(questions, many=True).data
 
     def get_scores(self, item) -> dict[str, int]:
+        if "scores" in self.context:
+            return self.context["scores"]
         return {s.question.key: s.value for s in item.scores.select_related("question")}
 
     def get_images(self, item) -> dict[str, str | None]:
@@ -91,6 +97,14 @@ class ItemSerializer(serializers.ModelSerializer):
             "reconstruction": url("reconstruction"),
             "reference": url("reference") if side_by_side else None,
         }
+
+
+class SavedScoresSerializer(serializers.Serializer):
+    """The answer to a save: the item and the values now stored for the questions sent (the
+    reading room asks for its next item anyway, so the whole item is not sent back)."""
+
+    public_id = serializers.CharField()
+    scores = serializers.DictField(child=serializers.IntegerField())
 
 
 class ScoresInputSerializer(serializers.Serializer):

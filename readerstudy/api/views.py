@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from readerstudy.api.serializers import (
     ItemSerializer,
     ReaderStudySerializer,
+    SavedScoresSerializer,
     ScoresInputSerializer,
 )
 from readerstudy.dashboard import dashboard_payload
@@ -50,23 +51,34 @@ class NextItem(APIView):
             Reader.objects.select_related("study"), study__slug=slug, user=request.user
         )
         questions = list(reader.study.questions.all())
-        item = (
+        # One pass over my order gives the progress, the first unfinished item and the one
+        # before it (three queries before; this is the request every reader makes per image).
+        order = list(
             reader.assignments.annotate(answered=Count("scores"))
-            .filter(answered__lt=len(questions))
-            .select_related("reconstruction__case")
             .order_by("position")
-            .first()
+            .values_list("pk", "public_id", "answered")
         )
-        done, total = reader.progress(questions=len(questions))
-        if item is not None:
+        complete = max(len(questions), 1)
+        done = sum(answered >= complete for _, _, answered in order)
+        index = next((i for i, row in enumerate(order) if row[2] < complete), None)
+        item_data = None
+        if index is not None:
+            pk, _, answered = order[index]
+            item = Assignment.objects.select_related("reconstruction__case").get(pk=pk)
             item.reader = reader  # already loaded, with its study
-        context = {"questions": questions, "total": total}
+            context = {
+                "questions": questions,
+                "total": len(order),
+                "previous": order[index - 1][1] if index > 0 else None,
+                **({} if answered else {"scores": {}}),
+            }
+            item_data = ItemSerializer(item, context=context).data
         return Response(
             {
-                "item": ItemSerializer(item, context=context).data if item else None,
+                "item": item_data,
                 "done": done,
-                "total": total,
-                "end_message": reader.study.end_message if item is None else "",
+                "total": len(order),
+                "end_message": reader.study.end_message if index is None else "",
             }
         )
 
@@ -85,13 +97,13 @@ class ItemScores(APIView):
     """Save my answers for one item: idempotent (a retried or doubled request changes nothing
     more), and a changed answer keeps its history."""
 
-    @extend_schema(request=ScoresInputSerializer, responses=ItemSerializer)
+    @extend_schema(request=ScoresInputSerializer, responses=SavedScoresSerializer)
     def put(self, request, public_id):
         item = get_object_or_404(my_items(request), public_id=public_id)
         payload = ScoresInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            item.save_scores(
+            saved = item.save_scores(
                 payload.validated_data["scores"],
                 seconds_spent=payload.validated_data["seconds_spent"],
                 by=request.user,
@@ -103,7 +115,11 @@ class ItemScores(APIView):
                 else {"non_field_errors": error.messages}
             )
             raise ValidationError(detail) from error
-        return Response(ItemSerializer(item).data, status=status.HTTP_200_OK)
+        stored = {score.question.key: score.value for score in saved}
+        return Response(
+            SavedScoresSerializer({"public_id": item.public_id, "scores": stored}).data,
+            status=status.HTTP_200_OK,
+        )
 
 
 class StudyAnalysis(APIView):

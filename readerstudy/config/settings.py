@@ -60,6 +60,14 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # several gunicorn workers set CACHE_URL (e.g. redis://127.0.0.1:6379/1) so they share one.
 # https://django-environ.readthedocs.io/en/latest/types.html#environ-env-cache-url
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://dashboard")}
+# With a shared cache, sessions are read from it (one query less on every request) and
+# written through to the database. A per-process memory cache would let a session that ended
+# in one worker live on in the others, so without CACHE_URL sessions stay in the database.
+SHARED_CACHE = CACHES["default"]["BACKEND"].rsplit(".", 1)[-1] not in {
+    "LocMemCache",
+    "DummyCache",
+}
+SESSION_ENGINE = f"django.contrib.sessions.backends.{'cached_db' if SHARED_CACHE else 'db'}"
 
 # APPS
 # ------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The reader's API: scoped to the reader, idempotent, validated, with history."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -69,6 +71,46 @@ def test_a_half_scored_item_is_still_next(study, reader):
     put(client, first["public_id"], {"scores": {"overall": 4}})
     again = next_item(client, study)["item"]
     assert again["public_id"] == first["public_id"] and again["scores"] == {"overall": 4}
+
+
+def test_next_item_knows_the_previous_one_and_a_save_answers_what_it_stored(study, reader):
+    client = client_for(reader)
+    first = next_item(client, study)
+    assert first["item"]["previous"] is None and first["done"] == 0 and first["total"] == 3
+    saved = put(client, first["item"]["public_id"], {"scores": all_scores(study, 2)})
+    assert saved.json() == {
+        "public_id": first["item"]["public_id"],
+        "scores": all_scores(study, 2),
+    }
+    second = next_item(client, study)
+    assert second["item"]["previous"] == first["item"]["public_id"]
+    assert second["item"]["position"] == 2 and second["item"]["scores"] == {}
+    assert second["done"] == 1
+
+
+def reading_costs(n_items: int) -> tuple[int, int]:
+    """Queries of one next-item request and one save, for a reader of `n_items` items."""
+    study = StudyFactory()
+    for _ in range(n_items):
+        ReconstructionFactory(case__study=study)
+    user = UserFactory()
+    study.assign_reader(user)
+    client = client_for(user)
+    with CaptureQueriesContext(connection) as fetch:
+        item = next_item(client, study)["item"]
+    with CaptureQueriesContext(connection) as save:
+        assert put(client, item["public_id"], {"scores": all_scores(study)}).status_code == 200
+    return len(fetch), len(save)
+
+
+def test_reading_costs_a_fixed_number_of_queries_however_long_the_order():
+    """The two requests every reader makes per image (the load benchmark's hot path): the
+    count must not grow with the order, nor creep up unnoticed."""
+    short, long = reading_costs(2), reading_costs(25)
+    assert short == long
+    fetch, save = long
+    assert fetch <= 4, "reader, questions, one pass over the order, the item"
+    assert save <= 9, "item, questions, lock, existing scores, two inserts (+ transaction)"
 
 
 def test_double_submission_stores_one_score_and_one_revision(study, reader):

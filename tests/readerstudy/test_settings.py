@@ -41,7 +41,7 @@ def settings_under(env: dict[str, str]) -> dict:
         "print(json.dumps({'db': settings.DATABASES['default']['ENGINE'], "
         "'name': str(settings.DATABASES['default']['NAME']), 'broker': settings.CELERY_BROKER_URL, "
         "'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS, 'device': settings.METRICS_DEVICE, "
-        "'weights': str(settings.DFD_WEIGHTS_DIR)}))"
+        "'weights': str(settings.DFD_WEIGHTS_DIR), 'sessions': settings.SESSION_ENGINE}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -61,6 +61,8 @@ def test_defaults_need_no_server(tmp_path):
     )
     assert seen["broker"] == f"sqla+sqlite:///{tmp_path / 'celery-broker.sqlite3'}"
     assert seen["debug"] is False and seen["device"] == "auto"
+    # A per-process cache must not hold sessions: a sign-out would not reach the other workers.
+    assert seen["sessions"] == "django.contrib.sessions.backends.db"
 
 
 def test_production_variables_are_honoured(tmp_path):
@@ -73,12 +75,14 @@ def test_production_variables_are_honoured(tmp_path):
             "DJANGO_ALLOWED_HOSTS": "studies.example.org,localhost",
             "METRICS_DEVICE": "cuda",
             "DFD_WEIGHTS_DIR": "/srv/weights",
+            "CACHE_URL": "redis://cache.example:6379/1",
         }
     )
     assert seen["db"] == "django.db.backends.postgresql" and seen["name"] == "studies"
     assert seen["broker"] == "redis://cache.example:6379/0"
     assert seen["hosts"] == ["studies.example.org", "localhost"]
     assert seen["device"] == "cuda" and seen["weights"] == "/srv/weights"
+    assert seen["sessions"] == "django.contrib.sessions.backends.cached_db"
 
 
 def test_missing_secret_key_is_a_clear_error(tmp_path):
