@@ -217,6 +217,9 @@ METRICS_ENABLED = env.list("METRICS_ENABLED", default=[])
 # ------------------------------------------------------------------------------
 # Bootstrap resamples behind the dashboard's confidence intervals and comparisons.
 DASHBOARD_BOOTSTRAP = env.int("DASHBOARD_BOOTSTRAP", default=1000)
+# The analysis runs in a thread at this nice value (Linux), so that on a machine it shares
+# with web workers it takes only the CPU that readers' requests leave over.
+DASHBOARD_ANALYSIS_NICE = env.int("DASHBOARD_ANALYSIS_NICE", default=10)
 # How often an open dashboard asks whether the data changed (milliseconds).
 DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=2000)
 # The analysis is recomputed at most this often (seconds) however many dashboards poll, so

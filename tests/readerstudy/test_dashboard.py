@@ -2,6 +2,9 @@
 
 import csv
 import io
+import os
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -10,9 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 from scipy import stats
+from threadpoolctl import threadpool_info
 
 from metrics.image import PIXEL_METRICS_VERSION
 from metrics.models import MetricValue
+from readerstudy.dashboard import run_at_low_priority
 from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +125,27 @@ def test_scoring_does_not_make_every_poll_recompute(client, study, settings):
     assert changed.status_code == 200 and changed["ETag"] != etag
     assert changed.json()["progress"]["scored"]["overall"] == 6
     assert cache.get(lock) is None, "the lock is released after computing"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_the_analysis_runs_at_low_priority_with_single_threaded_blas(settings):
+    """A bootstrap must not take CPU from readers' requests on a shared machine: it runs in a
+    thread at DASHBOARD_ANALYSIS_NICE (per thread on Linux), BLAS limited to one thread;
+    the calling thread keeps its priority and gets the result or the exception."""
+
+    def where_am_i():
+        own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+        return threading.current_thread().name, own, blas
+
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    name, nice, blas = run_at_low_priority(where_am_i)
+    assert name.startswith("dashboard-analysis") and name != threading.current_thread().name
+    assert nice == max(caller, settings.DASHBOARD_ANALYSIS_NICE)
+    assert blas and set(blas) == {1}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+    with pytest.raises(ZeroDivisionError):
+        run_at_low_priority(lambda: 1 / 0)
 
 
 def test_empty_study_explains_why_there_is_no_analysis(client):
