@@ -11,22 +11,11 @@ from django.db import connection
 
 from readerstudy.models import Score, ScoreRevision
 from tests.conftest import database_url_for_worker, gunicorn_server
-from tests.frontend.conftest import CHROMIUM, CHROMIUM_FLAGS
 from tests.frontend.test_reader_browser import open_reader, wait_ready
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ANSWERS = "3453"  # the four default questions
-
-
-@pytest.fixture
-def browser(browser):
-    """A Chromium of these tests' own, since they open, reload and close several tabs: the
-    linked-zoom test in the shared browser after them failed more often without it (its
-    second view stopped following; the cause is not understood)."""
-    own = browser.browser_type.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-    yield own
-    own.close()
 
 
 def item_order(study):

@@ -30,8 +30,18 @@
   cornerstoneTools.setToolActive("Pan", { mouseButtonMask: 4 });
   cornerstoneTools.setToolActive("ZoomMouseWheel", {});
 
-  const panZoom = new cornerstoneTools.Synchronizer("cornerstoneimagerendered", cornerstoneTools.panZoomSynchronizer);
-  const windowLevel = new cornerstoneTools.Synchronizer("cornerstoneimagerendered", cornerstoneTools.wwwcSynchronizer);
+  // A synchronizer whose handler throws stays switched off for good (it sets its "ignore"
+  // flag, then never clears it). cornerstone-tools' handlers throw when the other view has
+  // no image yet, which is the case whenever one image arrives before the other: link only
+  // views that both show an image.
+  function whenBothShowImages(handler) {
+    return function (synchronizer, source, target, eventData, distance) {
+      if (!cornerstone.getEnabledElement(source).image || !cornerstone.getEnabledElement(target).image) { return; }
+      handler(synchronizer, source, target, eventData, distance);
+    };
+  }
+  const panZoom = new cornerstoneTools.Synchronizer("cornerstoneimagerendered", whenBothShowImages(cornerstoneTools.panZoomSynchronizer));
+  const windowLevel = new cornerstoneTools.Synchronizer("cornerstoneimagerendered", whenBothShowImages(cornerstoneTools.wwwcSynchronizer));
   viewports.forEach(function (element) { panZoom.add(element); windowLevel.add(element); });
 
   // Volumes arrive as multi-frame DICOM: one image id per frame, the same slice in both views.
