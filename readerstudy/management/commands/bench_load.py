@@ -65,6 +65,7 @@ class Command(BaseCommand):
         )
         server_log = Path(settings.DATA_DIR) / "bench-load-gunicorn.log"
         access_log = Path(settings.DATA_DIR) / "bench-load-access.log"
+        access_log.unlink(missing_ok=True)  # gunicorn appends
         try:
             with loadtest.gunicorn(
                 options["port"], options["workers"], server_environment(), server_log, access_log
