@@ -128,11 +128,11 @@ def _progress(study: Study, scores: pd.DataFrame, n_reconstructions: int) -> dic
     """Reconstructions scored per question, and per reader the items with every question
     answered (Reader.progress, from the scores already loaded: one query, not one per reader)."""
     questions = list(study.questions.all())
-    scored = scores.groupby("question")["reconstruction"].nunique() if len(scores) else {}
-    answered = scores.groupby(["reader", "reconstruction"]).size() if len(scores) else None
-    done = (
-        (answered >= max(len(questions), 1)).groupby(level="reader").sum() if len(scores) else {}
-    )
+    scored, done = {}, {}
+    if len(scores):
+        scored = scores.groupby("question")["reconstruction"].nunique()
+        answered = scores.groupby(["reader", "reconstruction"]).size()
+        done = (answered >= max(len(questions), 1)).groupby(level="reader").sum()
     assigned = dict(
         Assignment.objects.filter(reader__study=study)
         .values_list("reader__user__username")
