@@ -20,6 +20,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def processes_in_group(pgid: int) -> str:
+    """`ps` lines (pid, state, elapsed, command) of a process group, to tell what hangs."""
+    listing = subprocess.run(
+        ["ps", "-eo", "pgid=,pid=,stat=,etime=,args="], capture_output=True, text=True
+    )
+    return "\n".join(
+        line for line in listing.stdout.splitlines() if line.split(maxsplit=1)[0] == str(pgid)
+    )
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -68,7 +78,16 @@ def test_run_demo_serves_and_ctrl_c_stops_worker_and_server(tmp_path):
         assert "reader1 / demo-reader" in output and "researcher / demo-researcher" in output
 
         os.killpg(demo.pid, signal.SIGINT)
-        assert demo.wait(timeout=60) == 0, (tmp_path / "demo.log").read_text()
+        try:
+            code = demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                "run_demo still running 60 s after Ctrl-C; processes of its group:\n"
+                + processes_in_group(demo.pid)
+                + "\nits output:\n"
+                + (tmp_path / "demo.log").read_text()[-4000:]
+            )
+        assert code == 0, (tmp_path / "demo.log").read_text()
         deadline = time.monotonic() + 30
         while group_alive(demo.pid) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -65,9 +65,10 @@ class Command(BaseCommand):
             for child in children:
                 if child.poll() is None:
                     child.send_signal(signal.SIGTERM)
-            for child in children:
+            for name, child in zip(("the worker", "the web server"), children, strict=True):
                 try:
                     child.wait(timeout=20)
                 except subprocess.TimeoutExpired:
+                    self.stderr.write(f"{name} (pid {child.pid}) did not stop in 20 s: killed")
                     child.kill()
             self.stdout.write("stopped.")
