@@ -111,7 +111,7 @@ def test_zoom_on_one_viewport_zooms_the_other(page, live_server, study):
     wheel_zoom_is_linked(page)
 
 
-def test_zoom_stays_linked_when_one_image_arrives_late(page, live_server, study):
+def test_zoom_stays_linked_when_one_image_arrives_late(page, live_server, study, screenshot_dir):
     """The reference may be drawn before the reconstruction has arrived (a slow network):
     the link must survive that first draw. (It did not: cornerstone-tools' handler threw on
     the view without an image, which switched its synchronizer off for good.)"""
@@ -126,6 +126,8 @@ def test_zoom_stays_linked_when_one_image_arrives_late(page, live_server, study)
     open_reader(page, live_server, study)
     wheel_zoom_is_linked(page)
     assert errors == []
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "reader-zoom-linked-after-late-image.png")
 
 
 def test_volumes_scroll_slice_by_slice_in_both_views(page, live_server):
