@@ -20,6 +20,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def processes_in_group(pgid: int) -> str:
     """`ps` lines (pid, state, elapsed, command) of a process group, to tell what hangs."""
     listing = subprocess.run(
@@ -63,6 +67,9 @@ def test_run_demo_serves_and_ctrl_c_stops_worker_and_server(tmp_path):
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # As in a terminal. A test run started in the background (nohup, `&` in a script,
+        # some CI runners) ignores SIGINT, and children inherit that: nothing would stop.
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 90
@@ -87,7 +94,9 @@ def test_run_demo_serves_and_ctrl_c_stops_worker_and_server(tmp_path):
                 + "\nits output:\n"
                 + (tmp_path / "demo.log").read_text()[-4000:]
             )
-        assert code == 0, (tmp_path / "demo.log").read_text()
+        output = (tmp_path / "demo.log").read_text()
+        assert code == 0, output
+        assert "stopping the web server and the worker" in output, "run_demo itself saw Ctrl-C"
         deadline = time.monotonic() + 30
         while group_alive(demo.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
