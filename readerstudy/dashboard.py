@@ -27,7 +27,14 @@ from threadpoolctl import threadpool_limits
 
 from metrics.stats.analysis import AnalysisInputError, analyze
 from readerstudy.export import safe_text
-from readerstudy.models import Assignment, Reconstruction, Score, Study, current_metric_values
+from readerstudy.models import (
+    Assignment,
+    Reader,
+    Reconstruction,
+    Score,
+    Study,
+    current_metric_values,
+)
 
 CACHE_SECONDS = 24 * 3600
 # A process that died mid-analysis must not block the next one for long.
@@ -132,7 +139,8 @@ def _progress(study: Study, scores: pd.DataFrame, n_reconstructions: int) -> dic
     if len(scores):
         scored = scores.groupby("question")["reconstruction"].nunique()
         answered = scores.groupby(["reader", "reconstruction"]).size()
-        done = (answered >= max(len(questions), 1)).groupby(level="reader").sum()
+        complete = Reader.answers_to_complete(len(questions))
+        done = (answered >= complete).groupby(level="reader").sum()
     assigned = dict(
         Assignment.objects.filter(reader__study=study)
         .values_list("reader__user__username")

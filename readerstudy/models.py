@@ -289,13 +289,19 @@ class Reader(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.study.slug}"
 
+    @staticmethod
+    def answers_to_complete(questions: int) -> int:
+        """Scores an item needs to count as done: one per question (at least one)."""
+        return max(questions, 1)
+
     def progress(self, questions: int | None = None) -> tuple[int, int]:
         """(items with every question scored, items assigned); `questions`: the study's
         question count, when the caller has it."""
         if questions is None:
             questions = self.study.questions.count()
+        complete = self.answers_to_complete(questions)
         counts = self.assignments.annotate(answered=Count("scores")).aggregate(
-            total=Count("pk"), done=Count("pk", filter=Q(answered__gte=max(questions, 1)))
+            total=Count("pk"), done=Count("pk", filter=Q(answered__gte=complete))
         )
         return counts["done"], counts["total"]
 
