@@ -141,14 +141,14 @@ def server_times(access_log: Path, start: int, end: int) -> dict[str, list[float
         lines = log.read(end - start).decode().splitlines()
     for line in lines:
         method, path, status, microseconds = line.split()
+        seconds = int(microseconds) / 1e6
         for kind_method, pattern, kind in REQUEST_KINDS:
             if method == kind_method and pattern.match(path):
-                times[kind].append(int(microseconds) / 1e6)
+                times[kind].append(seconds)
                 if kind == "dashboard_poll":
-                    unchanged = status == "304"
-                    times["dashboard_unchanged" if unchanged else "dashboard_refresh"].append(
-                        int(microseconds) / 1e6
-                    )
+                    answer = "dashboard_unchanged" if status == "304" else "dashboard_refresh"
+                    times[answer].append(seconds)
+                break
     return times
 
 
