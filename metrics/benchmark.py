@@ -121,19 +121,117 @@ def memory_probe(name: str, pairs: int, device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def gpu_targets(device: str, rows: list, batch: int = 256, repeat: int = 3) -> None:
+# The issue's throughput targets (pairs/s at 320x320 on an H100), reported beside the figures.
+GPU_TARGETS = {"PSNR+SSIM+dfd-vgg16": 2_000, "PSNR+SSIM+dfd-efficientnet-lite0": 10_000}
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def device_ceilings(device: str, size: int = 8192) -> dict[str, float]:
+    """This device's measured limits, in this run: dense matrix rates and copy bandwidth.
+
+    Achieved rates are compared with these rather than with a datasheet, which assumes boost
+    clocks and shapes that no convolution network has.
+    """
+    ceilings = {}
+    kinds = [("bf16", torch.bfloat16, False), ("fp32", torch.float32, False)]
+    if device.startswith("cuda"):
+        kinds.append(("tf32", torch.float32, True))
+    tf32_before = torch.backends.cuda.matmul.allow_tf32
+    for label, dtype, tf32 in kinds:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+
+        def product(a=a, b=b):
+            a @ b
+            synchronize(device)
+
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        ceilings[f"{label}_tflops"] = 2 * size**3 / timed(product, repeat=5) / 1e12
+    torch.backends.cuda.matmul.allow_tf32 = tf32_before
+    source = torch.empty(2**28, device=device)  # 1 GiB of float32
+    target = torch.empty_like(source)
+
+    def copy():
+        target.copy_(source)
+        synchronize(device)
+
+    ceilings["copy_gb_per_s"] = 2 * source.numel() * 4 / timed(copy, repeat=5) / 1e9
+    return ceilings
+
+
+def flops_per_image(network: torch.nn.Module, device: str, size: int = SIZE) -> float:
+    """Floating-point operations of one forward pass on a 3-channel size x size image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    first = next(network.parameters())
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        network(torch.zeros(1, first.shape[1], size, size, device=device))
+    return float(counter.get_total_flops())
+
+
+def activation_elements_per_image(network: torch.nn.Module, device: str, size: int = SIZE) -> int:
+    """Elements written by the network's leaf layers for one image: each is written once and
+    read at least once, so 2 x this x element size is the least memory traffic of a pass."""
+    first = next(network.parameters())
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        total += output.numel() if isinstance(output, torch.Tensor) else 0
+
+    leaves = [m for m in network.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.inference_mode():
+            network(torch.zeros(1, first.shape[1], size, size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def gpu_targets(
+    device: str, rows: list, batch: int = 256, repeat: int = 3, compiled: bool = False
+) -> None:
     """PSNR+SSIM with a DFD, all on the device, in large batches of 320x320 pairs.
 
-    dfd-vgg16 runs on random weights of the right shape (its speed does not depend on them).
+    For each DFD and precision, three stages are timed so that the figures say where the time
+    goes: the encoder alone (both images of each pair), the DFD (encoder and distance), and the
+    issue's target (PSNR + SSIM in float64, then the DFD). Rates are compared with the device's
+    measured matrix rate. dfd-vgg16 runs on random weights of the right shape (its speed does not
+    depend on them). With `compiled`, the target is timed again with each network compiled by
+    torch.compile (fused normalisation and activation kernels) in half precision.
     """
     import torchvision
 
     from metrics.dfd.networks import VGG16_TAPS, tapped
 
     on_gpu = device.startswith("cuda")
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True
+    ceilings = device_ceilings(device, size=8192 if on_gpu else 512)
+    print(
+        f"  measured: {ceilings['bf16_tflops']:.0f} TFLOP/s bf16 and "
+        f"{ceilings['fp32_tflops']:.0f} fp32 matrix products"
+        + (f" ({ceilings['tf32_tflops']:.0f} with TF32), " if "tf32_tflops" in ceilings else ", ")
+        + f"{ceilings['copy_gb_per_s']:.0f} GB/s device copy"
+    )
+    rows.append({"what": "device ceilings", **{k: round(v, 1) for k, v in ceilings.items()}})
     x = torch.rand(batch, SIZE, SIZE, device=device)
     y = (x + 0.05 * torch.randn_like(x)).clamp_min(0)
     peak = x.amax(dim=(1, 2))
+    x64, y64, peak64 = x.double(), y.double(), peak.double()
+
+    def pixel():
+        psnr_batch(x64, y64, peak64)
+        ssim_batch(x64, y64, peak64)
+        synchronize(device)
+
+    rows.append(report(f"PSNR+SSIM float64 (batch {batch})", batch, timed(pixel, repeat)))
     network = tapped(torchvision.models.vgg16(), VGG16_TAPS).to(device).eval()
     vgg = DeepFeatureDistance(
         ENCODERS["dfd-vgg16"],
@@ -148,19 +246,69 @@ def gpu_targets(device: str, rows: list, batch: int = 256, repeat: int = 3) -> N
         device=device,
         batch_size=batch,
     )
+    both = torch.cat([x, y])
     for label, dfd in (("PSNR+SSIM+dfd-vgg16", vgg), ("PSNR+SSIM+dfd-efficientnet-lite0", effnet)):
-        for precision in ("fp32", "fp16" if on_gpu else "bf16"):
+        flops = flops_per_image(dfd.network, device)
+        elements = activation_elements_per_image(dfd.network, device)
+        name = label.removeprefix("PSNR+SSIM+")
+        print(
+            f"  {name}: {flops / 1e9:.1f} GFLOP and {elements / 1e6:.1f} M activations "
+            f"per {SIZE}x{SIZE} image"
+        )
+        for precision in ("fp32", "tf32", "bf16", "fp16") if on_gpu else ("fp32", "bf16"):
             dfd.precision = precision
+            ceiling = ceilings[f"{precision if precision in ('fp32', 'tf32') else 'bf16'}_tflops"]
 
-            def step(dfd=dfd):
-                psnr_batch(x.double(), y.double(), peak.double())
-                ssim_batch(x.double(), y.double(), peak.double())
+            def encoder(dfd=dfd):
+                with torch.inference_mode():
+                    dfd._encode(both)
+                synchronize(device)
+
+            def distance(dfd=dfd):
                 dfd.pair_distances_tensor(x, y)
-                if on_gpu:
-                    torch.cuda.synchronize()
+                synchronize(device)
 
-            seconds = timed(step, repeat=repeat)
-            rows.append(report(f"{label} ({precision}, batch {batch})", batch, seconds))
+            def target(dfd=dfd):
+                psnr_batch(x64, y64, peak64)
+                ssim_batch(x64, y64, peak64)
+                dfd.pair_distances_tensor(x, y)
+                synchronize(device)
+
+            seconds = timed(encoder, repeat)
+            tflops = 2 * batch * flops / seconds / 1e12
+            element_bytes = 4 if precision == "fp32" else 2
+            traffic = 2 * batch * 2 * elements * element_bytes / seconds / 1e9
+            row = report(f"{name} encoder only ({precision})", batch, seconds)
+            row.update(
+                tflops=round(tflops, 1),
+                of_measured_matrix_rate=round(tflops / ceiling, 3),
+                least_activation_gb_per_s=round(traffic),
+                of_measured_copy_bandwidth=round(traffic / ceilings["copy_gb_per_s"], 3),
+            )
+            print(
+                f"  {'':<58} {tflops:10.1f} TFLOP/s = {tflops / ceiling:.0%} of measured; "
+                f">= {traffic:.0f} GB/s = {traffic / ceilings['copy_gb_per_s']:.0%} of copy"
+            )
+            rows.append(row)
+            rows.append(
+                report(f"{name} encoder + distance ({precision})", batch, timed(distance, repeat))
+            )
+            row = report(f"{label} ({precision}, batch {batch})", batch, timed(target, repeat))
+            row["target_h100"] = GPU_TARGETS[label]
+            rows.append(row)
+        if compiled:
+            eager = dfd.network
+            dfd.network, dfd.precision = torch.compile(eager), "fp16" if on_gpu else "bf16"
+            started = time.perf_counter()
+            target()  # compiles
+            print(f"  {'':<58} compiled in {time.perf_counter() - started:.0f} s")
+            row = report(
+                f"{label} ({dfd.precision}, torch.compile, batch {batch})",
+                batch,
+                timed(target, repeat),
+            )
+            rows.append({**row, "target_h100": GPU_TARGETS[label]})
+            dfd.network = eager
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--gpu-batch", type=int, default=256, help="pairs per batch in the GPU targets"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="also time the GPU targets under torch.compile"
     )
     args = parser.parse_args(argv)
     if args.memory_probe:
@@ -245,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if device.startswith("cuda"):
         print("GPU targets (synthetic 320x320 batches, all on the device)")
-        gpu_targets(device, rows, batch=args.gpu_batch)
+        gpu_targets(device, rows, batch=args.gpu_batch, compiled=args.compile)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

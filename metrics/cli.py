@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metrics.dfd.distances import AUTOCAST
 from metrics.dfd.encoders import (
     ENCODERS,
     LOCAL_WEIGHTS_DIR,
@@ -366,8 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     compute.add_argument(
         "--precision",
         default="fp32",
-        choices=("fp32", "bf16", "fp16"),
-        help="encoder precision: fp32 follows the recipes; bf16/fp16 are faster, values differ slightly",
+        choices=tuple(AUTOCAST),
+        help="encoder precision: fp32 follows the recipes; tf32 (GPU), bf16 and fp16 (GPU) are "
+        "faster, values differ slightly",
     )
     compute.add_argument(
         "--device", default=None, help="cpu, cuda or auto (default: $METRICS_DEVICE or auto)"

@@ -31,11 +31,15 @@ def metric_version(name: str, precision: str = "fp32") -> str:
 
 @lru_cache(maxsize=8)
 def cached_encoder(
-    name: str, weights_dir: Path, device: str, batch_size: int
+    name: str, weights_dir: Path, device: str, batch_size: int, precision: str = "fp32"
 ) -> DeepFeatureDistance:
     """An encoder loaded once per worker process and reused for every task."""
     return DeepFeatureDistance.load(
-        ENCODERS[name], weights_dir=weights_dir, device=device, batch_size=batch_size
+        ENCODERS[name],
+        weights_dir=weights_dir,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
     )
 
 
@@ -64,9 +68,10 @@ class MetricEngine:
                     device=device,
                     batch_size=batch_size,
                     override=overrides[name],
+                    precision=precision,
                 )
                 if name in overrides
-                else cached_encoder(name, weights_dir, device, batch_size)
+                else cached_encoder(name, weights_dir, device, batch_size, precision)
             )
             for name in self.names
             if name in ENCODERS

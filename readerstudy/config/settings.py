@@ -207,8 +207,9 @@ DFD_WEIGHTS_DIR = Path(env.str("DFD_WEIGHTS_DIR", default=str(DATA_DIR / "weight
 METRICS_DEVICE = env.str("METRICS_DEVICE", default="auto")
 # Slices per forward pass of a DFD encoder: bounds memory whatever the number of pairs.
 METRICS_BATCH_SIZE = env.int("METRICS_BATCH_SIZE", default=16)
-# fp32 follows the recipes exactly; bf16 (CPU or GPU) or fp16 (GPU) run encoders faster with
-# slightly different values, stored under their own version.
+# fp32 follows the recipes exactly (no TF32 rounding on a GPU either); tf32 or fp16 (GPU) and
+# bf16 (CPU or GPU) run encoders faster with slightly different values, stored under their own
+# version.
 METRICS_PRECISION = env.str("METRICS_PRECISION", default="fp32")
 # Metric names to compute (comma-separated); empty: every metric whose weights are present.
 METRICS_ENABLED = env.list("METRICS_ENABLED", default=[])

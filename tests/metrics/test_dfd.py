@@ -310,15 +310,52 @@ def test_bf16_is_close_to_fp32_and_stored_under_its_own_version(tmp_path):
 
     refs, recs = pairs(n=4)
     exact = load("dfd-efficientnet-lite0", tmp_path, "cpu").pair_distances(refs, recs)
-    fast = DeepFeatureDistance.load(
+    reduced = DeepFeatureDistance.load(
         ENCODERS["dfd-efficientnet-lite0"], weights_dir=tmp_path, precision="bf16"
-    ).pair_distances(refs, recs)
+    )
+    conv_output_dtypes = set()
+    first_conv = next(m for m in reduced.network.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda m, i, out: conv_output_dtypes.add(out.dtype))
+    fast = reduced.pair_distances(refs, recs)
+    assert conv_output_dtypes == {torch.bfloat16}, "bf16 must really run the network in bf16"
+    assert not np.array_equal(fast, exact), "Sanity: reduced precision changes the last digits"
     assert np.allclose(fast, exact, rtol=0.05), "bf16 changes values by a few per cent at most"
     assert metric_version("dfd-efficientnet-lite0", "bf16") != metric_version(
         "dfd-efficientnet-lite0"
     )
     assert metric_version("psnr", "bf16") == metric_version("psnr"), "pixel metrics stay float64"
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-        DeepFeatureDistance.load(
-            ENCODERS["dfd-resnet50-random"], weights_dir=tmp_path, precision="fp16"
-        )
+    for cuda_only in ("fp16", "tf32"):
+        with pytest.raises(ValueError, match=f"{cuda_only} needs a CUDA device"):
+            DeepFeatureDistance.load(
+                ENCODERS["dfd-resnet50-random"], weights_dir=tmp_path, precision=cuda_only
+            )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
+def test_fp32_on_a_gpu_stores_what_a_cpu_worker_stores(tmp_path):
+    """cuDNN would round float32 convolutions to TF32 unless told not to; fp32 values are stored
+    under one version whichever worker computed them, so they must agree."""
+    refs, recs = pairs(n=4, size=96)
+    on_cpu = load("dfd-resnet50-random", tmp_path, "cpu").pair_distances(refs, recs)
+    on_gpu = load("dfd-resnet50-random", tmp_path, "cuda").pair_distances(refs, recs)
+    tf32 = DeepFeatureDistance.load(
+        ENCODERS["dfd-resnet50-random"], weights_dir=tmp_path, device="cuda", precision="tf32"
+    ).pair_distances(refs, recs)
+    assert np.allclose(on_gpu, on_cpu, rtol=TOLERANCE), "fp32 is float32 on every device"
+    assert np.allclose(tf32, on_cpu, rtol=0.05), "TF32 rounding changes values a little"
+
+
+def test_metric_engine_passes_its_precision_to_every_encoder(tmp_path):
+    from metrics.engine import MetricEngine
+
+    own = save_state(tmp_path, "own.pt", {"model_state_dict": SSFDEncoder().state_dict()})
+    engine = MetricEngine(
+        ["psnr", "dfd-resnet50-random", "dfd-ssfd"],
+        weights_dir=tmp_path,
+        overrides={"dfd-ssfd": own},
+        precision="bf16",
+    )
+    assert {dfd.precision for dfd in engine.dfds.values()} == {"bf16"}, (
+        "values stored as +bf16 must have been computed in bf16"
+    )
