@@ -31,15 +31,21 @@ def metric_version(name: str, precision: str = "fp32") -> str:
 
 @lru_cache(maxsize=8)
 def cached_encoder(
-    name: str, weights_dir: Path, device: str, batch_size: int, precision: str = "fp32"
+    name: str,
+    weights_dir: Path,
+    device: str,
+    batch_size: int,
+    precision: str = "fp32",
+    compiled: bool = False,
 ) -> DeepFeatureDistance:
-    """An encoder loaded once per worker process and reused for every task."""
+    """An encoder loaded (and compiled) once per worker process and reused for every task."""
     return DeepFeatureDistance.load(
         ENCODERS[name],
         weights_dir=weights_dir,
         device=device,
         batch_size=batch_size,
         precision=precision,
+        compiled=compiled,
     )
 
 
@@ -55,6 +61,7 @@ class MetricEngine:
         batch_size: int = 16,
         overrides: dict[str, Path] | None = None,
         precision: str = "fp32",
+        compiled: bool = False,
     ):
         overrides = overrides or {}
         self.precision = precision
@@ -69,9 +76,10 @@ class MetricEngine:
                     batch_size=batch_size,
                     override=overrides[name],
                     precision=precision,
+                    compiled=compiled,
                 )
                 if name in overrides
-                else cached_encoder(name, weights_dir, device, batch_size, precision)
+                else cached_encoder(name, weights_dir, device, batch_size, precision, compiled)
             )
             for name in self.names
             if name in ENCODERS

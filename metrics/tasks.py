@@ -25,6 +25,7 @@ def compute_case_metrics(*, case_pk: int) -> None:
         device=device,
         batch_size=settings.METRICS_BATCH_SIZE,
         precision=settings.METRICS_PRECISION,
+        compiled=settings.METRICS_COMPILE,
     )
     results = engine.by_metric(case.load_reference(), [r.load_image() for r in reconstructions])
     for metric, values in results.items():

@@ -15,14 +15,20 @@ def test_benchmark_cases_are_real_320_pairs():
 
 def test_gpu_target_path_runs_on_whatever_device_is_here():
     rows = []
-    benchmark.gpu_targets("cpu", rows, batch=2, repeat=1)
-    assert [row["what"].split(" (")[0] for row in rows] == [
-        "PSNR+SSIM+dfd-vgg16",
-        "PSNR+SSIM+dfd-vgg16",
-        "PSNR+SSIM+dfd-efficientnet-lite0",
-        "PSNR+SSIM+dfd-efficientnet-lite0",
+    benchmark.gpu_targets("cpu", rows, batch=1, repeat=1)
+    ceilings = rows[0]
+    assert ceilings["what"] == "device ceilings" and ceilings["copy_gb_per_s"] > 0
+    targets = [row for row in rows if "target_h100" in row]
+    assert [row["what"] for row in targets] == [
+        f"{label} ({precision}, batch 1)"
+        for label in benchmark.GPU_TARGETS
+        for precision in ("bf16", "fp32")
     ]
-    assert all(row["pairs_per_s"] > 0 for row in rows)
+    encoders = [row for row in rows if "encoder only" in row["what"]]
+    assert len(encoders) == 4 and all(
+        row["of_measured_matrix_rate"] > 0 and row["tflops"] >= 0 for row in encoders
+    ), "each encoder's rate is set against the matrix rate measured in the same run"
+    assert all(row["pairs_per_s"] > 0 for row in rows[1:])
 
 
 def test_memory_probe_reports_mebibytes():

@@ -6,6 +6,8 @@ the published SSFD computation written out by hand. Backbones are random but see
 registered calibration files (lpips, DISTS) are the real ones from their packages.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -113,7 +115,9 @@ def test_dists_matches_dists_pytorch(vgg16_file, tmp_path, device, monkeypatch):
     from metrics.dfd.encoders import DISTS_FILE, locate
 
     path, model = vgg16_file
-    monkeypatch.setattr(dists_module.models, "vgg16", lambda **kwargs: model)  # no download
+    # dists_module.models is torchvision.models, which our loader calls too: hand each caller its
+    # own copy, so that the reference never shares (or follows to the GPU) our network's layers.
+    monkeypatch.setattr(dists_module.models, "vgg16", lambda **kwargs: copy.deepcopy(model))
     reference = dists_module.DISTS(load_weights=False).eval()
     calibration = torch.load(locate(DISTS_FILE, tmp_path), weights_only=True)
     reference.alpha.data, reference.beta.data = calibration["alpha"], calibration["beta"]
@@ -355,7 +359,21 @@ def test_metric_engine_passes_its_precision_to_every_encoder(tmp_path):
         weights_dir=tmp_path,
         overrides={"dfd-ssfd": own},
         precision="bf16",
+        compiled=True,
     )
     assert {dfd.precision for dfd in engine.dfds.values()} == {"bf16"}, (
         "values stored as +bf16 must have been computed in bf16"
     )
+    assert {dfd.compiled for dfd in engine.dfds.values()} == {True}
+
+
+def test_compiled_encoder_matches_eager(tmp_path, device):
+    """torch.compile fuses kernels and reorders float32 sums; the distance must not move beyond
+    that rounding (values are stored under the same version either way)."""
+    refs, recs = pairs(n=3, size=64)
+    eager = load("dfd-ssfd-local", tmp_path, device).pair_distances(refs, recs)
+    fused = DeepFeatureDistance.load(
+        ENCODERS["dfd-ssfd-local"], weights_dir=tmp_path, device=device, compiled=True
+    )
+    assert hasattr(fused.network, "_orig_mod"), "Sanity: the network really is compiled"
+    assert np.allclose(fused.pair_distances(refs, recs), eager, rtol=1e-3)

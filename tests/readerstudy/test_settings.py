@@ -41,7 +41,8 @@ def settings_under(env: dict[str, str]) -> dict:
         "print(json.dumps({'db': settings.DATABASES['default']['ENGINE'], "
         "'name': str(settings.DATABASES['default']['NAME']), 'broker': settings.CELERY_BROKER_URL, "
         "'debug': settings.DEBUG, 'hosts': settings.ALLOWED_HOSTS, 'device': settings.METRICS_DEVICE, "
-        "'weights': str(settings.DFD_WEIGHTS_DIR), 'sessions': settings.SESSION_ENGINE}))"
+        "'weights': str(settings.DFD_WEIGHTS_DIR), 'sessions': settings.SESSION_ENGINE, "
+        "'compile': settings.METRICS_COMPILE, 'precision': settings.METRICS_PRECISION}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -61,6 +62,7 @@ def test_defaults_need_no_server(tmp_path):
     )
     assert seen["broker"] == f"sqla+sqlite:///{tmp_path / 'celery-broker.sqlite3'}"
     assert seen["debug"] is False and seen["device"] == "auto"
+    assert seen["precision"] == "fp32" and seen["compile"] is False, "the recipes, uncompiled"
     # A per-process cache must not hold sessions: a sign-out would not reach the other workers.
     assert seen["sessions"] == "django.contrib.sessions.backends.db"
 
@@ -74,6 +76,8 @@ def test_production_variables_are_honoured(tmp_path):
             "CELERY_BROKER_URL": "redis://cache.example:6379/0",
             "DJANGO_ALLOWED_HOSTS": "studies.example.org,localhost",
             "METRICS_DEVICE": "cuda",
+            "METRICS_PRECISION": "fp16",
+            "METRICS_COMPILE": "true",
             "DFD_WEIGHTS_DIR": "/srv/weights",
             "CACHE_URL": "redis://cache.example:6379/1",
         }
@@ -82,6 +86,7 @@ def test_production_variables_are_honoured(tmp_path):
     assert seen["broker"] == "redis://cache.example:6379/0"
     assert seen["hosts"] == ["studies.example.org", "localhost"]
     assert seen["device"] == "cuda" and seen["weights"] == "/srv/weights"
+    assert seen["precision"] == "fp16" and seen["compile"] is True
     assert seen["sessions"] == "django.contrib.sessions.backends.cached_db"
 
 
