@@ -101,6 +101,29 @@ def test_worse_reconstruction_scores_worse():
     assert nmse(gt, mild) < nmse(gt, strong)
 
 
+@pytest.mark.parametrize("shape", [(2, 7, 7), (3, 37, 53), (1, 320, 320)])
+def test_window_mean_matches_scipy_uniform_filter(shape):
+    """The running-sum 7x7 mean equals scipy.ndimage.uniform_filter (scikit-image's filter) on
+    every window that fits, to float64 rounding."""
+    from scipy.ndimage import uniform_filter
+
+    from metrics.image import _window_mean
+
+    x = np.random.default_rng(0).random(shape) * 4095  # 12-bit range: long sums of large values
+    expected = np.stack([uniform_filter(image, 7)[3:-3, 3:-3] for image in x])
+    assert np.allclose(_window_mean(torch.as_tensor(x)).numpy(), expected, rtol=1e-12, atol=0)
+
+
+def test_ssim_reference_broadcasts_over_its_reconstructions():
+    gt, _ = noisy_pair((40, 40))
+    preds = np.stack([noisy_pair((40, 40), seed=s)[1] for s in range(1, 4)])
+    x, y = torch.as_tensor(gt), torch.as_tensor(preds)
+    peak = x.max()
+    once = ssim_batch(x[None], y, peak)
+    expanded = ssim_batch(x.expand_as(y), y, peak.expand(3))
+    assert torch.allclose(once, expanded, rtol=0, atol=1e-15)
+
+
 def test_ssim_batch_float32_close_to_float64():
     gt, pred = noisy_pair((2, 64, 64))
     x64, y64 = torch.as_tensor(gt), torch.as_tensor(pred)
