@@ -92,6 +92,31 @@ def dfd_per_pair(dfd: DeepFeatureDistance, cases) -> None:
             dfd.pair_distances(reference[None], rec[None])
 
 
+def dfd_values(dfd: DeepFeatureDistance, cases) -> np.ndarray:
+    return np.array(
+        [value for reference, recs in cases for value in dfd.case_distances(reference, recs)]
+    )
+
+
+def precision_cost(exact: np.ndarray, reduced: np.ndarray, *, label: str) -> dict:
+    """What a reduced precision does to the values: how far they move, and whether they still
+    rank the reconstructions alike (what a correlation with readers depends on)."""
+    from scipy.stats import spearmanr
+
+    relative = np.abs(reduced / exact - 1)
+    row = {
+        "what": label,
+        "spearman": round(float(spearmanr(exact, reduced).statistic), 5),
+        "median_relative_difference": float(np.median(relative)),
+        "max_relative_difference": float(relative.max()),
+    }
+    print(
+        f"  {label:<58} Spearman {row['spearman']:.4f}, relative difference median "
+        f"{row['median_relative_difference']:.1e}, max {row['max_relative_difference']:.1e}"
+    )
+    return row
+
+
 def report(label: str, pairs: int, seconds: float, baseline: float | None = None) -> dict:
     row = {
         "what": label,
@@ -377,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         plain.channels_last = False
         one = timed(lambda plain=plain: dfd_per_pair(plain, dfd_cases), repeat=1)
         rows.append(report("plain: per pair, NCHW fp32, reference every time", dfd_pairs, one))
+        values = {}
         for precision in ("fp32", "bf16" if device == "cpu" else "fp16"):
             dfd = DeepFeatureDistance.load(
                 ENCODERS[name],
@@ -387,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds = timed(lambda dfd=dfd: dfd_batched(dfd, dfd_cases), repeat=1)
             label = f"engine: batched, reference once per case, channels-last {precision}"
             rows.append(report(label, dfd_pairs, seconds, one))
+            values[precision] = dfd_values(dfd, dfd_cases)
+        rows.append(precision_cost(*values.values(), label=f"{name}: {precision} against fp32"))
 
     print("peak memory of dfd-resnet50-random, fresh process each (MiB)")
     for probe_pairs in (8, 64):

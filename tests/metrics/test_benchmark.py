@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from metrics import benchmark
 
 
@@ -36,9 +38,19 @@ def test_memory_probe_reports_mebibytes():
 
 
 def test_main_writes_json(tmp_path, monkeypatch):
-    monkeypatch.setattr(benchmark, "available_metrics", lambda weights_dir: ["psnr"])
+    monkeypatch.setattr(
+        benchmark, "available_metrics", lambda weights_dir: ["psnr", "dfd-ssfd-local"]
+    )
     out = tmp_path / "bench.json"
     assert benchmark.main(["--cases", "1", "--dfd-cases", "1", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert rows[0]["what"].startswith("scikit-image") and "speed-up" in rows[1]
     assert any("peak memory" in row["what"] for row in rows)
+    (cost,) = [row for row in rows if row["what"] == "dfd-ssfd-local: bf16 against fp32"]
+    assert 0.9 < cost["spearman"] <= 1 and 0 < cost["median_relative_difference"] < 0.05
+
+
+def test_precision_cost_of_identical_values_is_nothing():
+    values = np.array([0.1, 0.3, 0.2, 0.5])
+    cost = benchmark.precision_cost(values, values.copy(), label="same")
+    assert cost["spearman"] == 1 and cost["max_relative_difference"] == 0
