@@ -42,10 +42,12 @@ def test_main_writes_json(tmp_path, monkeypatch):
         benchmark, "available_metrics", lambda weights_dir: ["psnr", "dfd-ssfd-local"]
     )
     out = tmp_path / "bench.json"
-    assert benchmark.main(["--cases", "1", "--dfd-cases", "1", "--json", str(out)]) == 0
+    arguments = ["--cases", "1", "--dfd-cases", "1", "--compile", "--json", str(out)]
+    assert benchmark.main(arguments) == 0
     rows = json.loads(out.read_text())
     assert rows[0]["what"].startswith("scikit-image") and "speed-up" in rows[1]
     assert any("peak memory" in row["what"] for row in rows)
+    assert any(row["what"].endswith("fp32, torch.compile") for row in rows)
     (cost,) = [row for row in rows if row["what"] == "dfd-ssfd-local: bf16 against fp32"]
     assert 0.9 < cost["spearman"] <= 1 and 0 < cost["median_relative_difference"] < 0.05
 
