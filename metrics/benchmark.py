@@ -189,20 +189,24 @@ def device_ceilings(device: str, size: int = 8192) -> dict[str, float]:
     return ceilings
 
 
+def probe_image(network: torch.nn.Module, device: str, size: int) -> torch.Tensor:
+    """One blank size x size image with as many channels as the network's first layer takes."""
+    channels = next(network.parameters()).shape[1]
+    return torch.zeros(1, channels, size, size, device=device)
+
+
 def flops_per_image(network: torch.nn.Module, device: str, size: int = SIZE) -> float:
     """Floating-point operations of one forward pass on a 3-channel size x size image."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    first = next(network.parameters())
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        network(torch.zeros(1, first.shape[1], size, size, device=device))
+        network(probe_image(network, device, size))
     return float(counter.get_total_flops())
 
 
 def activation_elements_per_image(network: torch.nn.Module, device: str, size: int = SIZE) -> int:
     """Elements written by the network's leaf layers for one image: each is written once and
     read at least once, so 2 x this x element size is the least memory traffic of a pass."""
-    first = next(network.parameters())
     total = 0
 
     def count(module, inputs, output):
@@ -213,7 +217,7 @@ def activation_elements_per_image(network: torch.nn.Module, device: str, size: i
     handles = [m.register_forward_hook(count) for m in leaves]
     try:
         with torch.inference_mode():
-            network(torch.zeros(1, first.shape[1], size, size, device=device))
+            network(probe_image(network, device, size))
     finally:
         for handle in handles:
             handle.remove()
