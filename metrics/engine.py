@@ -34,7 +34,7 @@ def cached_encoder(
     name: str,
     weights_dir: Path,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
     precision: str = "fp32",
     compiled: bool = False,
 ) -> DeepFeatureDistance:
@@ -58,7 +58,7 @@ class MetricEngine:
         *,
         weights_dir: Path,
         device: str = "cpu",
-        batch_size: int = 16,
+        batch_size: int | None = None,
         overrides: dict[str, Path] | None = None,
         precision: str = "fp32",
         compiled: bool = False,

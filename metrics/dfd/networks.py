@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.fx
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.feature_extraction import create_feature_extractor
 
 # torchvision node -> the layer name used in the LPIPS and DISTS papers.
@@ -186,3 +188,52 @@ class EfficientNetLiteTrunk(nn.Module):
         for block in self.blocks:
             h = block(h)
         return {f"blocks.{self.LAST_BLOCK}": h}
+
+
+class _ConvLeafTracer(torch.fx.Tracer):
+    """Keeps every convolution a module call, subclasses included (EfficientNet's padded
+    convolutions), so that the batch norm after it can be found and folded."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, nn.Conv2d) or super().is_leaf_module(module, qualified_name)
+
+
+def inference_graph(network: nn.Module, layers: tuple[str, ...]) -> torch.fx.GraphModule:
+    """The eval-mode `network` as an fx graph that computes only what `layers` need, with every
+    batch norm folded into the convolution before it.
+
+    Same function up to float32 rounding (tested to 1e-5), fewer passes over the activations:
+    a folded batch norm is one full read and write less per convolution, and layers after the
+    deepest tap (SSFD's fifth block, for instance) are not computed at all.
+    """
+    if network.training:
+        raise ValueError("inference_graph needs a network in eval mode")
+    graph = _ConvLeafTracer().trace(network)
+    module = torch.fx.GraphModule(network, graph)
+    output = next(node for node in graph.nodes if node.op == "output")
+    features = output.args[0]
+    output.args = ({name: features[name] for name in layers},)
+    for node in list(graph.nodes):
+        if node.op != "call_module":
+            continue
+        norm = module.get_submodule(node.target)
+        conv = node.args[0]
+        if not (
+            isinstance(norm, nn.BatchNorm2d)
+            and norm.track_running_stats
+            and isinstance(conv, torch.fx.Node)
+            and conv.op == "call_module"
+            and isinstance(module.get_submodule(conv.target), nn.Conv2d)
+            and len(conv.users) == 1
+        ):
+            continue
+        folded = fuse_conv_bn_eval(module.get_submodule(conv.target), norm)
+        parent, _, name = conv.target.rpartition(".")
+        setattr(module.get_submodule(parent), name, folded)
+        node.replace_all_uses_with(conv)
+        graph.erase_node(node)
+    graph.eliminate_dead_code()
+    graph.lint()
+    module.recompile()
+    module.delete_all_unused_submodules()
+    return module.eval()

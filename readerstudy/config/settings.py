@@ -206,7 +206,8 @@ DFD_WEIGHTS_DIR = Path(env.str("DFD_WEIGHTS_DIR", default=str(DATA_DIR / "weight
 # "auto" uses CUDA when a GPU is visible to the worker, else the CPU.
 METRICS_DEVICE = env.str("METRICS_DEVICE", default="auto")
 # Slices per forward pass of a DFD encoder: bounds memory whatever the number of pairs.
-METRICS_BATCH_SIZE = env.int("METRICS_BATCH_SIZE", default=16)
+# Unset: 16 on a GPU, 2 on a CPU (where larger batches only spill out of cache).
+METRICS_BATCH_SIZE = env.int("METRICS_BATCH_SIZE", default=None)
 # fp32 follows the recipes exactly (no TF32 rounding on a GPU either); tf32 or fp16 (GPU) and
 # bf16 (CPU or GPU) run encoders faster with slightly different values, stored under their own
 # version.

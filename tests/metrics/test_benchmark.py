@@ -48,6 +48,10 @@ def test_main_writes_json(tmp_path, monkeypatch):
     assert rows[0]["what"].startswith("scikit-image") and "speed-up" in rows[1]
     assert any("peak memory" in row["what"] for row in rows)
     assert any(row["what"].endswith("fp32, torch.compile") for row in rows)
+    batches = [row["what"] for row in rows if row["what"].startswith("engine: batches of 16")]
+    assert batches, "on a CPU the engine is also timed at 16 slices per pass, beside its default"
+    (bound,) = [row for row in rows if "against the measured matrix rate" in row["what"]]
+    assert bound["gflop_per_image"] > 1 and 0 < bound["of_measured_matrix_rate"] < 2
     (cost,) = [row for row in rows if row["what"] == "dfd-ssfd-local: bf16 against fp32"]
     assert 0.9 < cost["spearman"] <= 1 and 0 < cost["median_relative_difference"] < 0.05
 

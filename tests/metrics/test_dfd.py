@@ -15,7 +15,7 @@ import torchvision
 
 from fixtures.images import load_slice
 from fixtures.simulation import zero_filled_series
-from metrics.dfd.distances import DeepFeatureDistance, preprocess_zscore
+from metrics.dfd.distances import PREPROCESSING, DeepFeatureDistance, preprocess_zscore
 from metrics.dfd.encoders import (
     ENCODERS,
     WeightsChecksumError,
@@ -25,7 +25,7 @@ from metrics.dfd.encoders import (
     resolve_weights,
     verify,
 )
-from metrics.dfd.networks import SSFDEncoder
+from metrics.dfd.networks import SSFDEncoder, inference_graph
 from metrics.image import MetricInputError
 
 TOLERANCE = 1e-5  # float32 features; the references run in float32 too
@@ -223,6 +223,38 @@ def test_efficientnet_lite0_is_available_offline_with_verified_weights(tmp_path,
     assert np.allclose(dfd.pair_distances(refs, recs), expected, rtol=TOLERANCE)
 
 
+def graph_modules(network, kind):
+    return [name for name, module in network.named_modules() if isinstance(module, kind)]
+
+
+@pytest.mark.parametrize(
+    ("name", "untapped"),
+    [
+        ("dfd-resnet50-random", "layer3.4"),
+        ("dfd-efficientnet-lite0", "blocks.11"),
+        ("dfd-ssfd-local", "encoder4"),
+    ],
+)
+def test_inference_graph_folds_batch_norms_and_computes_only_the_taps(name, untapped, tmp_path):
+    spec = ENCODERS[name]
+    network, _ = spec.builder(resolve_weights(spec, tmp_path))
+    network.eval()
+    graph = inference_graph(network, spec.layers)
+    assert graph_modules(graph, torch.nn.BatchNorm2d) == [], "every batch norm is folded"
+    assert not [n for n, _ in graph.named_modules() if n.startswith(untapped)], (
+        "nothing past the deepest tap is kept"
+    )
+    x = PREPROCESSING[spec.preprocessing](torch.as_tensor(pairs(n=2, size=96)[1]).unsqueeze(1))
+    with torch.inference_mode():
+        expected, folded = network(x), graph(x)
+    assert list(folded) == list(spec.layers)
+    for layer in spec.layers:
+        scale = expected[layer].abs().max()
+        assert torch.allclose(folded[layer], expected[layer], atol=TOLERANCE * scale)
+    with pytest.raises(ValueError, match="eval mode"):
+        inference_graph(network.train(), spec.layers)
+
+
 OFFLINE = ["dfd-resnet50-random", "dfd-efficientnet-lite0"]
 
 
@@ -252,6 +284,16 @@ def test_batching_and_volumes_do_not_change_values(name, tmp_path, device):
     assert volume == pytest.approx(float(np.mean(a)), rel=1e-4), (
         "a volume's distance is the slice mean"
     )
+
+
+def test_batch_size_defaults_to_the_device_and_a_setting_wins(tmp_path):
+    assert load("dfd-resnet50-random", tmp_path, "cpu").batch_size == 2, (
+        "small batches on a CPU, where large ones spill out of cache"
+    )
+    explicit = DeepFeatureDistance.load(
+        ENCODERS["dfd-resnet50-random"], weights_dir=tmp_path, batch_size=16
+    )
+    assert explicit.batch_size == 16
 
 
 def test_case_distances_report_a_bad_reconstruction_and_go_on(tmp_path):
