@@ -37,6 +37,21 @@ def test_memory_probe_reports_mebibytes():
     assert 50 < benchmark.memory_probe("dfd-resnet50-random", 8, "cpu") < 20_000
 
 
+def test_memory_probe_in_a_child_is_not_its_parents_size():
+    import subprocess
+    import sys
+
+    ballast = bytearray(1500 * 2**20)  # a large parent, as the benchmark is by then
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    code = "from metrics.benchmark import peak_rss_mib; print(peak_rss_mib())"
+    parent = benchmark.peak_rss_mib()
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    del ballast
+    assert float(child.stdout) < parent - 1000, "the child's peak is its own, not the parent's"
+
+
 def test_main_writes_json(tmp_path, monkeypatch):
     monkeypatch.setattr(
         benchmark, "available_metrics", lambda weights_dir: ["psnr", "dfd-ssfd-local"]
