@@ -6,6 +6,8 @@ Parameter names follow each publisher's checkpoints, so their files load unchang
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import torch
 import torch.fx
@@ -213,6 +215,8 @@ def inference_graph(network: nn.Module, layers: tuple[str, ...]) -> torch.fx.Gra
     output = next(node for node in graph.nodes if node.op == "output")
     features = output.args[0]
     output.args = ({name: features[name] for name in layers},)
+    # A convolution module called in two places cannot take one call's batch norm.
+    calls = Counter(node.target for node in graph.nodes if node.op == "call_module")
     for node in list(graph.nodes):
         if node.op != "call_module":
             continue
@@ -225,6 +229,7 @@ def inference_graph(network: nn.Module, layers: tuple[str, ...]) -> torch.fx.Gra
             and conv.op == "call_module"
             and isinstance(module.get_submodule(conv.target), nn.Conv2d)
             and len(conv.users) == 1
+            and calls[conv.target] == 1
         ):
             continue
         folded = fuse_conv_bn_eval(module.get_submodule(conv.target), norm)

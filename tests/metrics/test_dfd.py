@@ -255,6 +255,26 @@ def test_inference_graph_folds_batch_norms_and_computes_only_the_taps(name, unta
         inference_graph(network.train(), spec.layers)
 
 
+def test_inference_graph_leaves_a_shared_convolution_unfolded():
+    class Shared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.norm = torch.nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return {"a": self.norm(self.conv(x)), "b": self.conv(x)}
+
+    torch.manual_seed(0)
+    network = Shared().eval()
+    network.norm.running_mean.uniform_(-1, 1)
+    network.norm.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 1, 16, 16)
+    with torch.inference_mode():
+        expected, out = network(x), inference_graph(network, ("a", "b"))(x)
+    assert all(torch.allclose(out[k], expected[k], atol=1e-6) for k in ("a", "b"))
+
+
 OFFLINE = ["dfd-resnet50-random", "dfd-efficientnet-lite0"]
 
 
