@@ -229,6 +229,10 @@ def device_ceilings(device: str, size: int = 8192) -> dict[str, float]:
     return ceilings
 
 
+def ceilings_row(ceilings: dict[str, float]) -> dict:
+    return {"what": "device ceilings", **{k: round(v, 3) for k, v in ceilings.items()}}
+
+
 def probe_image(network: torch.nn.Module, device: str, size: int) -> torch.Tensor:
     """One blank size x size image with as many channels as the network's first layer takes."""
     channels = next(network.parameters()).shape[1]
@@ -271,6 +275,7 @@ def gpu_targets(
     repeat: int = 3,
     compiled: bool = False,
     precisions: tuple[str, ...] | None = None,
+    ceilings: dict[str, float] | None = None,
 ) -> None:
     """PSNR+SSIM with a DFD, all on the device, in large batches of 320x320 pairs.
 
@@ -288,14 +293,15 @@ def gpu_targets(
     on_gpu = device.startswith("cuda")
     if on_gpu:
         torch.backends.cudnn.benchmark = True
-    ceilings = device_ceilings(device, size=8192 if on_gpu else 512)
+    if ceilings is None:  # main() has measured them already
+        ceilings = device_ceilings(device, size=8192 if on_gpu else 512)
+        rows.append(ceilings_row(ceilings))
     print(
         f"  measured: {ceilings['bf16_tflops']:.0f} TFLOP/s bf16 and "
         f"{ceilings['fp32_tflops']:.0f} fp32 matrix products"
         + (f" ({ceilings['tf32_tflops']:.0f} with TF32), " if "tf32_tflops" in ceilings else ", ")
         + f"{ceilings['copy_gb_per_s']:.0f} GB/s device copy"
     )
-    rows.append({"what": "device ceilings", **{k: round(v, 1) for k, v in ceilings.items()}})
     x = torch.rand(batch, SIZE, SIZE, device=device)
     y = (x + 0.05 * torch.randn_like(x)).clamp_min(0)
     peak = x.amax(dim=(1, 2))
@@ -442,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     ceilings = device_ceilings(device, size=8192 if device.startswith("cuda") else 2048)
     fp32_rate = ceilings["fp32_tflops"] * 1e12
     print(f"measured fp32 matrix rate: {fp32_rate / 1e9:.0f} GFLOP/s")
-    rows.append({"what": "device ceilings", **{k: round(v, 3) for k, v in ceilings.items()}})
+    rows.append(ceilings_row(ceilings))
     for name in available_metrics(default_weights_dir()):
         if name not in ENCODERS:
             continue
@@ -503,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if device.startswith("cuda"):
         print("GPU targets (synthetic 320x320 batches, all on the device)")
-        gpu_targets(device, rows, batch=args.gpu_batch, compiled=args.compile)
+        gpu_targets(device, rows, batch=args.gpu_batch, compiled=args.compile, ceilings=ceilings)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
