@@ -389,7 +389,7 @@ SSFD_FILE = WeightsFile(
 SSFD_LOCAL_FILE = WeightsFile(
     "ssfd-local.pt",
     # `python -m metrics train-ssfd` (seed 0) on 2026-11-24; see ssfd-local.md.
-    sha256="f470293bf23f21f15cd203a412beb7bd46a80d878e5c8d802a09cfcd220aa2b1",
+    sha256="8d63cc6bebb104d5a511c1bce222766bd80b1993564ee6dc53b5d3dda43cb8a5",
     licence="BSD-3-Clause (this project; trained on the data in fixtures/PROVENANCE.md)",
     in_repository=True,
 )
@@ -530,7 +530,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "the SSFD recipe on an encoder trained here on real MR slices (model card: "
             "metrics/dfd/weights/ssfd-local.md); demo slices held out",
             ADAMSON_2023,
-            "ssfd-local-1",
+            "ssfd-local-2",
         ),
     ]
 }

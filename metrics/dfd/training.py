@@ -2,9 +2,11 @@
 
 Recipe after Adamson et al. (SSFD, NeurIPS 2021 workshop): a UNet learns to inpaint images of
 which about half is hidden in 16x16 patches; its contracting path is the feature encoder.
-Images are z-scored like SSFD's inputs, L2 loss on the whole image, Adam with step decay.
-Training uses random 96x96 crops of the slices in fixtures/data/training_slices.npz (the demo
-study's slices are held out of that file, see fixtures/extract.py), seeded throughout.
+Each slice is z-scored as a whole, as the distance scales the images it compares, and random
+96x96 crops of those slices are the training images (crops z-scored on their own would teach
+the encoder a scaling it never meets when measuring). L2 loss on the whole crop, Adam with step
+decay. The slices are fixtures/data/training_slices.npz (the demo study's slices are held out
+of that file, see fixtures/extract.py); seeded throughout.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class TrainingResult:
     evaluation: dict[str, float] = field(default_factory=dict)
 
 
+def zscored_slices(images: np.ndarray) -> np.ndarray:
+    """Each (H, W) slice of an (N, H, W) stack scaled as the SSFD distance scales an image."""
+    slices = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)
+    return preprocess_zscore(slices)[:, 0].numpy()
+
+
 def random_crops(
     images: np.ndarray, size: int, count: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -80,15 +88,14 @@ def train_ssfd(
     model = SSFDInpainter()
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.StepLR(optimiser, config.decay_every, config.decay_factor)
-    images = images.astype(np.float32)
+    slices = zscored_slices(images)
     result = TrainingResult(config)
     start = time.perf_counter()
     model.train()
     for step in range(config.steps):
-        crops = torch.from_numpy(
-            random_crops(images, config.crop, config.batch_size, rng)
+        target = torch.from_numpy(
+            random_crops(slices, config.crop, config.batch_size, rng)
         ).unsqueeze(1)
-        target = preprocess_zscore(crops)
         visible = torch.from_numpy(
             patch_mask(config.batch_size, config.crop, config.patch, config.hidden_fraction, rng)
         ).unsqueeze(1)

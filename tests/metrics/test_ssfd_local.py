@@ -18,7 +18,13 @@ from metrics.dfd.encoders import (
     availability,
     sha256_of,
 )
-from metrics.dfd.training import TrainingConfig, patch_mask, random_crops, train_ssfd
+from metrics.dfd.training import (
+    TrainingConfig,
+    patch_mask,
+    random_crops,
+    train_ssfd,
+    zscored_slices,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +57,12 @@ def test_training_is_seeded_and_lowers_the_loss():
     for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert np.mean(result.losses[-4:]) < np.mean(result.losses[:4]), "the pretext loss goes down"
+
+
+def test_training_slices_are_zscored_whole_as_the_distance_scales_them():
+    images = np.random.default_rng(0).integers(0, 255, size=(3, 32, 40)).astype(np.uint8)
+    expected = [(s - s.mean()) / s.std(ddof=1) for s in images.astype(np.float64)]
+    assert np.allclose(zscored_slices(images), expected, atol=1e-5)
 
 
 def test_patch_mask_hides_about_half_in_16x16_patches():
