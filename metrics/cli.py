@@ -297,12 +297,13 @@ def cmd_train_ssfd(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from fixtures.images import load_slices
+    from fixtures.images import load_slices, slice_sources
     from metrics.dfd.model_card import write_model_card
     from metrics.dfd.networks import SSFDInpainter
     from metrics.dfd.training import (
         TrainingConfig,
-        acceleration_spearman,
+        acceleration_checks,
+        anatomy_groups,
         inpainting_loss,
         save_encoder,
         train_ssfd,
@@ -319,14 +320,18 @@ def cmd_train_ssfd(args) -> int:
             bar.set_postfix(loss=f"{loss:.4f}")
 
         model, result = train_ssfd(images, config, progress=progress)
-    held_out = list(load_slices().values())  # the demo slices, never seen in training
+    held_out = load_slices()  # the demo slices, never seen in training
     torch.manual_seed(config.seed)
     untrained = SSFDInpainter().eval()
+    checks = acceleration_checks(
+        model.encoder, untrained.encoder, held_out, anatomy_groups(held_out, slice_sources())
+    )
     result.evaluation = {
-        "spearman_trained": acceleration_spearman(model.encoder, held_out),
-        "spearman_untrained": acceleration_spearman(untrained.encoder, held_out),
-        "inpainting_loss_trained": inpainting_loss(model, held_out, config),
-        "inpainting_loss_untrained": inpainting_loss(untrained, held_out, config),
+        "spearman_trained": checks[0].trained,
+        "spearman_untrained": checks[0].untrained,
+        "ordering_checks": [check.as_dict() for check in checks],
+        "inpainting_loss_trained": inpainting_loss(model, list(held_out.values()), config),
+        "inpainting_loss_untrained": inpainting_loss(untrained, list(held_out.values()), config),
     }
     save_encoder(model.encoder, result, args.out)
     card = write_model_card(args.out, result, data=args.data, n_slices=len(images))
@@ -334,9 +339,12 @@ def cmd_train_ssfd(args) -> int:
     print(
         f"trained {config.steps} steps in {result.seconds:.0f} s; "
         f"final loss {result.losses[-1]:.4f}\n"
-        "held-out demo slices, pooled Spearman(distance, acceleration): "
-        f"trained {evaluation['spearman_trained']:.3f}, "
-        f"untrained {evaluation['spearman_untrained']:.3f}\n"
+        "held-out demo slices, pooled Spearman(distance, acceleration), trained against "
+        "untrained (95 % interval of the difference, slices resampled):"
+    )
+    for check in checks:
+        print(f"  {check.describe()}")
+    print(
         f"held-out inpainting L2 loss: trained {evaluation['inpainting_loss_trained']:.4f}, "
         f"untrained {evaluation['inpainting_loss_untrained']:.4f}\n"
         f"weights: {args.out} (SHA-256 {sha256_of(args.out)})\nmodel card: {card}"

@@ -388,8 +388,9 @@ SSFD_FILE = WeightsFile(
 )
 SSFD_LOCAL_FILE = WeightsFile(
     "ssfd-local.pt",
-    # `python -m metrics train-ssfd` (seed 0) on 2026-11-24; see ssfd-local.md.
-    sha256="8d63cc6bebb104d5a511c1bce222766bd80b1993564ee6dc53b5d3dda43cb8a5",
+    # `python -m metrics train-ssfd` (seed 0); see ssfd-local.md. Rewritten on 2026-11-30 with
+    # the per-anatomy evaluation in its metadata: the same tensors, so still ssfd-local-2.
+    sha256="a2680dfded165b2f9e80a4858526470b7e82ec8a995506acbaff9855ca57be29",
     licence="BSD-3-Clause (this project; trained on the data in fixtures/PROVENANCE.md)",
     in_repository=True,
 )

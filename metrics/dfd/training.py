@@ -23,6 +23,12 @@ from scipy.stats import spearmanr
 
 from metrics.dfd.distances import preprocess_zscore
 from metrics.dfd.networks import SSFDEncoder, SSFDInpainter
+from metrics.stats.bootstrap import (
+    counts_from_indices,
+    percentile_interval,
+    resample_indices,
+    resampled_spearman,
+)
 
 TAP = "block4_relu2"
 
@@ -111,17 +117,114 @@ def train_ssfd(
     return model.eval(), result
 
 
+ACCELERATIONS = (2, 3, 4, 6, 8, 12)
+MASKS = ("random", "equispaced")
+
+
 @torch.inference_mode()
-def ssfd_distance(
-    encoder: SSFDEncoder, reference: np.ndarray, reconstruction: np.ndarray
-) -> float:
-    x = torch.as_tensor(np.stack([reference, reconstruction]), dtype=torch.float32).unsqueeze(1)
-    features = encoder(preprocess_zscore(x))[TAP]
-    return float(((features[0] - features[1]) ** 2).mean())
+def ssfd_distances(
+    encoder: SSFDEncoder, reference: np.ndarray, reconstructions: list[np.ndarray]
+) -> np.ndarray:
+    """The dfd-ssfd distance of each reconstruction to the reference (features MSE)."""
+    x = torch.as_tensor(np.stack([reference, *reconstructions]), dtype=torch.float32)
+    features = encoder(preprocess_zscore(x.unsqueeze(1)))[TAP]
+    return ((features[1:] - features[:1]) ** 2).mean(dim=(1, 2, 3)).numpy().astype(np.float64)
 
 
-def acceleration_spearman(encoder: SSFDEncoder, slices: list[np.ndarray], seed: int = 0) -> float:
-    """Spearman of the distance with the acceleration, pooled over slices and mask types.
+@dataclass
+class OrderingCheck:
+    """How well two encoders' distances order one group of held-out slices' reconstructions
+    by acceleration: Spearman pooled over the group, and a 95 % interval of the difference
+    from resampling whole slices (one slice's reconstructions are not independent)."""
+
+    group: str
+    slices: int
+    trained: float
+    untrained: float
+    difference_interval: tuple[float, float] | None
+
+    @property
+    def difference(self) -> float:
+        return self.trained - self.untrained
+
+    @property
+    def verdict(self) -> str:
+        if self.difference_interval is None:
+            return "undetermined"
+        low, high = self.difference_interval
+        return "better" if low > 0 else "worse" if high < 0 else "no clear difference"
+
+    def describe(self) -> str:
+        interval = self.difference_interval
+        spread = f"{interval[0]:+.3f} to {interval[1]:+.3f}" if interval else "n/a"
+        return (
+            f"{self.group} ({self.slices} slices): trained {self.trained:.3f}, untrained "
+            f"{self.untrained:.3f}, difference {self.difference:+.3f} ({spread}): {self.verdict}"
+        )
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "difference": self.difference, "verdict": self.verdict}
+
+
+def anatomy_groups(
+    slices: dict[str, np.ndarray], sources: dict[str, dict], trained_on: str = "brain"
+) -> dict[str, list[str]]:
+    """All held-out slices, those of the anatomy the encoder was trained on, and the rest."""
+    same = [s for s in slices if sources[s]["anatomy"] == trained_on]
+    groups = {
+        "all": list(slices),
+        f"{trained_on} (the training anatomy)": same,
+        "other anatomy": [s for s in slices if s not in same],
+    }
+    return {name: members for name, members in groups.items() if members}
+
+
+def compare_orderings(
+    slice_ids: np.ndarray,
+    accelerations: np.ndarray,
+    trained: np.ndarray,
+    untrained: np.ndarray,
+    groups: dict[str, list[str]],
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> list[OrderingCheck]:
+    """One OrderingCheck per group of slice ids (a cluster bootstrap over slices)."""
+    checks = []
+    for name, members in groups.items():
+        rows = np.flatnonzero(np.isin(slice_ids, members))
+        if not len(rows):
+            continue
+        present = list(dict.fromkeys(slice_ids[rows]))
+        unit = np.array([present.index(s) for s in slice_ids[rows]])
+        rng = np.random.default_rng(seed)
+        counts = counts_from_indices(resample_indices(len(present), resamples, rng), len(present))
+        x = accelerations[rows]
+        differences = resampled_spearman(x, trained[rows], counts, unit) - resampled_spearman(
+            x, untrained[rows], counts, unit
+        )
+        checks.append(
+            OrderingCheck(
+                group=name,
+                slices=len(present),
+                trained=float(spearmanr(x, trained[rows]).statistic),
+                untrained=float(spearmanr(x, untrained[rows]).statistic),
+                difference_interval=percentile_interval(differences),
+            )
+        )
+    return checks
+
+
+def acceleration_checks(
+    trained: SSFDEncoder,
+    untrained: SSFDEncoder,
+    slices: dict[str, np.ndarray],
+    groups: dict[str, list[str]],
+    *,
+    seed: int = 0,
+) -> list[OrderingCheck]:
+    """Do the trained encoder's distances order reconstructions by acceleration better than
+    the untrained encoder's? Pooled over slices, per group of slices.
 
     Zero-filled reconstructions of every slice at 2, 3, 4, 6, 8 and 12x, with random and
     equispaced masks. Pooled, so the distance must be comparable between images (within one
@@ -130,17 +233,23 @@ def acceleration_spearman(encoder: SSFDEncoder, slices: list[np.ndarray], seed: 
     from fixtures.simulation import zero_filled_series
 
     rng = np.random.default_rng(seed)
-    series = (2, 3, 4, 6, 8, 12)
-    accelerations, distances = [], []
-    for image in slices:
+    slice_ids, accelerations, by_trained, by_untrained = [], [], [], []
+    for slice_id, image in slices.items():
         image = image.astype(np.float64) / image.max()
-        for mask in ("random", "equispaced"):
-            for acceleration, rec in zip(
-                series, zero_filled_series(image, series, rng=rng, mask=mask), strict=True
-            ):
-                accelerations.append(acceleration)
-                distances.append(ssfd_distance(encoder, image, rec))
-    return float(spearmanr(accelerations, distances).statistic)
+        for mask in MASKS:
+            reconstructions = zero_filled_series(image, ACCELERATIONS, rng=rng, mask=mask)
+            slice_ids += [slice_id] * len(ACCELERATIONS)
+            accelerations += ACCELERATIONS
+            by_trained.append(ssfd_distances(trained, image, reconstructions))
+            by_untrained.append(ssfd_distances(untrained, image, reconstructions))
+    return compare_orderings(
+        np.array(slice_ids),
+        np.array(accelerations, dtype=np.float64),
+        np.concatenate(by_trained),
+        np.concatenate(by_untrained),
+        groups,
+        seed=seed,
+    )
 
 
 @torch.inference_mode()
