@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from metrics.dfd.encoders import sha256_of
-from metrics.dfd.training import TrainingResult
+from metrics.dfd.training import TrainingResult, format_interval
 
 
 def write_model_card(weights: Path, result: TrainingResult, *, data: Path, n_slices: int) -> Path:
@@ -24,7 +24,7 @@ def write_model_card(weights: Path, result: TrainingResult, *, data: Path, n_sli
     checks = evaluation.get("ordering_checks", [])
     table = "\n".join(
         f"| {c['group']} | {c['slices']} | {c['trained']:.3f} | {c['untrained']:.3f} | "
-        f"{c['difference']:+.3f} | {_interval(c['difference_interval'])} | {c['verdict']} |"
+        f"{c['difference']:+.3f} | {format_interval(c['difference_interval'])} | {c['verdict']} |"
         for c in checks
     )
     overall = checks[0]["verdict"] if checks else "undetermined"
@@ -79,10 +79,6 @@ Produced by `python -m metrics train-ssfd --steps {config["steps"]} --seed {conf
 {curve}
 """)
     return card
-
-
-def _interval(interval) -> str:
-    return f"{interval[0]:+.3f} to {interval[1]:+.3f}" if interval else "n/a"
 
 
 def _indent(text: str) -> str:

@@ -131,6 +131,10 @@ def ssfd_distances(
     return ((features[1:] - features[:1]) ** 2).mean(dim=(1, 2, 3)).numpy().astype(np.float64)
 
 
+def format_interval(interval: tuple[float, float] | None) -> str:
+    return f"{interval[0]:+.3f} to {interval[1]:+.3f}" if interval else "n/a"
+
+
 @dataclass
 class OrderingCheck:
     """How well two encoders' distances order one group of held-out slices' reconstructions
@@ -155,11 +159,10 @@ class OrderingCheck:
         return "better" if low > 0 else "worse" if high < 0 else "no clear difference"
 
     def describe(self) -> str:
-        interval = self.difference_interval
-        spread = f"{interval[0]:+.3f} to {interval[1]:+.3f}" if interval else "n/a"
         return (
             f"{self.group} ({self.slices} slices): trained {self.trained:.3f}, untrained "
-            f"{self.untrained:.3f}, difference {self.difference:+.3f} ({spread}): {self.verdict}"
+            f"{self.untrained:.3f}, difference {self.difference:+.3f} "
+            f"({format_interval(self.difference_interval)}): {self.verdict}"
         )
 
     def as_dict(self) -> dict:
