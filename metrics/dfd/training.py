@@ -198,7 +198,8 @@ def compare_orderings(
         rows = np.flatnonzero(np.isin(slice_ids, members))
         if not len(rows):
             continue
-        present = list(dict.fromkeys(slice_ids[rows]))
+        found = set(slice_ids[rows])
+        present = [m for m in members if m in found]  # units numbered in the group's order
         unit = np.array([present.index(s) for s in slice_ids[rows]])
         rng = np.random.default_rng(seed)
         counts = counts_from_indices(resample_indices(len(present), resamples, rng), len(present))

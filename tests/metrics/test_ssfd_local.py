@@ -145,7 +145,7 @@ def _ordering_data(seed=1):
 
 def test_ordering_interval_equals_a_scipy_loop_over_resampled_slices():
     slice_ids, accelerations, trained, untrained = _ordering_data()
-    groups = {"all": list("abcde"), "three": ["c", "a", "e"]}
+    groups = {"all": list("abcde"), "three": ["c", "a", "e"], "reversed": list("edcba")}
     checks = compare_orderings(
         slice_ids, accelerations, trained, untrained, groups, resamples=300, seed=4
     )
