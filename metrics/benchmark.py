@@ -33,7 +33,7 @@ from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import DeepFeatureDistance, default_batch_size
 from metrics.dfd.encoders import ENCODERS, default_weights_dir, resolve_weights
 from metrics.engine import available_metrics
-from metrics.image import pixel_metrics_for_case, psnr_batch, ssim_batch
+from metrics.image import pixel_metrics_for_case, pixel_values
 
 SIZE = 320
 ACCELERATIONS = (2, 3, 4, 6, 8, 12)
@@ -303,14 +303,15 @@ def gpu_targets(
     x = torch.rand(batch, SIZE, SIZE, device=device)
     y = (x + 0.05 * torch.randn_like(x)).clamp_min(0)
     peak = x.amax(dim=(1, 2))
-    x64, y64, peak64 = x.double(), y.double(), peak.double()
+    # Each pair as a one-slice volume with its own reference, as the engine's pixel maths takes it.
+    x64, y64, peak64 = x.double()[:, None], y.double()[:, None], peak.double()
 
     def target_step(dfd: DeepFeatureDistance | None) -> Callable[[], None]:
-        """The issue's target: PSNR and SSIM in float64, then the DFD (if any) of each pair."""
+        """The issue's target: the engine's PSNR, SSIM (and NMSE) in float64, then the DFD (if
+        any) of each pair."""
 
         def step():
-            psnr_batch(x64, y64, peak64)
-            ssim_batch(x64, y64, peak64)
+            pixel_values(x64, y64, peak64)
             if dfd is not None:
                 dfd.pair_distances_tensor(x, y)
             synchronize(device)

@@ -101,17 +101,20 @@ def test_worse_reconstruction_scores_worse():
     assert nmse(gt, mild) < nmse(gt, strong)
 
 
+@pytest.mark.parametrize("pooled", [False, True], ids=["running-sums", "pooled"])
 @pytest.mark.parametrize("shape", [(2, 7, 7), (3, 37, 53), (1, 320, 320)])
-def test_window_mean_matches_scipy_uniform_filter(shape):
-    """The running-sum 7x7 mean equals scipy.ndimage.uniform_filter (scikit-image's filter) on
-    every window that fits, to float64 rounding."""
+def test_window_mean_matches_scipy_uniform_filter(shape, pooled):
+    """Both ways of taking the 7x7 mean (the CPU's running sums, the GPU's average pooling)
+    equal scipy.ndimage.uniform_filter (scikit-image's filter) on every window that fits, to
+    float64 rounding."""
     from scipy.ndimage import uniform_filter
 
     from metrics.image import _window_mean
 
     x = np.random.default_rng(0).random(shape) * 4095  # 12-bit range: long sums of large values
     expected = np.stack([uniform_filter(image, 7)[3:-3, 3:-3] for image in x])
-    assert np.allclose(_window_mean(torch.as_tensor(x)).numpy(), expected, rtol=1e-12, atol=0)
+    means = _window_mean(torch.as_tensor(x), pooled=pooled).numpy()
+    assert np.allclose(means, expected, rtol=1e-12, atol=0)
 
 
 def test_ssim_reference_broadcasts_over_its_reconstructions():
