@@ -55,17 +55,6 @@ def check_pair(gt: np.ndarray, pred: np.ndarray) -> None:
         raise MetricInputError("the reference is empty or constant (maximum must exceed minimum)")
 
 
-def psnr_batch(gt: torch.Tensor, pred: torch.Tensor, maxval: torch.Tensor) -> torch.Tensor:
-    """PSNR of each pair of an (N, H, W) stack; `maxval` is (N,). Returns (N,) in dB."""
-    mse = ((gt - pred) ** 2).mean(dim=(-2, -1))
-    return 10 * torch.log10(maxval**2 / mse)
-
-
-def nmse_batch(gt: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-    """NMSE of each pair of an (N, H, W) stack. Returns (N,)."""
-    return ((gt - pred) ** 2).sum(dim=(-2, -1)) / (gt**2).sum(dim=(-2, -1))
-
-
 def _window_mean(x: torch.Tensor, *, pooled: bool | None = None) -> torch.Tensor:
     """Mean over every 7x7 block that fits in the last two axes (no padding), in float64.
 
