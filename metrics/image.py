@@ -58,7 +58,7 @@ def check_pair(gt: np.ndarray, pred: np.ndarray) -> None:
 def _window_mean(x: torch.Tensor, *, pooled: bool | None = None) -> torch.Tensor:
     """Mean over every 7x7 block that fits in the last two axes (no padding), in float64.
 
-    Two ways, equal to about 1e-16 of the values (tested against each other and scikit-image):
+    Two ways, each equal to scipy's uniform_filter (scikit-image's filter) to 1e-12 (tested):
     * pooled (the default on a GPU): one average-pooling kernel, which reads each pixel's 49
       neighbours from cache; the bandwidth-bound card cares about passes over memory, not adds;
     * running sums (the default on a CPU): one cumulative sum and one difference per axis,
