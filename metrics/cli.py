@@ -383,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     compute.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the encoders (seconds of start-up; about twice the speed on a GPU)",
+        help="torch.compile the encoders, and the pixel maths on a GPU (seconds of start-up; "
+        "about twice the speed on a GPU)",
     )
     compute.add_argument(
         "--device", default=None, help="cpu, cuda or auto (default: $METRICS_DEVICE or auto)"

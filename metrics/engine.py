@@ -67,6 +67,7 @@ class MetricEngine:
         self.precision = precision
         self.names = list(names)
         self.device = device
+        self.compiled = compiled
         self.dfds = {
             name: (
                 DeepFeatureDistance.load(
@@ -92,7 +93,9 @@ class MetricEngine:
         results: dict[str, list[float | Exception]] = {}
         pixel = [n for n in self.names if n in PIXEL_METRICS]
         if pixel:
-            rows = pixel_metrics_or_errors(reference, reconstructions, device=self.device)
+            rows = pixel_metrics_or_errors(
+                reference, reconstructions, device=self.device, compiled=self.compiled
+            )
             for name in pixel:
                 results[name] = [r if isinstance(r, Exception) else r[name] for r in rows]
         for name, dfd in self.dfds.items():

@@ -212,8 +212,8 @@ METRICS_BATCH_SIZE = env.int("METRICS_BATCH_SIZE", default=None)
 # bf16 (CPU or GPU) run encoders faster with slightly different values, stored under their own
 # version.
 METRICS_PRECISION = env.str("METRICS_PRECISION", default="fp32")
-# torch.compile each encoder and distance once per worker process: about twice the throughput
-# on a GPU (README, Benchmarks), at some seconds of compilation per new image size.
+# torch.compile each encoder and distance (and, on a GPU, the pixel maths) once per worker
+# process: about twice the throughput on a GPU (README, Benchmarks), at some seconds of compilation per new image size.
 METRICS_COMPILE = env.bool("METRICS_COMPILE", default=False)
 # Metric names to compute (comma-separated); empty: every metric whose weights are present.
 METRICS_ENABLED = env.list("METRICS_ENABLED", default=[])
