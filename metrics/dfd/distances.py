@@ -162,9 +162,10 @@ DISTANCES = {
 
 def default_batch_size(device: str) -> int:
     """Slices per encoder pass when none is set. A GPU needs many in flight to be busy; on a
-    CPU a larger batch only pushes the activations out of cache (make bench-metrics, 320x320
-    on 2 cores: batches of 1-2 gave up to 1.9x the pairs per second of batches of 16)."""
-    return 16 if device.startswith("cuda") else 2
+    CPU a larger batch only pushes the activations out of cache. make bench-metrics, 320x320
+    on 2 cores, pairs/s against batches of 1: EfficientNet-Lite0 0.6-1.0x with batches of 2
+    and 0.45-0.6x with 16; ResNet50 and SSFD 0.83-1.05x with 2."""
+    return 16 if device.startswith("cuda") else 1
 
 
 def _as_slices(image: np.ndarray) -> np.ndarray:

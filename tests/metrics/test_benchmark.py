@@ -63,8 +63,10 @@ def test_main_writes_json(tmp_path, monkeypatch):
     assert rows[0]["what"].startswith("scikit-image") and "speed-up" in rows[1]
     assert any("peak memory" in row["what"] for row in rows)
     assert any(row["what"].endswith("fp32, torch.compile") for row in rows)
-    batches = [row["what"] for row in rows if row["what"].startswith("engine: batches of 16")]
-    assert batches, "on a CPU the engine is also timed at 16 slices per pass, beside its default"
+    for size in (1, 2, 16):
+        assert any(row["what"].startswith(f"engine: batches of {size},") for row in rows), (
+            "on a CPU the engine is timed at 2 and 16 slices per pass beside its default, 1"
+        )
     (bound,) = [row for row in rows if "against the measured matrix rate" in row["what"]]
     assert bound["gflop_per_image"] > 1 and 0 < bound["of_measured_matrix_rate"] < 2
     (cost,) = [row for row in rows if row["what"] == "dfd-ssfd-local: bf16 against fp32"]
