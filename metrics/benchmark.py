@@ -33,7 +33,7 @@ from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import DeepFeatureDistance, default_batch_size
 from metrics.dfd.encoders import ENCODERS, default_weights_dir, resolve_weights
 from metrics.engine import available_metrics
-from metrics.image import fused_pixel_values, pixel_metrics_for_case, pixel_values
+from metrics.image import pixel_maths, pixel_metrics_for_case, pixel_values
 
 SIZE = 320
 ACCELERATIONS = (2, 3, 4, 6, 8, 12)
@@ -323,8 +323,8 @@ def gpu_targets(
 
     pixel_seconds = timed(target_step(None), repeat)
     rows.append(report(f"PSNR+SSIM float64 (batch {batch})", batch, pixel_seconds))
-    # The engine fuses the pixel maths where it compiles the encoders, on a GPU only.
-    fused_pixel = fused_pixel_values() if compiled and on_gpu else pixel_values
+    # The pixel maths the engine runs where it compiles the encoders (fused on a GPU only).
+    fused_pixel = pixel_maths(compiled=compiled, cuda=on_gpu)
     if fused_pixel is not pixel_values:
         seconds = timed(target_step(None, fused_pixel), repeat)
         rows.append(report(f"PSNR+SSIM float64, torch.compile (batch {batch})", batch, seconds))
