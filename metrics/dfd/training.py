@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from scipy.stats import spearmanr
 
 from metrics.dfd.distances import preprocess_zscore
 from metrics.dfd.networks import SSFDEncoder, SSFDInpainter
+from metrics.image import pixel_metrics_for_case
 from metrics.stats.bootstrap import (
     counts_from_indices,
     percentile_interval,
@@ -139,13 +140,21 @@ def format_interval(interval: tuple[float, float] | None) -> str:
 class OrderingCheck:
     """How well two encoders' distances order one group of held-out slices' reconstructions
     by acceleration: Spearman pooled over the group, and a 95 % interval of the difference
-    from resampling whole slices (one slice's reconstructions are not independent)."""
+    from resampling whole slices (one slice's reconstructions are not independent).
+
+    Two yardsticks say how much the check can tell: `nmse`, a pixel metric's Spearman on the
+    same reconstructions (pooled over slices, no metric reaches 1: the same acceleration costs
+    one image more than another), and `untrained_seeds`, the Spearman of untrained encoders of
+    other seeds (how far the initial weights alone move it).
+    """
 
     group: str
     slices: int
     trained: float
     untrained: float
     difference_interval: tuple[float, float] | None
+    nmse: float | None = None
+    untrained_seeds: tuple[float, ...] = ()
 
     @property
     def difference(self) -> float:
@@ -158,15 +167,35 @@ class OrderingCheck:
         low, high = self.difference_interval
         return "better" if low > 0 else "worse" if high < 0 else "no clear difference"
 
+    @property
+    def untrained_range(self) -> tuple[float, float] | None:
+        """Lowest and highest Spearman of the untrained encoders, this seed's included."""
+        if not self.untrained_seeds:
+            return None
+        values = (self.untrained, *self.untrained_seeds)
+        return min(values), max(values)
+
     def describe(self) -> str:
+        context = []
+        if self.nmse is not None:
+            context.append(f"NMSE {self.nmse:.3f}")
+        if self.untrained_range:
+            low, high = self.untrained_range
+            context.append(f"untrained seeds {low:.3f} to {high:.3f}")
         return (
             f"{self.group} ({self.slices} slices): trained {self.trained:.3f}, untrained "
             f"{self.untrained:.3f}, difference {self.difference:+.3f} "
             f"({format_interval(self.difference_interval)}): {self.verdict}"
+            + (f" [{'; '.join(context)}]" if context else "")
         )
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "difference": self.difference, "verdict": self.verdict}
+        return {
+            **asdict(self),
+            "difference": self.difference,
+            "verdict": self.verdict,
+            "untrained_range": self.untrained_range,
+        }
 
 
 def anatomy_groups(
@@ -182,6 +211,10 @@ def anatomy_groups(
     return {name: members for name, members in groups.items() if members}
 
 
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    return float(spearmanr(x, y).statistic)
+
+
 def compare_orderings(
     slice_ids: np.ndarray,
     accelerations: np.ndarray,
@@ -189,10 +222,13 @@ def compare_orderings(
     untrained: np.ndarray,
     groups: dict[str, list[str]],
     *,
+    nmse: np.ndarray | None = None,
+    other_untrained: Sequence[np.ndarray] = (),
     resamples: int = 2000,
     seed: int = 0,
 ) -> list[OrderingCheck]:
-    """One OrderingCheck per group of slice ids (a cluster bootstrap over slices)."""
+    """One OrderingCheck per group of slice ids (a cluster bootstrap over slices), with the
+    NMSE's and the other untrained encoders' Spearman on the same rows where given."""
     checks = []
     for name, members in groups.items():
         rows = np.flatnonzero(np.isin(slice_ids, members))
@@ -211,12 +247,55 @@ def compare_orderings(
             OrderingCheck(
                 group=name,
                 slices=len(present),
-                trained=float(spearmanr(x, trained[rows]).statistic),
-                untrained=float(spearmanr(x, untrained[rows]).statistic),
+                trained=_spearman(x, trained[rows]),
+                untrained=_spearman(x, untrained[rows]),
                 difference_interval=percentile_interval(differences),
+                nmse=None if nmse is None else _spearman(x, nmse[rows]),
+                untrained_seeds=tuple(_spearman(x, other[rows]) for other in other_untrained),
             )
         )
     return checks
+
+
+RECONSTRUCTION_METHODS = ("zero-filled", "cs-tv", "cs-l1-wavelet")
+
+
+def acceleration_series(
+    slices: dict[str, np.ndarray], method: str = "zero-filled", *, seed: int = 0
+) -> Iterator[tuple[str, np.ndarray, tuple[float, ...], list[np.ndarray]]]:
+    """(slice id, reference, accelerations, reconstructions) for each slice, seeded.
+
+    zero-filled: 2, 3, 4, 6, 8 and 12x, with random and then equispaced masks (no phase: a
+    quick, graded set). cs-tv and cs-l1-wavelet: the same accelerations with random masks,
+    simulated and reconstructed as the demo study's are (smooth phase, its SigPy settings), so
+    the check also meets the blur and staircasing that the demo's readers grade.
+    """
+    from fixtures.demo import TV, WAVELET
+    from fixtures.simulation import Protocol, simulate_case, zero_filled_series
+
+    if method not in RECONSTRUCTION_METHODS:
+        raise ValueError(
+            f"unknown reconstruction method {method!r}; one of {RECONSTRUCTION_METHODS}"
+        )
+    rng = np.random.default_rng(seed)
+    options = {"cs-tv": TV, "cs-l1-wavelet": WAVELET}
+    for index, (slice_id, image) in enumerate(slices.items()):
+        image = image.astype(np.float64) / image.max()
+        if method == "zero-filled":
+            for mask in MASKS:
+                yield (
+                    slice_id,
+                    image,
+                    ACCELERATIONS,
+                    zero_filled_series(image, ACCELERATIONS, rng=rng, mask=mask),
+                )
+            continue
+        protocols = [
+            Protocol(method, a, center_fraction=0.32 / a, options=options[method])
+            for a in ACCELERATIONS
+        ]
+        case = simulate_case(image, protocols, seed=seed + index)
+        yield slice_id, case.reference, ACCELERATIONS, [rec for _, rec in case.reconstructions]
 
 
 def acceleration_checks(
@@ -225,33 +304,38 @@ def acceleration_checks(
     slices: dict[str, np.ndarray],
     groups: dict[str, list[str]],
     *,
+    other_untrained: Sequence[SSFDEncoder] = (),
+    method: str = "zero-filled",
     seed: int = 0,
 ) -> list[OrderingCheck]:
     """Do the trained encoder's distances order reconstructions by acceleration better than
-    the untrained encoder's? Pooled over slices, per group of slices.
+    the untrained encoder's? Pooled over slices, per group of slices; NMSE and the untrained
+    encoders of `other_untrained` measured on the same reconstructions, as yardsticks.
 
-    Zero-filled reconstructions of every slice at 2, 3, 4, 6, 8 and 12x, with random and
-    equispaced masks. Pooled, so the distance must be comparable between images (within one
-    slice, any distance orders zero-filled reconstructions by acceleration).
+    Reconstructions from `acceleration_series(slices, method)`. Pooled, so the distance must
+    be comparable between images (within one slice, any distance orders zero-filled
+    reconstructions by acceleration).
     """
-    from fixtures.simulation import zero_filled_series
-
-    rng = np.random.default_rng(seed)
-    slice_ids, accelerations, by_trained, by_untrained = [], [], [], []
-    for slice_id, image in slices.items():
-        image = image.astype(np.float64) / image.max()
-        for mask in MASKS:
-            reconstructions = zero_filled_series(image, ACCELERATIONS, rng=rng, mask=mask)
-            slice_ids += [slice_id] * len(ACCELERATIONS)
-            accelerations += ACCELERATIONS
-            by_trained.append(ssfd_distances(trained, image, reconstructions))
-            by_untrained.append(ssfd_distances(untrained, image, reconstructions))
+    slice_ids, accelerations, by_trained, by_untrained, nmse = [], [], [], [], []
+    by_other: list[list[np.ndarray]] = [[] for _ in other_untrained]
+    for slice_id, reference, series_accelerations, reconstructions in acceleration_series(
+        slices, method, seed=seed
+    ):
+        slice_ids += [slice_id] * len(series_accelerations)
+        accelerations += series_accelerations
+        by_trained.append(ssfd_distances(trained, reference, reconstructions))
+        by_untrained.append(ssfd_distances(untrained, reference, reconstructions))
+        for distances, encoder in zip(by_other, other_untrained, strict=True):
+            distances.append(ssfd_distances(encoder, reference, reconstructions))
+        nmse += [row["nmse"] for row in pixel_metrics_for_case(reference, reconstructions)]
     return compare_orderings(
         np.array(slice_ids),
         np.array(accelerations, dtype=np.float64),
         np.concatenate(by_trained),
         np.concatenate(by_untrained),
         groups,
+        nmse=np.array(nmse),
+        other_untrained=[np.concatenate(distances) for distances in by_other],
         seed=seed,
     )
 

@@ -1,5 +1,7 @@
 """The SSFD encoder this project trains and ships (dfd-ssfd-local) and its training command."""
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +21,13 @@ from metrics.dfd.encoders import (
     availability,
     sha256_of,
 )
+from metrics.dfd.model_card import LATER_CHECKS, record_later_checks
 from metrics.dfd.networks import SSFDEncoder
 from metrics.dfd.training import (
     ACCELERATIONS,
     TrainingConfig,
     acceleration_checks,
+    acceleration_series,
     anatomy_groups,
     compare_orderings,
     patch_mask,
@@ -128,8 +132,11 @@ def test_train_ssfd_command_writes_weights_and_a_model_card(tmp_path):
     assert "pooled Spearman(distance, acceleration), trained against untrained" in result.stdout
     assert "all (10 slices): trained" in result.stdout
     assert "brain (the training anatomy) (7 slices)" in result.stdout
+    all_line = next(line for line in result.stdout.splitlines() if "all (10 slices)" in line)
+    assert "NMSE 0." in all_line and "untrained seeds 0." in all_line
     card = out.with_suffix(".md").read_text()
     assert sha256_of(out) in card and "untrained" in card
+    assert "| NMSE | untrained, 5 seeds |" in card and "n/a" not in card
 
 
 def _ordering_data(seed=1):
@@ -146,17 +153,33 @@ def _ordering_data(seed=1):
 def test_ordering_interval_equals_a_scipy_loop_over_resampled_slices():
     slice_ids, accelerations, trained, untrained = _ordering_data()
     groups = {"all": list("abcde"), "three": ["c", "a", "e"], "reversed": list("edcba")}
+    rng = np.random.default_rng(9)
+    nmse = accelerations * rng.uniform(0.5, 1.5, len(accelerations))
+    others = [accelerations + rng.normal(0, s, len(accelerations)) for s in (1, 3)]
     checks = compare_orderings(
-        slice_ids, accelerations, trained, untrained, groups, resamples=300, seed=4
+        slice_ids,
+        accelerations,
+        trained,
+        untrained,
+        groups,
+        nmse=nmse,
+        other_untrained=others,
+        resamples=300,
+        seed=4,
     )
     for check, members in zip(checks, groups.values(), strict=True):
         rows_of = {m: np.flatnonzero(slice_ids == m) for m in members}
+        in_group = np.isin(slice_ids, members)
         assert check.slices == len(members)
-        assert check.trained == pytest.approx(
-            spearmanr(
-                accelerations[np.isin(slice_ids, members)], trained[np.isin(slice_ids, members)]
-            ).statistic
-        )
+
+        def scipy_spearman(values, in_group=in_group):
+            return spearmanr(accelerations[in_group], values[in_group]).statistic
+
+        assert check.trained == pytest.approx(scipy_spearman(trained), abs=1e-12)
+        assert check.nmse == pytest.approx(scipy_spearman(nmse), abs=1e-12)
+        assert check.untrained_seeds == pytest.approx([scipy_spearman(o) for o in others])
+        values = [scipy_spearman(v) for v in (untrained, *others)]
+        assert check.untrained_range == pytest.approx((min(values), max(values)))
         draws = np.random.default_rng(4).integers(0, len(members), size=(300, len(members)))
         differences = []
         for draw in draws:  # the independent reference: rebuild each resample, ask scipy
@@ -209,8 +232,107 @@ def test_acceleration_checks_of_an_encoder_against_itself_find_no_difference():
     torch.manual_seed(0)
     encoder = SSFDEncoder().eval()
     slices = {k: v for k, v in load_slices().items() if k in ("s1-axial", "abdomen-fat")}
-    checks = acceleration_checks(encoder, encoder, slices, anatomy_groups(slices, slice_sources()))
+    torch.manual_seed(1)
+    other = SSFDEncoder().eval()
+    checks = acceleration_checks(
+        encoder, encoder, slices, anatomy_groups(slices, slice_sources()), other_untrained=[other]
+    )
     assert [c.group for c in checks] == ["all", "brain (the training anatomy)", "other anatomy"]
     assert [c.slices for c in checks] == [2, 1, 1]
     assert all(c.difference == 0 and c.verdict == "no clear difference" for c in checks)
     assert checks[0].trained > 0.8, "zero-filled series are ordered by acceleration"
+    # the yardsticks are measured on the same reconstructions: within one slice, NMSE and any
+    # encoder order a zero-filled series by acceleration almost perfectly
+    for check in checks[1:]:
+        assert check.nmse > 0.9 and check.untrained_seeds[0] > 0.9
+    assert checks[0].untrained_seeds[0] != checks[0].untrained, "another seed, other weights"
+
+
+def test_cs_series_are_the_demo_studys_reconstructions_at_each_acceleration():
+    """cs-tv reconstructions are simulated as the demo's are: the same function and settings
+    give the same images, and more acceleration costs more error."""
+    from fixtures.demo import TV
+    from fixtures.simulation import Protocol, simulate_case
+
+    image = load_slice("s1-axial")
+    ((slice_id, reference, accelerations, recs),) = acceleration_series(
+        {"s1-axial": image}, "cs-tv", seed=5
+    )
+    assert slice_id == "s1-axial" and accelerations == ACCELERATIONS and len(recs) == 6
+    case = simulate_case(image, [Protocol("cs-tv", 2, center_fraction=0.16, options=TV)], seed=5)
+    assert reference == pytest.approx(case.reference, abs=1e-12)
+    assert recs[0] == pytest.approx(case.reconstructions[0][1], abs=1e-12)
+    nmse = [np.sum((r - reference) ** 2) / np.sum(reference**2) for r in recs]
+    assert spearmanr(accelerations, nmse).statistic > 0.9
+    with pytest.raises(ValueError, match="unknown reconstruction method"):
+        next(acceleration_series({"s1-axial": image}, "zero-filed"))
+
+
+def _evaluate_ssfd(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "metrics", "evaluate-ssfd", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_evaluate_ssfd_command_checks_the_shipped_encoder(tmp_path):
+    shipped = LOCAL_WEIGHTS_DIR / SSFD_LOCAL_FILE.filename
+    weights = tmp_path / shipped.name
+    shutil.copy(shipped, weights)
+    shutil.copy(shipped.with_suffix(".md"), weights.with_suffix(".md"))
+    args = ("--weights", str(weights), "--json", str(tmp_path / "checks.json"), "--record")
+    result = _evaluate_ssfd(*args)
+    assert result.returncode == 0, result.stderr
+    assert SSFD_LOCAL_FILE.sha256 in result.stdout and "untrained seed 0" in result.stdout
+    card = weights.with_suffix(".md").read_text()
+    assert card.startswith(shipped.with_suffix(".md").read_text().split(LATER_CHECKS)[0])
+    assert card.count(LATER_CHECKS) == 1 and "zero-filled reconstructions of the held-out" in card
+    recorded = torch.load(shipped, weights_only=True)
+    (checks,) = json.loads((tmp_path / "checks.json").read_text()).values()
+    # the same check as at training time, on the same reconstructions: the same numbers
+    for now, then in zip(checks, recorded["evaluation"]["ordering_checks"], strict=True):
+        assert now["trained"] == pytest.approx(then["trained"], abs=1e-6)
+        assert now["untrained"] == pytest.approx(then["untrained"], abs=1e-6)
+        assert now["nmse"] > 0.8 and len(now["untrained_seeds"]) == 4
+
+
+def test_evaluate_ssfd_command_rejects_a_file_that_is_not_an_ssfd_checkpoint(tmp_path):
+    missing = _evaluate_ssfd("--weights", str(tmp_path / "absent.pt"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "no such file" in missing.stderr
+    other = tmp_path / "other.pt"
+    torch.save({"model_state_dict": {"conv.weight": torch.zeros(1)}}, other)
+    wrong = _evaluate_ssfd("--weights", str(other))
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+    assert "not an SSFD checkpoint" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_later_checks_replace_the_earlier_record_and_keep_the_card(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"weights")
+    weights.with_suffix(".md").write_text("# Model card\n\nTrained on two subjects.\n")
+    check = {
+        "group": "all",
+        "slices": 10,
+        "trained": 0.8,
+        "untrained": 0.9,
+        "difference": -0.1,
+        "difference_interval": (-0.2, -0.01),
+        "verdict": "worse",
+        "nmse": 0.86,
+        "untrained_range": (0.82, 0.9),
+    }
+    record_later_checks(weights, {"cs-tv": [check]}, seed=0, when="2026-12-01")
+    record_later_checks(weights, {"zero-filled": [check]}, seed=0, when="2026-12-02")
+    card = weights.with_suffix(".md").read_text()
+    assert card.startswith("# Model card\n\nTrained on two subjects.\n")
+    assert (
+        card.count(LATER_CHECKS) == 1
+        and "2026-12-02" in card
+        and "cs-tv reconstructions" not in card
+    )
+    assert "| all | 10 | 0.800 | 0.900 | -0.100 | -0.200 to -0.010 | worse | 0.860 |" in card
+    assert sha256_of(weights) in card
