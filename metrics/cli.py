@@ -498,7 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="does a trained SSFD encoder order held-out reconstructions by acceleration "
         "better than untrained ones?",
     )
-    p.add_argument("--weights", type=Path, default=LOCAL_WEIGHTS_DIR / "ssfd-local.pt")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=LOCAL_WEIGHTS_DIR / "ssfd-local.pt",
+        help="SSFD checkpoint (default: the shipped dfd-ssfd-local weights)",
+    )
     p.add_argument(
         "--method",
         action="append",
