@@ -307,35 +307,34 @@ ORDERING_HEADER = (
 def ordering_checks(encoder, seed: int, method: str = "zero-filled") -> list:
     """The trained-against-untrained ordering check on the held-out demo slices, with the
     untrained encoder of `seed` (where training started) and of four more seeds."""
-    import torch
-
     from fixtures.images import load_slices, slice_sources
-    from metrics.dfd.networks import SSFDInpainter
-    from metrics.dfd.training import acceleration_checks, anatomy_groups
-
-    def untrained(seed: int):
-        torch.manual_seed(seed)
-        return SSFDInpainter().eval().encoder
+    from metrics.dfd.training import acceleration_checks, anatomy_groups, untrained_model
 
     held_out = load_slices()  # the demo slices, never seen in training
     return acceleration_checks(
         encoder,
-        untrained(seed),
+        untrained_model(seed).encoder,
         held_out,
         anatomy_groups(held_out, slice_sources()),
-        other_untrained=[untrained(seed + offset) for offset in YARDSTICK_SEED_OFFSETS],
+        other_untrained=[
+            untrained_model(seed + offset).encoder for offset in YARDSTICK_SEED_OFFSETS
+        ],
         method=method,
     )
 
 
 def cmd_train_ssfd(args) -> int:
-    import torch
     from tqdm import tqdm
 
     from fixtures.images import load_slices
     from metrics.dfd.model_card import write_model_card
-    from metrics.dfd.networks import SSFDInpainter
-    from metrics.dfd.training import TrainingConfig, inpainting_loss, save_encoder, train_ssfd
+    from metrics.dfd.training import (
+        TrainingConfig,
+        inpainting_loss,
+        save_encoder,
+        train_ssfd,
+        untrained_model,
+    )
 
     images = np.load(args.data)["images"]
     config = TrainingConfig(steps=args.steps, seed=args.seed)
@@ -350,8 +349,7 @@ def cmd_train_ssfd(args) -> int:
         model, result = train_ssfd(images, config, progress=progress)
     checks = ordering_checks(model.encoder, config.seed)
     held_out = list(load_slices().values())
-    torch.manual_seed(config.seed)
-    untrained = SSFDInpainter().eval()
+    untrained = untrained_model(config.seed)
     result.evaluation = {
         "spearman_trained": checks[0].trained,
         "spearman_untrained": checks[0].untrained,

@@ -90,9 +90,8 @@ def train_ssfd(
 ) -> tuple[SSFDInpainter, TrainingResult]:
     """Train the inpainting UNet; return it (its `.encoder` is the feature encoder) and the
     loss curve."""
-    torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = SSFDInpainter()
+    model = untrained_model(config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.StepLR(optimiser, config.decay_every, config.decay_factor)
     slices = zscored_slices(images)
@@ -116,6 +115,12 @@ def train_ssfd(
             progress(step, result.losses[-1])
     result.seconds = time.perf_counter() - start
     return model.eval(), result
+
+
+def untrained_model(seed: int) -> SSFDInpainter:
+    """The inpainting UNet as training starts from it with this seed (eval mode)."""
+    torch.manual_seed(seed)
+    return SSFDInpainter().eval()
 
 
 ACCELERATIONS = (2, 3, 4, 6, 8, 12)
