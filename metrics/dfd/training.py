@@ -276,7 +276,12 @@ def acceleration_series(
     the check also meets the blur and staircasing that the demo's readers grade.
     """
     from fixtures.demo import TV, WAVELET
-    from fixtures.simulation import Protocol, simulate_case, zero_filled_series
+    from fixtures.simulation import (
+        Protocol,
+        fastmri_center_fraction,
+        simulate_case,
+        zero_filled_series,
+    )
 
     if method not in RECONSTRUCTION_METHODS:
         raise ValueError(
@@ -296,7 +301,9 @@ def acceleration_series(
                 )
             continue
         protocols = [
-            Protocol(method, a, center_fraction=0.32 / a, options=options[method])
+            Protocol(
+                method, a, center_fraction=fastmri_center_fraction(a), options=options[method]
+            )
             for a in ACCELERATIONS
         ]
         case = simulate_case(image, protocols, seed=seed + index)
