@@ -486,7 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(__file__).resolve().parents[1] / "fixtures/data/training_slices.npz",
     )
-    p.add_argument("--out", type=Path, default=LOCAL_WEIGHTS_DIR / "ssfd-local.pt")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="where to write the checkpoint (and its model card beside it); the shipped "
+        f"weights, {LOCAL_WEIGHTS_DIR / 'ssfd-local.pt'}, change only when named here",
+    )
     p.add_argument("--steps", type=int, default=TRAINING_STEPS_DEFAULT)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_train_ssfd)

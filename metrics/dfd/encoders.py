@@ -388,9 +388,10 @@ SSFD_FILE = WeightsFile(
 )
 SSFD_LOCAL_FILE = WeightsFile(
     "ssfd-local.pt",
-    # `python -m metrics train-ssfd` (seed 0); see ssfd-local.md. Rewritten on 2026-11-30 with
-    # the per-anatomy evaluation in its metadata: the same tensors, so still ssfd-local-2.
-    sha256="a2680dfded165b2f9e80a4858526470b7e82ec8a995506acbaff9855ca57be29",
+    # `python -m metrics train-ssfd --out ...` (seed 0); see ssfd-local.md. Retrained on
+    # 2026-12-01 on the corrected SSFD encoder (weight-standardised conv2, block4_relu1 tap):
+    # ssfd-local-3.
+    sha256="c158d58f59672ce920b771a2100ec87e856100a1b432b16e4f56a2b8a397c44a",
     licence="BSD-3-Clause (this project; trained on the data in fixtures/PROVENANCE.md)",
     in_repository=True,
 )
@@ -510,20 +511,21 @@ ENCODERS: dict[str, EncoderSpec] = {
             "dfd-ssfd",
             "in-domain",
             "SSFD UNet encoder (fastMRI knee, inpainting)",
-            ("block4_relu2",),
+            ("block4_relu1",),
             "zscore",
             "mse",
             _build_ssfd(SSFD_FILE.filename),
             (SSFD_FILE,),
-            "SSFD: MSE of the self-supervised encoder's block4_relu2 features",
+            "SSFD: MSE of the self-supervised encoder's block4_relu1 features, weight-standardised "
+            "second convolutions (the authors' corrected code, commit b3ce5d8)",
             "Adamson et al., NeurIPS 2021 workshop; " + ADAMSON_2023,
-            "ssfd-default",
+            "ssfd-default+b3ce5d8",
         ),
         EncoderSpec(
             "dfd-ssfd-local",
             "in-domain",
             "SSFD UNet encoder trained by this project",
-            ("block4_relu2",),
+            ("block4_relu1",),
             "zscore",
             "mse",
             _build_ssfd(SSFD_LOCAL_FILE.filename),
@@ -531,7 +533,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "the SSFD recipe on an encoder trained here on real MR slices (model card: "
             "metrics/dfd/weights/ssfd-local.md); demo slices held out",
             ADAMSON_2023,
-            "ssfd-local-2",
+            "ssfd-local-3",
         ),
     ]
 }

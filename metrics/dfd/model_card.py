@@ -42,7 +42,10 @@ Produced by `python -m metrics train-ssfd --steps {config["steps"]} --seed {conf
 
 - **Weights**: `{weights.name}`, SHA-256 `{sha256_of(weights)}`, in the published SSFD
   checkpoint layout (`{{"model_state_dict": ...}}`, the published encoder's parameter names).
-- **Feature tap used by the distance**: `block4_relu2` (160 channels, 1/8 resolution); MSE.
+- **Architecture and tap**: the published SSFD encoder as its authors corrected it
+  (StanfordMIMI/deep-feature-mr-recon commit b3ce5d8, "correct SSFD layer"): the second
+  convolution of every block weight-standardised; the distance taps `block4_relu1` (160
+  channels, 1/8 resolution); MSE over space, mean over channels.
 - **Data**: `{data.name}`: {n_slices} real T1 brain slices (256x256, 8-bit) from two subjects,
   pycortex S1 and Colin27, in three orientations (fixtures/PROVENANCE.md). **Held out**: the
   demo study's slices and every slice within 6 of them (fixtures/extract.py); no shoulder or

@@ -31,7 +31,7 @@ from metrics.stats.bootstrap import (
     resampled_spearman,
 )
 
-TAP = "block4_relu2"
+TAP = "block4_relu1"  # the authors' corrected tap (deep-feature-mr-recon commit b3ce5d8)
 
 
 @dataclass

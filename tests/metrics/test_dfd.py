@@ -25,7 +25,7 @@ from metrics.dfd.encoders import (
     resolve_weights,
     verify,
 )
-from metrics.dfd.networks import SSFDEncoder, inference_graph
+from metrics.dfd.networks import SSFDEncoder, WeightStandardizedConv2d, inference_graph
 from metrics.image import MetricInputError
 
 TOLERANCE = 1e-5  # float32 features; the references run in float32 too
@@ -167,20 +167,72 @@ def test_radimagenet_accepts_the_published_layouts(layout, tmp_path, device):
     assert np.allclose(ours, resnet_layer3_mse(model, refs, recs), rtol=TOLERANCE)
 
 
+def published_ssfd_block4_relu1(state: dict, x: torch.Tensor) -> torch.Tensor:
+    """SSFD's `block4_relu1` written out from the published description, not from our class.
+
+    StanfordMIMI/deep-feature-mr-recon, dfd_mr_recon/metrics/ssfd.py at commit 98212cd (the
+    authors' correction b3ce5d8, "correct SSFD layer"): DoubleConv = conv1 3x3 -> ReLU (the
+    tap) -> conv2 3x3 with weight standardisation (filter minus its mean over input channel and
+    kernel, over its unbiased std + 1e-5) -> ReLU -> GroupNorm(10); blocks 2-5 start with a
+    2x2 max pool. block4_relu1 is the first ReLU of `encoder3`.
+    """
+    import torch.nn.functional as F  # noqa: N812
+
+    def double_conv(prefix, h):
+        tap = F.relu(
+            F.conv2d(h, state[f"{prefix}.conv1.weight"], state[f"{prefix}.conv1.bias"], padding=1)
+        )
+        w = state[f"{prefix}.conv2.weight"]
+        w = w - w.mean(dim=1, keepdim=True).mean(dim=2, keepdim=True).mean(dim=3, keepdim=True)
+        w = w / (w.view(w.size(0), -1).std(dim=1).view(-1, 1, 1, 1) + 1e-5)
+        h = F.relu(F.conv2d(tap, w, state[f"{prefix}.conv2.bias"], padding=1))
+        h = F.group_norm(h, 10, state[f"{prefix}.GN.weight"], state[f"{prefix}.GN.bias"])
+        return h, tap
+
+    h, _ = double_conv("firstblock", x)
+    for block in ("encoder1", "encoder2"):
+        h, _ = double_conv(f"{block}.conv_block", F.max_pool2d(h, 2))
+    _, tap = double_conv("encoder3.conv_block", F.max_pool2d(h, 2))
+    return tap
+
+
+def seeded_ssfd_state(seed: int) -> dict:
+    """A seeded SSFD state dict in the published parameter layout; the GroupNorm affine
+    parameters are drawn too (not left at 1 and 0), so a block that skipped them would show."""
+    encoder = seeded(SSFDEncoder, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    state = encoder.state_dict()
+    for key, value in state.items():
+        if ".GN." in key:
+            state[key] = value + 0.1 * torch.randn(value.shape, generator=generator)
+    return state
+
+
+def test_ssfd_encoder_matches_the_published_corrected_architecture():
+    state = seeded_ssfd_state(seed=11)
+    encoder = SSFDEncoder().eval()
+    encoder.load_state_dict(state)
+    x = torch.randn(2, 1, 64, 48, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = encoder(x)["block4_relu1"]
+        expected = published_ssfd_block4_relu1(state, x)
+    assert ours.shape == (2, 160, 8, 6), "block4_relu1: 160 channels at 1/8 resolution"
+    assert torch.allclose(ours, expected, rtol=TOLERANCE, atol=TOLERANCE)
+
+
 def test_ssfd_loads_the_published_layout_and_follows_its_recipe(tmp_path, device):
-    encoder = seeded(SSFDEncoder, seed=5)
-    path = save_state(
-        tmp_path, "ssfd.ckpt", {"model_state_dict": encoder.state_dict(), "epoch": 3}
-    )
+    state = seeded_ssfd_state(seed=5)
+    path = save_state(tmp_path, "ssfd.ckpt", {"model_state_dict": state, "epoch": 3})
     refs, recs = pairs(size=48)
     ours = load("dfd-ssfd", tmp_path, device, override=path).pair_distances(refs, recs)
-    with torch.no_grad():  # the published computation: z-score (unbiased std), block4_relu2, MSE
+    with torch.no_grad():  # the published computation: z-score (unbiased std), block4_relu1, MSE
 
         def z(x):
             x = torch.as_tensor(x).unsqueeze(1)
             return (x - x.mean(dim=(2, 3), keepdim=True)) / x.std(dim=(2, 3), keepdim=True)
 
-        f0, f1 = encoder(z(refs))["block4_relu2"], encoder(z(recs))["block4_relu2"]
+        f0 = published_ssfd_block4_relu1(state, z(refs))
+        f1 = published_ssfd_block4_relu1(state, z(recs))
     expected = ((f0 - f1) ** 2).mean(dim=(2, 3)).mean(dim=1).numpy()
     assert np.allclose(ours, expected, rtol=TOLERANCE)
 
@@ -241,6 +293,9 @@ def test_inference_graph_folds_batch_norms_and_computes_only_the_taps(name, unta
     network.eval()
     graph = inference_graph(network, spec.layers)
     assert graph_modules(graph, torch.nn.BatchNorm2d) == [], "every batch norm is folded"
+    assert graph_modules(graph, WeightStandardizedConv2d) == [], (
+        "standardised once, as plain convs"
+    )
     assert not [n for n, _ in graph.named_modules() if n.startswith(untapped)], (
         "nothing past the deepest tap is kept"
     )

@@ -118,6 +118,18 @@ def test_demo_slices_are_held_out_of_the_training_data():
         assert not near, f"{slice_id} (index {demo_index}) leaks into training: {near}"
 
 
+def test_train_ssfd_needs_out_and_leaves_the_shipped_weights_alone():
+    result = subprocess.run(
+        [sys.executable, "-m", "metrics", "train-ssfd", "--steps", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "--out" in result.stderr
+    assert sha256_of(LOCAL_WEIGHTS_DIR / SSFD_LOCAL_FILE.filename) == SSFD_LOCAL_FILE.sha256
+
+
 @pytest.mark.slow
 def test_train_ssfd_command_writes_weights_and_a_model_card(tmp_path):
     out = tmp_path / "ssfd.pt"
