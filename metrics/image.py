@@ -58,6 +58,17 @@ def check_pair(gt: np.ndarray, pred: np.ndarray) -> None:
         raise MetricInputError("the reference is empty or constant (maximum must exceed minimum)")
 
 
+def scaled_slices(
+    gt: np.ndarray, pred: np.ndarray, maxval: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as (slices, H, W) float64, divided by `maxval` (default the reference's
+    maximum over the whole volume): the reference study's `/255` for 8-bit PNGs whose
+    reference reaches 255 (HFEN, VIF, NQM)."""
+    peak = float(gt.max()) if maxval is None else float(maxval)
+    as_slices = lambda image: np.asarray(image, np.float64).reshape(-1, *image.shape[-2:]) / peak  # noqa: E731
+    return as_slices(gt), as_slices(pred)
+
+
 def _window_mean(x: torch.Tensor, *, pooled: bool | None = None) -> torch.Tensor:
     """Mean over every 7x7 block that fits in the last two axes (no padding), in float64.
 

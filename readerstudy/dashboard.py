@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import logging
 import math
 import os
 import threading
@@ -21,11 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Max
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
-from metrics.stats.analysis import AnalysisInputError, analyze
+from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
 from readerstudy.export import safe_text
 from readerstudy.models import (
     Assignment,
@@ -35,6 +38,8 @@ from readerstudy.models import (
     Study,
     current_metric_values,
 )
+
+logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 24 * 3600
 # A process that died mid-analysis must not block the next one for long.
@@ -194,6 +199,7 @@ def _analysis(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame)
             seed=0,
             groups=recons[["reconstruction", "method", "acceleration"]],
             extended=True,
+            cases=recons[["reconstruction", "case"]],
         )
     except AnalysisInputError as error:
         out["reason"] = str(error)
@@ -253,9 +259,24 @@ def dashboard_payload(study: Study) -> tuple[str, dict]:
             return latest["version"], latest["payload"]
     try:
         payload = build_payload(study, version)
-        cache.set(
-            latest_key, {"version": version, "payload": payload, "at": time.time()}, CACHE_SECONDS
-        )
+        try:
+            # Only a payload that is valid JSON is cached: a broken one would be served for
+            # a day. The engine gives null for what it cannot compute; this is the last guard.
+            json.dumps(payload, allow_nan=False, cls=DjangoJSONEncoder)
+        except ValueError as error:
+            logger.exception("dashboard analysis of %s is not valid JSON", study.slug)
+            payload.update(
+                analysis=None,
+                points={},
+                reason=f"The analysis could not be shown ({error}); it is retried on the next "
+                "refresh.",
+            )
+        else:
+            cache.set(
+                latest_key,
+                {"version": version, "payload": payload, "at": time.time()},
+                CACHE_SECONDS,
+            )
     finally:
         if latest is not None:
             cache.delete(lock_key)
@@ -266,6 +287,10 @@ TABLE_COLUMNS = [
     "question",
     "metric",
     "n",
+    "polarity",
+    "aligned_spearman",
+    "aligned_ci_low",
+    "aligned_ci_high",
     "spearman",
     "ci_low",
     "ci_high",
@@ -275,23 +300,29 @@ TABLE_COLUMNS = [
     "minus_readers_ci_low",
     "minus_readers_ci_high",
     "minus_readers_p",
+    "minus_readers_p_holm",
+    "resampling",
     "reason",
 ]
 
 
 def table_rows(payload: dict):
-    """The ranked metric table of every question, as CSV rows."""
+    """The metric table of every question, best first by aligned Spearman, as CSV rows."""
     analysis = payload.get("analysis") or {"questions": {}}
     for question, block in analysis["questions"].items():
-        ranked = sorted(block["metrics"].items(), key=lambda item: -abs(item[1]["spearman"] or 0))
-        for name, row in ranked:
+        for name, row in ranked_metrics(block["metrics"]):
             versus = block["versus_readers"].get(name) or {}
             ci = row["spearman_ci"] or [None, None]
+            aligned_ci = row["aligned_spearman_ci"] or [None, None]
             versus_ci = versus.get("ci") or [None, None]
             yield {
                 "question": safe_text(question),
                 "metric": name,
                 "n": row["n"],
+                "polarity": row["polarity"],
+                "aligned_spearman": row["aligned_spearman"],
+                "aligned_ci_low": aligned_ci[0],
+                "aligned_ci_high": aligned_ci[1],
                 "spearman": row["spearman"],
                 "ci_low": ci[0],
                 "ci_high": ci[1],
@@ -301,5 +332,7 @@ def table_rows(payload: dict):
                 "minus_readers_ci_low": versus_ci[0],
                 "minus_readers_ci_high": versus_ci[1],
                 "minus_readers_p": versus.get("p"),
-                "reason": row.get("reason", ""),
+                "minus_readers_p_holm": versus.get("p_holm"),
+                "resampling": analysis.get("resampling", ""),
+                "reason": row.get("reason") or row.get("aligned_spearman_reason") or "",
             }

@@ -9,11 +9,20 @@ With `extended=True` it adds what the dashboard shows beyond the contract: paire
 comparisons of metrics with each other and with the inter-reader baseline, results per method
 and per acceleration, a sample-size hint, and the reason behind every null.
 
-Bootstrap: one set of B resamples of the question's reconstructions, seeded by `seed` and the
-reconstruction names (so row order and reader names do not matter), is shared by every metric,
-the reader-vs-rest baseline and every subgroup of that question. Shared resamples are what make
-the comparisons paired. A metric missing on some reconstructions is correlated, in each
-resample, over the drawn reconstructions it has.
+Direction: every metric has a polarity (+1 higher is better, -1 lower is better; the registry's,
+`metrics.polarity`, unless the caller gives one). `aligned_spearman` = polarity x spearman says
+how well a metric tracks the readers in its own direction; rankings and every comparison use
+it, so a metric that runs against the readers is never credited as if it tracked them.
+
+Bootstrap: one set of B resamples per question, seeded by `seed` and the reconstruction names
+(so row order and reader names do not matter), shared by every metric, the reader-vs-rest
+baseline and every subgroup of that question. Shared resamples are what make the comparisons
+paired. Where the case of each reconstruction is known, whole cases are resampled: a case's
+reconstructions share one reference and are not independent, and resampling them one by one
+makes every interval too narrow (tests/metrics/test_coverage.py). A metric missing on some
+reconstructions is correlated, in each resample, over the drawn reconstructions it has.
+Comparisons between metrics, and of each metric with the readers, are Holm-adjusted within
+their family (one question's k(k-1)/2 pairs; one question's k metrics against the readers).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from metrics.polarity import registry_polarity
 from metrics.stats.agreement import (
     agreement_reasons,
     icc2,
@@ -35,6 +45,7 @@ from metrics.stats.agreement import (
 )
 from metrics.stats.bootstrap import (
     RankedResamples,
+    cluster_counts,
     counts_from_indices,
     percentile_interval,
     resample_indices,
@@ -88,10 +99,15 @@ def resample_rng(units, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
-def _resample_counts(units: pd.Index, resamples: int, seed: int) -> np.ndarray:
-    """(n, B) resample counts over `units` (sorted), from `resample_rng`."""
-    indices = resample_indices(len(units), resamples, resample_rng(units, seed))
-    return counts_from_indices(indices, len(units))
+def _resample_counts(
+    units: pd.Index, resamples: int, seed: int, clusters: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, B) resample counts over `units` (sorted), from `resample_rng`: of the units
+    themselves, or of whole clusters (integer labels, one per unit) where given."""
+    rng = resample_rng(units, seed)
+    if clusters is not None:
+        return cluster_counts(clusters, resamples, rng)
+    return counts_from_indices(resample_indices(len(units), resamples, rng), len(units))
 
 
 class _SharedResamples:
@@ -101,17 +117,27 @@ class _SharedResamples:
         self.resamples, self.seed = resamples, seed
         self._by_units: dict[bytes, tuple[np.ndarray, dict]] = {}
 
-    def for_units(self, units: pd.Index) -> tuple[np.ndarray, dict]:
-        key = hashlib.sha256("\0".join(units.tolist()).encode()).digest()
-        if key not in self._by_units:
-            self._by_units[key] = (_resample_counts(units, self.resamples, self.seed), {})
-        return self._by_units[key]
+    def for_units(self, units: pd.Index, clusters: np.ndarray | None) -> tuple[np.ndarray, dict]:
+        key = hashlib.sha256("\0".join(units.tolist()).encode())
+        if clusters is not None:
+            key.update(b"\1" + clusters.astype(np.int64).tobytes())
+        digest = key.digest()
+        if digest not in self._by_units:
+            counts = _resample_counts(units, self.resamples, self.seed, clusters)
+            self._by_units[digest] = (counts, {})
+        return self._by_units[digest]
 
 
 class _Question:
     """One question's data on a common index of reconstructions, and its bootstrap."""
 
-    def __init__(self, rows: pd.DataFrame, metric_table: pd.DataFrame, shared: _SharedResamples):
+    def __init__(
+        self,
+        rows: pd.DataFrame,
+        metric_table: pd.DataFrame,
+        shared: _SharedResamples,
+        case_of: pd.Series | None = None,
+    ):
         wide = (
             rows.pivot_table(
                 index="reconstruction", columns="reader", values="score", aggfunc="mean"
@@ -124,7 +150,12 @@ class _Question:
         self.mean_score = wide.mean(axis=1).to_numpy()
         self.units = wide.index
         self.metrics = metric_table.reindex(self.units)  # NaN where a metric is missing
-        self.counts, self._ranked = shared.for_units(self.units)
+        self.clusters = None
+        if case_of is not None:
+            # A reconstruction without a known case stands for itself.
+            cases = case_of.reindex(self.units).fillna(pd.Series(self.units, index=self.units))
+            self.clusters = pd.factorize(cases.astype(str), sort=True)[0]
+        self.counts, self._ranked = shared.for_units(self.units, self.clusters)
         self._scores_ranked: dict = {}
 
     def ranked(self, key, values: np.ndarray, rows: np.ndarray, cache=True) -> RankedResamples:
@@ -224,11 +255,15 @@ def analyze(
     seed: int = 0,
     groups: pd.DataFrame | None = None,
     extended: bool = False,
+    cases: pd.DataFrame | None = None,
+    polarities: dict[str, int] | None = None,
 ) -> dict:
     """The contract's JSON object for `scores` against `metrics`.
 
     `groups` (reconstruction, method, acceleration), when given with `extended`, adds results
-    per method and per acceleration.
+    per method and per acceleration. `cases` (reconstruction, case) makes the bootstrap
+    resample whole cases. `polarities` gives or overrides a metric's direction (+1 or -1);
+    other metrics take the registry's, and a metric known to neither has a null polarity.
     """
     scores = _check(scores, SCORE_COLUMNS, "scores", "score")
     metrics = _check(metrics, METRIC_COLUMNS, "metrics", "value")
@@ -245,20 +280,25 @@ def analyze(
             .drop_duplicates("reconstruction")
             .set_index("reconstruction")
         )
+    case_of = _case_of(cases)
     metric_table = metrics.pivot_table(
         index="reconstruction", columns="metric", values="value", aggfunc="mean"
     )
     metric_names = sorted(metric_table.columns)
+    polarity = {
+        name: (polarities or {}).get(name, registry_polarity(name)) for name in metric_names
+    }
     shared = _SharedResamples(bootstrap, seed)
     result = {
         "n_readers": int(scores["reader"].nunique()),
         "n_reconstructions": int(scores["reconstruction"].nunique()),
+        "resampling": "cases" if case_of is not None else "reconstructions",
         "questions": {},
     }
     if extended:
         result["bootstrap"] = {"resamples": bootstrap, "seed": seed, "level": 0.95}
     for question, rows in scores.groupby("question"):
-        data = _Question(rows, metric_table, shared)
+        data = _Question(rows, metric_table, shared, case_of)
         per_metric, resampled = {}, {}
         per_reader = _per_reader(data, metric_names)
         for name in metric_names:
@@ -272,6 +312,7 @@ def analyze(
                 "kendall": kendall(x, y),
                 "pearson": pearson(x, y),
                 "per_reader": per_reader[name],
+                **_aligned(block, polarity[name]),
             }
             if extended and "reason" in block:
                 entry["reason"] = block["reason"]
@@ -298,11 +339,80 @@ def analyze(
             }
         block = {"metrics": per_metric, "agreement": agreement}
         if extended:
+            aligned_resampled = {
+                name: polarity[name] * rho
+                for name, rho in resampled.items()
+                if polarity[name] is not None
+            }
             block.update(
-                _extended(data, per_metric, resampled, agreement, baseline, groups, metric_names)
+                _extended(
+                    data, per_metric, aligned_resampled, agreement, baseline, groups, metric_names
+                )
             )
         result["questions"][str(question)] = block
     return result
+
+
+def ranked_metrics(metrics: dict) -> list[tuple[str, dict]]:
+    """(name, block) best first by aligned Spearman; metrics without one come last."""
+    return sorted(
+        metrics.items(),
+        key=lambda item: (
+            item[1]["aligned_spearman"] is None,
+            -(item[1]["aligned_spearman"] or 0),
+        ),
+    )
+
+
+def _case_of(cases: pd.DataFrame | None) -> pd.Series | None:
+    """reconstruction -> case, checked: one case per reconstruction."""
+    if cases is None:
+        return None
+    missing = [c for c in ("reconstruction", "case") if c not in cases.columns]
+    if missing:
+        raise AnalysisInputError(f"cases: missing column(s) {', '.join(missing)}")
+    pairs = cases[["reconstruction", "case"]].dropna().astype(str).drop_duplicates()
+    clash = pairs[pairs["reconstruction"].duplicated(keep=False)]
+    if len(clash):
+        name = clash["reconstruction"].iloc[0]
+        found = sorted(clash.loc[clash["reconstruction"] == name, "case"])
+        raise AnalysisInputError(
+            f"reconstruction {name!r} belongs to more than one case ({', '.join(found)})"
+        )
+    return pairs.set_index("reconstruction")["case"]
+
+
+def _aligned(block: dict, polarity: int | None) -> dict:
+    """polarity, aligned_spearman and its CI: the coefficient in the metric's own direction."""
+    if polarity is None:
+        return {
+            "polarity": None,
+            "aligned_spearman": None,
+            "aligned_spearman_ci": None,
+            "aligned_spearman_reason": (
+                "unknown direction: give --polarity NAME=+1 (higher is better) or NAME=-1"
+            ),
+        }
+    rho, ci = block["spearman"], block["spearman_ci"]
+    return {
+        "polarity": polarity,
+        "aligned_spearman": None if rho is None else polarity * rho,
+        "aligned_spearman_ci": None if ci is None else sorted(polarity * c for c in ci),
+    }
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of one family of p-values (statsmodels' `multipletests`);
+    None stays None and is not counted in the family."""
+    present = [i for i, p in enumerate(p_values) if p is not None]
+    adjusted: list[float | None] = [None] * len(p_values)
+    if present:
+        from statsmodels.stats.multitest import multipletests
+
+        corrected = multipletests([p_values[i] for i in present], method="holm")[1]
+        for index, value in zip(present, corrected, strict=True):
+            adjusted[index] = float(value)
+    return adjusted
 
 
 def _per_reader(data: _Question, metric_names: list[str]) -> dict[str, dict[str, float | None]]:
@@ -319,18 +429,16 @@ def _per_reader(data: _Question, metric_names: list[str]) -> dict[str, dict[str,
     return table
 
 
-def _extended(data, per_metric, resampled, agreement, baseline, groups, metric_names) -> dict:
-    signs = {name: math.copysign(1, per_metric[name]["spearman"]) for name in resampled}
+def _extended(data, per_metric, aligned_resampled, agreement, baseline, groups, metric_names):
+    """Comparisons on aligned coefficients: metrics of unknown direction take no part."""
+    aligned = {name: per_metric[name]["aligned_spearman"] for name in aligned_resampled}
     comparisons = [
         {
             "a": a,
             "b": b,
-            **_comparison(
-                abs(per_metric[a]["spearman"]) - abs(per_metric[b]["spearman"]),
-                signs[a] * resampled[a] - signs[b] * resampled[b],
-            ),
+            **_comparison(aligned[a] - aligned[b], aligned_resampled[a] - aligned_resampled[b]),
         }
-        for a, b in combinations(sorted(resampled), 2)
+        for a, b in combinations(sorted(aligned_resampled), 2)
     ]
     point_baseline = (
         agreement["reader_vs_rest"].get("mean") if agreement["reader_vs_rest"] else None
@@ -338,12 +446,12 @@ def _extended(data, per_metric, resampled, agreement, baseline, groups, metric_n
     versus_readers = {}
     if baseline is not None and point_baseline is not None:
         versus_readers = {
-            name: _comparison(
-                abs(per_metric[name]["spearman"]) - point_baseline,
-                signs[name] * resampled[name] - baseline,
-            )
-            for name in resampled
+            name: _comparison(aligned[name] - point_baseline, aligned_resampled[name] - baseline)
+            for name in aligned_resampled
         }
+    for family in (comparisons, list(versus_readers.values())):
+        for entry, adjusted in zip(family, holm([e["p"] for e in family]), strict=True):
+            entry["p_holm"] = adjusted
     baseline_ci = percentile_interval(baseline) if baseline is not None else None
     extra = {
         "n_scored": int(len(data.units)),

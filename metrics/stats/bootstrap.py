@@ -27,6 +27,20 @@ def counts_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=n * resamples).reshape(n, resamples).astype(np.float64)
 
 
+def cluster_counts(clusters: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, B) counts of n units when whole clusters are drawn with replacement.
+
+    `clusters` labels each unit 0..k-1; a resample draws k clusters, and every unit appears
+    as often as its cluster was drawn. This is the bootstrap for units that are not
+    independent, such as the reconstructions of one case, which share its reference (Davison
+    and Hinkley 1997, section 3.8: resample at the top stage).
+    """
+    clusters = np.asarray(clusters)
+    n_clusters = int(clusters.max()) + 1 if clusters.size else 0
+    drawn = counts_from_indices(resample_indices(n_clusters, resamples, rng), n_clusters)
+    return drawn[clusters]
+
+
 def _grouping(labels: np.ndarray, columns: np.ndarray, n_groups: int, n_columns: int):
     """Sparse (groups x rows) matrix that sums rows `columns` into groups `labels`."""
     return sparse.csr_matrix(

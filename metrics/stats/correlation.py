@@ -2,6 +2,10 @@
 
 A coefficient that cannot be computed (fewer than three pairs, a constant input) is None,
 never an exception or a NaN. Signed: a distance that tracks quality correlates negatively.
+
+Infinite values are ranked where ranks are all that count: the infinite PSNR of a
+reconstruction identical to its reference (a fully sampled control) ranks above every finite
+one in Spearman and Kendall. Pearson needs finite values and is None otherwise.
 """
 
 from __future__ import annotations
@@ -19,8 +23,13 @@ from metrics.stats.bootstrap import (
 MIN_PAIRS = 3
 
 
+def _varies(x: np.ndarray) -> bool:
+    # max > min rather than np.ptp, which is NaN for [inf, inf] (constant, but not zero).
+    return bool(x.max() > x.min()) if len(x) else False
+
+
 def _usable(x: np.ndarray, y: np.ndarray) -> bool:
-    return len(x) >= MIN_PAIRS and np.ptp(x) > 0 and np.ptp(y) > 0
+    return len(x) >= MIN_PAIRS and _varies(x) and _varies(y)
 
 
 def spearman(x, y) -> float | None:
@@ -36,8 +45,10 @@ def kendall(x, y) -> float | None:
 
 
 def pearson(x, y) -> float | None:
+    """Pearson's r (scipy.stats.pearsonr); None where a value is infinite."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    return float(stats.pearsonr(x, y).statistic) if _usable(x, y) else None
+    finite = np.isfinite(x).all() and np.isfinite(y).all()
+    return float(stats.pearsonr(x, y).statistic) if finite and _usable(x, y) else None
 
 
 def why_uncomputable(x, y) -> str | None:
@@ -45,9 +56,9 @@ def why_uncomputable(x, y) -> str | None:
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < MIN_PAIRS:
         return f"fewer than {MIN_PAIRS} reconstructions ({len(x)})"
-    if np.ptp(x) == 0:
+    if not _varies(x):
         return "the metric is constant"
-    if np.ptp(y) == 0:
+    if not _varies(y):
         return "the scores are constant"
     return None
 
@@ -58,7 +69,7 @@ def spearman_columns(matrix: np.ndarray, y: np.ndarray) -> list[float | None]:
     matrix, y = np.asarray(matrix, float), np.asarray(y, float)
     result: list[float | None] = [None] * matrix.shape[1]
     complete = ~np.isnan(matrix).any(axis=0)
-    if complete.any() and len(y) >= MIN_PAIRS and np.ptp(y) > 0:
+    if complete.any() and len(y) >= MIN_PAIRS and _varies(y):
         ranks = stats.rankdata(matrix[:, complete], axis=0)
         ranks -= ranks.mean(axis=0)
         ranked_y = stats.rankdata(y)

@@ -15,6 +15,8 @@ from metrics.stats.bootstrap import percentile_interval, resample_indices, two_s
 from tests.metrics.test_stats import simulated_study
 
 B = 300
+# The simulated study's metric names are not the registry's: give their directions.
+POLARITIES = {"dfd": -1, "psnr": 1, "noise": 1}
 
 
 def plain_resampled(x, y, indices):
@@ -32,7 +34,9 @@ def study():
             "acceleration": [4 if i % 3 else 8 for i in range(len(names))],
         }
     )
-    result = analyze(scores, metrics, bootstrap=B, seed=5, groups=groups, extended=True)
+    result = analyze(
+        scores, metrics, bootstrap=B, seed=5, groups=groups, extended=True, polarities=POLARITIES
+    )
     return scores, metrics, groups, result
 
 
@@ -49,16 +53,35 @@ def test_paired_comparison_equals_a_plain_loop_on_the_same_resamples(study):
     )
     rho = {m: plain_resampled(value[m].to_numpy(), mean, indices) for m in ("dfd", "psnr")}
     point = {m: stats.spearmanr(value[m], mean).statistic for m in rho}
-    difference = np.sign(point["dfd"]) * rho["dfd"] - np.sign(point["psnr"]) * rho["psnr"]
+    difference = -rho["dfd"] - rho["psnr"]  # aligned: polarity -1 for the distance, +1 for PSNR
     (comparison,) = [c for c in block["comparisons"] if {c["a"], c["b"]} == {"dfd", "psnr"}]
     assert comparison["a"] == "dfd", "pairs are sorted by name"
-    assert comparison["difference"] == pytest.approx(abs(point["dfd"]) - abs(point["psnr"]))
+    assert comparison["difference"] == pytest.approx(-point["dfd"] - point["psnr"])
     assert comparison["ci"] == pytest.approx(list(percentile_interval(difference)), abs=1e-12)
     assert comparison["p"] == pytest.approx(two_sided_p(difference))
     assert block["metrics"]["dfd"]["spearman_ci"] == pytest.approx(
         list(percentile_interval(rho["dfd"])), abs=1e-12
     )
     assert len(block["comparisons"]) == 3, "every pair of the three metrics once"
+
+
+def holm_by_hand(p):
+    """Holm (1979): the i-th smallest of m p-values times (m - i), running maximum, at most 1."""
+    order = np.argsort(p)
+    adjusted = np.minimum(
+        1, np.maximum.accumulate(np.asarray(p)[order] * (len(p) - np.arange(len(p))))
+    )
+    out = np.empty(len(p))
+    out[order] = adjusted
+    return out
+
+
+def test_comparisons_are_holm_adjusted_within_each_family(study):
+    block = study[3]["questions"]["overall"]
+    for family in (block["comparisons"], list(block["versus_readers"].values())):
+        raw = [entry["p"] for entry in family]
+        assert [entry["p_holm"] for entry in family] == pytest.approx(holm_by_hand(raw))
+        assert all(e["p_holm"] >= e["p"] for e in family), "adjusting never lowers a p-value"
 
 
 def test_metrics_against_the_inter_reader_baseline(study):
@@ -138,18 +161,42 @@ def test_groups_need_their_columns():
 
 def test_contract_output_has_only_the_contract_keys():
     scores, metrics = simulated_study(n_recon=20)
-    result = analyze(scores, metrics, bootstrap=20)
-    assert set(result) == {"n_readers", "n_reconstructions", "questions"}
+    result = analyze(scores, metrics, bootstrap=20, polarities={"psnr": 1})
+    assert set(result) == {"n_readers", "n_reconstructions", "resampling", "questions"}
+    assert result["resampling"] == "reconstructions", "no case column: reconstructions"
     block = result["questions"]["overall"]
     assert set(block) == {"metrics", "agreement"}
-    assert set(block["metrics"]["dfd"]) == {
-        "n",
-        "spearman",
-        "spearman_ci",
-        "kendall",
-        "pearson",
-        "per_reader",
-    }
+    contract = {
+        "n", "spearman", "spearman_ci", "kendall", "pearson", "per_reader",
+        "polarity", "aligned_spearman", "aligned_spearman_ci",
+    }  # fmt: skip
+    assert set(block["metrics"]["psnr"]) == contract
+    unknown = block["metrics"]["dfd"]  # "dfd" is not a registry name (those start "dfd-")
+    assert set(unknown) == contract | {"aligned_spearman_reason"}
+    assert unknown["polarity"] is None and unknown["aligned_spearman"] is None
+    assert "--polarity" in unknown["aligned_spearman_reason"]
+
+
+def test_aligned_spearman_is_the_coefficient_in_the_metrics_own_direction():
+    scores, metrics = simulated_study(n_recon=40, seed=3)
+    renamed = metrics.replace({"metric": {"dfd": "dfd-vgg16"}})  # a registry name: polarity -1
+    result = analyze(scores, renamed, bootstrap=50, extended=True)["questions"]["overall"]
+    dfd, psnr = result["metrics"]["dfd-vgg16"], result["metrics"]["psnr"]
+    assert dfd["polarity"] == -1 and psnr["polarity"] == 1
+    assert dfd["aligned_spearman"] == pytest.approx(-dfd["spearman"])
+    assert dfd["aligned_spearman_ci"] == pytest.approx(sorted(-c for c in dfd["spearman_ci"]))
+    assert psnr["aligned_spearman_ci"] == pytest.approx(psnr["spearman_ci"])
+    # A similarity that falls as quality rises runs against the readers: negative, last.
+    flipped = renamed.assign(
+        value=np.where(renamed.metric == "psnr", -renamed.value, renamed.value)
+    )
+    against = analyze(scores, flipped, bootstrap=50, extended=True)["questions"]["overall"]
+    assert against["metrics"]["psnr"]["aligned_spearman"] < 0
+    (pair,) = [c for c in against["comparisons"] if {c["a"], c["b"]} == {"dfd-vgg16", "psnr"}]
+    assert pair["a"] == "dfd-vgg16" and pair["difference"] > 0, (
+        "the distance that tracks the readers beats the similarity that runs against them"
+    )
+    assert against["versus_readers"]["psnr"]["difference"] < -1
 
 
 # -- properties -----------------------------------------------------------------------------

@@ -200,3 +200,65 @@ def test_readers_and_other_researchers_get_404_everywhere(client, study):
     client.force_login(study.researchers.get())
     for url in urls:
         assert client.get(url).status_code == 200, url
+
+
+def test_a_fully_sampled_control_with_infinite_psnr_breaks_nothing(client, study):
+    """A reconstruction identical to its reference has an infinite PSNR: it ranks above every
+    finite one, Pearson is null, the JSON is valid and the scatter gets null for it."""
+    best = MetricValue.objects.filter(metric="psnr").order_by("-value")[1]  # the best scored
+    best.value = float("inf")
+    best.save()
+    client.force_login(study.researchers.get())
+    response = client.get(analysis_url(study))
+    assert response.status_code == 200 and b"NaN" not in response.content
+    psnr = response.json()["analysis"]["questions"]["overall"]["metrics"]["psnr"]
+    assert psnr["spearman"] == pytest.approx(1.0) and psnr["pearson"] is None
+    assert psnr["aligned_spearman"] == pytest.approx(1.0) and psnr["polarity"] == 1
+    points = response.json()["points"]["overall"]
+    assert [p["metrics"]["psnr"] for p in points].count(None) == 1
+    assert cache.get(f"dashboard:{study.pk}:latest") is not None, "a good analysis is cached"
+
+
+def test_an_analysis_that_is_not_valid_json_is_never_cached(client, study, monkeypatch):
+    import readerstudy.dashboard as dashboard
+
+    monkeypatch.setattr(dashboard, "_analysis", lambda *frames: {"analysis": {"x": float("nan")}})
+    client.force_login(study.researchers.get())
+    response = client.get(analysis_url(study))
+    assert response.status_code == 200
+    assert response.json()["analysis"] is None and "retried" in response.json()["reason"]
+    assert cache.get(f"dashboard:{study.pk}:latest") is None
+    monkeypatch.undo()
+    again = client.get(analysis_url(study)).json()
+    assert again["analysis"]["questions"]["overall"]["metrics"]["psnr"][
+        "spearman"
+    ] == pytest.approx(1)
+
+
+def test_dashboard_resamples_whole_cases_and_ranks_by_aligned_spearman(client, study):
+    """SSIM that falls as quality rises runs against the readers: ranked last, negative."""
+    for value in MetricValue.objects.filter(metric="ssim"):
+        value.value = -value.reconstruction.metric_values.get(metric="psnr").value
+        value.save()
+    client.force_login(study.researchers.get())
+    analysis = client.get(analysis_url(study)).json()["analysis"]
+    assert analysis["resampling"] == "cases"
+    ssim = analysis["questions"]["overall"]["metrics"]["ssim"]
+    assert ssim["spearman"] == pytest.approx(-1.0) and ssim["aligned_spearman"] == pytest.approx(
+        -1.0
+    )
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                client.get(
+                    reverse("readerstudy:dashboard-table", args=[study.slug])
+                ).content.decode()
+            )
+        )
+    )
+    overall = [r for r in rows if r["question"] == "overall"]
+    assert [(r["metric"], float(r["aligned_spearman"])) for r in overall] == [
+        ("psnr", pytest.approx(1.0)),
+        ("ssim", pytest.approx(-1.0)),
+    ]
+    assert overall[0]["resampling"] == "cases" and overall[1]["polarity"] == "1"

@@ -81,6 +81,9 @@
     const why = payload.reason || (!current && payload.analysis ? "No scores for this question yet." : null);
     reason.hidden = !why;
     reason.textContent = why || "";
+    if (payload.analysis) {
+      $("resampling").textContent = payload.analysis.resampling === "cases" ? "whole cases" : "single reconstructions";
+    }
     renderProgress();
     renderAgreement(current);
     renderRanked(current);
@@ -130,8 +133,16 @@
       : `Every CI is already narrower than ${hint.target_ci_width}.`;
   }
 
+  // Best first by the aligned Spearman (polarity x ρ: the metric in its own direction);
+  // metrics whose direction is unknown come last.
   function ranked(current) {
-    return Object.entries(current.metrics).sort((a, b) => Math.abs(b[1].spearman ?? 0) - Math.abs(a[1].spearman ?? 0));
+    const key = (m) => (m.aligned_spearman === null ? -Infinity : m.aligned_spearman);
+    return Object.entries(current.metrics).sort((a, b) => key(b[1]) - key(a[1]));
+  }
+
+  function direction(m) {
+    if (m.polarity === null) return "direction unknown";
+    return m.polarity > 0 ? "higher is better" : "lower is better";
   }
 
   function renderRanked(current) {
@@ -139,23 +150,27 @@
     if (!current) { body.replaceChildren(); Plotly.purge("forest"); return; }
     const rows = ranked(current).map(([name, m], index) => {
       const versus = current.versus_readers[name] || {};
-      const significant = versus.p !== undefined && versus.p < 0.05;
-      return el("tr", { "data-metric": name },
-        el("td", {}, index + 1), el("td", {}, name), el("td", { class: "num" }, m.n),
-        el("td", { class: "num", title: m.reason || "" }, m.spearman === null ? (m.reason || "–") : fmt(m.spearman)),
-        el("td", { class: "num" }, fmtCi(m.spearman_ci)), el("td", { class: "num" }, fmt(m.kendall)),
+      const significant = versus.p_holm !== undefined && versus.p_holm !== null && versus.p_holm < 0.05;
+      const against = m.aligned_spearman !== null && m.aligned_spearman < 0;
+      const aligned = m.aligned_spearman === null ? (m.reason || m.aligned_spearman_reason || "–") : fmt(m.aligned_spearman);
+      return el("tr", { "data-metric": name, class: against ? "against" : "" },
+        el("td", {}, index + 1),
+        el("td", {}, name, against ? el("span", { class: "flag", title: "ρ has the wrong sign for this metric's direction" }, " runs against the readers") : ""),
+        el("td", { class: "muted small" }, direction(m)),
+        el("td", { class: "num" }, m.n),
+        el("td", { class: "num", title: m.reason || m.aligned_spearman_reason || "" }, aligned),
+        el("td", { class: "num" }, fmtCi(m.aligned_spearman_ci)),
+        el("td", { class: "num" }, fmt(m.spearman)), el("td", { class: "num" }, fmt(m.kendall)),
         el("td", { class: "num" }, fmt(m.pearson)),
         el("td", { class: "num" }, versus.difference === undefined ? "–" : `${fmt(versus.difference)} ${fmtCi(versus.ci)}`),
-        el("td", { class: "num" + (significant ? " sig" : "") }, fmtP(versus.p)));
+        el("td", { class: "num" + (significant ? " sig" : "") }, fmtP(versus.p_holm)));
     });
     body.replaceChildren(...rows);
-    const usable = ranked(current).filter(([, m]) => m.spearman !== null).reverse();
-    // Sign-aligned: a distance's interval [-0.8, -0.6] is drawn as [0.6, 0.8].
-    const aligned = usable.map(([, m]) => (m.spearman_ci || [m.spearman, m.spearman])
-      .map((c) => (m.spearman < 0 ? -c : c)).sort((p, q) => p - q));
-    const x = usable.map(([, m]) => Math.abs(m.spearman));
-    const low = x.map((v, i) => v - aligned[i][0]);
-    const high = x.map((v, i) => aligned[i][1] - v);
+    const usable = ranked(current).filter(([, m]) => m.aligned_spearman !== null).reverse();
+    const x = usable.map(([, m]) => m.aligned_spearman);
+    const intervals = usable.map(([, m]) => m.aligned_spearman_ci || [m.aligned_spearman, m.aligned_spearman]);
+    const low = x.map((v, i) => v - intervals[i][0]);
+    const high = x.map((v, i) => intervals[i][1] - v);
     const shapes = [];
     const base = current.baseline;
     if (base.mean !== null) {
@@ -164,14 +179,16 @@
       shapes.push({ type: "line", xref: "x", yref: "paper", x0: base.mean, x1: base.mean, y0: 0, y1: 1,
         line: { color: "#5ccf8a", dash: "dash" } });
     }
+    const lowest = Math.min(0, ...intervals.map((ci) => ci[0]));
     Plotly.react("forest", [{
       type: "scatter", mode: "markers", x, y: usable.map(([name]) => name),
       error_x: { type: "data", symmetric: false, array: high, arrayminus: low, color: "#4ea1ff" },
-      marker: { color: "#4ea1ff", size: 9 },
-      hovertemplate: "%{y}: |ρ| %{x:.3f}<extra></extra>",
+      marker: { color: x.map((v) => (v < 0 ? "#ff6b6b" : "#4ea1ff")), size: 9 },
+      hovertemplate: "%{y}: aligned ρ %{x:.3f}<extra></extra>",
     }], layout({
       height: Math.max(220, 40 * usable.length + 80), showlegend: false, shapes,
-      xaxis: { title: { text: "|Spearman ρ| with the mean reader score (band: readers among themselves)" }, range: [0, 1.02] },
+      xaxis: { title: { text: "aligned Spearman ρ with the mean reader score (band: readers among themselves)" },
+        range: [lowest < 0 ? Math.max(-1.02, lowest - 0.05) : 0, 1.02] },
       yaxis: { automargin: true },
     }), plotConfig);
   }
@@ -193,13 +210,14 @@
     const b = $("compare-b").value;
     if (a === b) { out.textContent = "Pick two different metrics."; return; }
     const found = current.comparisons.find((c) => (c.a === a && c.b === b) || (c.a === b && c.b === a));
-    if (!found) { out.textContent = "Not computable: one of the two has no correlation (see its reason above)."; return; }
+    if (!found) { out.textContent = "Not computable: one of the two has no aligned correlation (see its reason above)."; return; }
     const flip = found.a === a ? 1 : -1;
     const ci = found.ci ? [flip * found.ci[flip === 1 ? 0 : 1], flip * found.ci[flip === 1 ? 1 : 0]] : null;
     const difference = flip * found.difference;
-    out.textContent = `|ρ(${a})| − |ρ(${b})| = ${fmt(difference)}, 95% CI ${fmtCi(ci)}, p = ${fmtP(found.p)} ` +
+    out.textContent = `aligned ρ(${a}) − aligned ρ(${b}) = ${fmt(difference)}, 95% CI ${fmtCi(ci)}, ` +
+      `p = ${fmtP(found.p)}, Holm-adjusted over this question's ${current.comparisons.length} pairs: ${fmtP(found.p_holm)} ` +
       `(paired bootstrap over the same resamples). ` +
-      (found.p < 0.05 ? `${difference > 0 ? a : b} agrees better with the readers.` : "No clear difference.");
+      (found.p_holm < 0.05 ? `${difference > 0 ? a : b} agrees better with the readers.` : "No clear difference.");
   }
 
   function renderScatter() {
@@ -207,7 +225,11 @@
     const names = payload.metrics;
     fillSelect($("scatter-metric"), names, (block() && ranked(block())[0] || [names[0]])[0]);
     const metric = $("scatter-metric").value;
-    const withValue = points.filter((p) => p.metrics[metric] !== undefined);
+    const withValue = points.filter((p) => p.metrics[metric] !== undefined && p.metrics[metric] !== null);
+    const infinite = points.filter((p) => p.metrics[metric] === null).length;
+    $("scatter-note").textContent = infinite
+      ? `${infinite} reconstruction${infinite === 1 ? "" : "s"} with an infinite ${metric} (identical to the reference) not drawn; ranked above every finite value.`
+      : "";
     const methods = [...new Set(withValue.map((p) => p.method))].sort();
     const accelerations = [...new Set(withValue.map((p) => p.acceleration))].sort();
     const traces = methods.map((method, i) => {

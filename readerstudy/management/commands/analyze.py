@@ -1,4 +1,5 @@
-"""`manage.py analyze --scores SCORES.csv --metrics METRICS.csv [--bootstrap B] [--seed S] --json`."""
+"""`manage.py analyze --scores SCORES.csv --metrics METRICS.csv [--bootstrap B] [--seed S]
+[--polarity NAME=+1|-1]... --json` (CONTRACTS.md section 3)."""
 
 import json as jsonlib
 import sys
@@ -7,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 from django.core.management.base import BaseCommand
 
-from metrics.stats.analysis import AnalysisInputError, analyze
+from metrics.polarity import parse_polarity
+from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
 
 
 class Command(BaseCommand):
@@ -20,6 +22,14 @@ class Command(BaseCommand):
             "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)"
         )
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--polarity",
+            action="append",
+            default=[],
+            metavar="NAME=+1|-1",
+            help="direction of a metric the registry does not know: +1 higher is better, "
+            "-1 lower is better (repeatable)",
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         parser.add_argument(
             "--full",
@@ -34,10 +44,13 @@ class Command(BaseCommand):
         try:
             if bootstrap < 1:
                 raise AnalysisInputError("--bootstrap must be at least 1")
+            polarities = dict(self.polarity(text) for text in options["polarity"])
             score_frame, metric_frame = (self.read(path) for path in (scores, metrics))
             groups = None
             if options["full"] and {"method", "acceleration"} <= set(score_frame.columns):
                 groups = score_frame[["reconstruction", "method", "acceleration"]]
+            # The export's `case` column: resample whole cases, not reconstructions.
+            cases = score_frame[["reconstruction", "case"]] if "case" in score_frame else None
             result = analyze(
                 score_frame,
                 metric_frame,
@@ -45,6 +58,8 @@ class Command(BaseCommand):
                 seed=seed,
                 groups=groups,
                 extended=options["full"],
+                cases=cases,
+                polarities=polarities,
             )
         except AnalysisInputError as error:
             self.stderr.write(f"error: {error}")
@@ -52,15 +67,17 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(self.dumps(result))
             return
+        self.stdout.write(f"bootstrap resamples {result['resampling']}")
         for question, block in result["questions"].items():
             self.stdout.write(
                 f"{question}: readers {result['n_readers']}, "
                 f"reader-vs-rest mean {block['agreement']['reader_vs_rest'].get('mean')}"
             )
-            ranked = sorted(block["metrics"].items(), key=lambda kv: -abs(kv[1]["spearman"] or 0))
-            for name, row in ranked:
+            for name, row in ranked_metrics(block["metrics"]):
                 self.stdout.write(
-                    f"  {name:<26} spearman {row['spearman']}  95% CI {row['spearman_ci']}  n {row['n']}"
+                    f"  {name:<26} aligned spearman {row['aligned_spearman']}  "
+                    f"95% CI {row['aligned_spearman_ci']}  (spearman {row['spearman']}, "
+                    f"polarity {row['polarity']})  n {row['n']}"
                 )
 
     @staticmethod
@@ -73,5 +90,13 @@ class Command(BaseCommand):
             raise AnalysisInputError(f"{path}: not a readable CSV ({error})") from None
 
     @staticmethod
+    def polarity(text: str) -> tuple[str, int]:
+        try:
+            return parse_polarity(text)
+        except ValueError as error:
+            raise AnalysisInputError(str(error)) from None
+
+    @staticmethod
     def dumps(result: dict) -> str:
-        return jsonlib.dumps(result)
+        # allow_nan=False: a NaN would be invalid JSON; the engine gives null instead.
+        return jsonlib.dumps(result, allow_nan=False)
