@@ -30,6 +30,8 @@ from metrics.dfd.training import RECONSTRUCTION_METHODS
 from metrics.engine import ALL_METRICS, MetricEngine, available_metrics
 from metrics.image import PIXEL_METRICS, MetricInputError, check_pair
 from metrics.io import ImageReadError, load_image
+from metrics.polarity import registry_polarity
+from metrics.reference_suite import REFERENCE_SUITE
 
 
 class UsageError(Exception):
@@ -206,8 +208,14 @@ def cmd_batch(args) -> int:
 
 def metric_listing(weights_dir: Path) -> list[dict]:
     listing = [
-        {"name": name, "kind": "pixel", "domain": None, "available": True}
-        for name in PIXEL_METRICS
+        {
+            "name": name,
+            "kind": "pixel",
+            "domain": None,
+            "available": True,
+            "polarity": registry_polarity(name),
+        }
+        for name in (*PIXEL_METRICS, *REFERENCE_SUITE)
     ]
     for name, spec in ENCODERS.items():
         available, reason = availability(spec, weights_dir)
@@ -216,6 +224,7 @@ def metric_listing(weights_dir: Path) -> list[dict]:
             "kind": "dfd",
             "domain": spec.domain,
             "available": available,
+            "polarity": registry_polarity(name),
             "architecture": spec.architecture,
             "layers": list(spec.layers),
             "preprocessing": spec.preprocessing,

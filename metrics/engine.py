@@ -11,20 +11,29 @@ import numpy as np
 from metrics.dfd.distances import DeepFeatureDistance
 from metrics.dfd.encoders import ENCODERS, availability
 from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION, pixel_metrics_or_errors
+from metrics.reference_suite import (
+    REFERENCE_SUITE,
+    REFERENCE_SUITE_VERSION,
+    reference_suite_for_case,
+)
 
-ALL_METRICS = (*PIXEL_METRICS, *ENCODERS)
+ALL_METRICS = (*PIXEL_METRICS, *REFERENCE_SUITE, *ENCODERS)
 
 
 def available_metrics(weights_dir: Path, wanted: list[str] | None = None) -> list[str]:
-    """Pixel metrics plus every DFD whose weights are here (or only those of `wanted`)."""
+    """Pixel metrics, HFEN, VIF and NQM, and every DFD whose weights are here (or only those
+    of `wanted`)."""
     names = [n for n in ALL_METRICS if wanted is None or n in wanted]
-    return [n for n in names if n in PIXEL_METRICS or availability(ENCODERS[n], weights_dir)[0]]
+    return [n for n in names if n not in ENCODERS or availability(ENCODERS[n], weights_dir)[0]]
 
 
 def metric_version(name: str, precision: str = "fp32") -> str:
-    """The version stored with a value: conventions, weights, and a reduced precision if any."""
+    """The version stored with a value: conventions, weights, and a reduced precision if any.
+    Only the DFD encoders run at a reduced precision; the other metrics are float64 always."""
     if name in PIXEL_METRICS:
         return PIXEL_METRICS_VERSION
+    if name in REFERENCE_SUITE:
+        return REFERENCE_SUITE_VERSION
     version = ENCODERS[name].weights_version
     return version if precision == "fp32" else f"{version}+{precision}"
 
@@ -98,6 +107,9 @@ class MetricEngine:
             )
             for name in pixel:
                 results[name] = [r if isinstance(r, Exception) else r[name] for r in rows]
+        suite = [n for n in self.names if n in REFERENCE_SUITE]
+        if suite:
+            results.update(reference_suite_for_case(reference, reconstructions, suite))
         for name, dfd in self.dfds.items():
             results[name] = dfd.case_distances(reference, reconstructions)
         return {name: results[name] for name in self.names}

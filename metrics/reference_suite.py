@@ -1,0 +1,65 @@
+"""The reference study's later baseline metrics, HFEN, VIF and NQM, for many reconstructions
+of one reference: the engine's entry point to `metrics.hfen`, `metrics.vif`, `metrics.nqm`.
+
+CPU only, in NumPy and SciPy (pyrtools for VIF's pyramid): each is a few FFTs or filters per
+slice, a small share of a DFD's work, and the study's code runs them on the CPU too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metrics.hfen import hfen
+from metrics.image import MetricInputError, check_pair
+from metrics.nqm import nqm
+from metrics.vif import vif_for_case
+
+REFERENCE_SUITE = ("hfen", "vif", "nqm")
+# StanfordMIMI/deep-feature-mr-recon HEAD 924eb9e; bump when a recipe here changes.
+REFERENCE_SUITE_VERSION = "dfd-mr-recon-924eb9e-1"
+
+
+def reference_suite_for_case(
+    reference: np.ndarray, reconstructions: list[np.ndarray], names: list[str]
+) -> dict[str, list[float | MetricInputError]]:
+    """{metric: one value or error per reconstruction} for the named metrics of the suite.
+
+    A pair that cannot be compared (shape, NaN) or on which a metric is undefined yields its
+    error; the other reconstructions and metrics are still computed.
+    """
+    results: dict[str, list[float | MetricInputError]] = {}
+    comparable = []
+    for pred in reconstructions:
+        try:
+            check_pair(reference, pred)
+            comparable.append(pred)
+        except MetricInputError as error:
+            comparable.append(error)
+    for name in names:
+        if name == "vif":
+            results[name] = _vif_values(reference, comparable)
+        else:
+            function = {"hfen": hfen, "nqm": nqm}[name]
+            results[name] = [_value_or_error(function, reference, pred) for pred in comparable]
+    return results
+
+
+def _value_or_error(function, reference, pred) -> float | MetricInputError:
+    if isinstance(pred, MetricInputError):
+        return pred
+    try:
+        return function(reference, pred)
+    except MetricInputError as error:
+        return error
+
+
+def _vif_values(reference, comparable) -> list[float | MetricInputError]:
+    """VIF with the reference's model built once for the case."""
+    good = [pred for pred in comparable if not isinstance(pred, MetricInputError)]
+    try:
+        values = iter(vif_for_case(reference, good))
+    except MetricInputError:  # undefined for one pair: compute them one by one
+        values = iter(
+            _value_or_error(lambda r, p: vif_for_case(r, [p])[0], reference, p) for p in good
+        )
+    return [pred if isinstance(pred, MetricInputError) else next(values) for pred in comparable]
