@@ -1,7 +1,33 @@
 """Stored metric values, one per (reconstruction, metric, convention version)."""
 
+from __future__ import annotations
+
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+
+def current_version(name: str) -> str:
+    """The version a worker with these settings stores for `name` (its precision included).
+
+    The one place that says which stored values are current: workers store under it, and
+    every page, export and queue reads through `MetricValue.objects.current()`.
+    """
+    from metrics.engine import metric_version
+
+    return metric_version(name, settings.METRICS_PRECISION)
+
+
+class MetricValueQuerySet(models.QuerySet):
+    def current(self, names: list[str] | None = None) -> MetricValueQuerySet:
+        """Values of `names` (default: every registered metric) at their current version."""
+        from metrics.engine import ALL_METRICS
+
+        wanted = Q(pk__in=[])
+        for name in ALL_METRICS if names is None else names:
+            wanted |= Q(metric=name, version=current_version(name))
+        return self.filter(wanted)
 
 
 class MetricValue(models.Model):
@@ -21,6 +47,8 @@ class MetricValue(models.Model):
     device = models.CharField(max_length=16, blank=True)
     computed_at = models.DateTimeField(default=timezone.now)
 
+    objects = MetricValueQuerySet.as_manager()
+
     class Meta:
         ordering = ["reconstruction", "metric"]
         constraints = [
@@ -35,8 +63,6 @@ class MetricValue(models.Model):
 
 def configured_metrics() -> list[str]:
     """The metrics workers compute: METRICS_ENABLED, else every metric whose weights are here."""
-    from django.conf import settings
-
     from metrics.engine import available_metrics
 
     return available_metrics(settings.DFD_WEIGHTS_DIR, settings.METRICS_ENABLED or None)

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from metrics.device import resolve_device
-from metrics.engine import MetricEngine, metric_version
-from metrics.models import MetricValue, configured_metrics
+from metrics.engine import MetricEngine
+from metrics.models import MetricValue, configured_metrics, current_version
 from readerstudy.config.celery import idempotent_task
 from readerstudy.models import Case
 
@@ -34,7 +34,7 @@ def compute_case_metrics(*, case_pk: int) -> None:
             MetricValue.objects.update_or_create(
                 reconstruction=reconstruction,
                 metric=metric,
-                version=metric_version(metric, engine.precision),
+                version=current_version(metric),
                 defaults={
                     "value": None if failed else value,
                     "error": str(value) if failed else "",

@@ -10,9 +10,6 @@ import csv
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from metrics.dfd.encoders import ENCODERS
-from metrics.engine import metric_version
-from metrics.image import PIXEL_METRICS
 from metrics.models import MetricValue
 from readerstudy.models import Score, ScoreRevision, Study
 
@@ -110,15 +107,13 @@ def history_rows(study: Study) -> Iterator[dict]:
 
 
 def metric_rows(study: Study) -> Iterator[dict]:
-    current = {name: metric_version(name) for name in (*PIXEL_METRICS, *ENCODERS)}
     values = (
-        MetricValue.objects.filter(reconstruction__case__study=study, value__isnull=False)
+        MetricValue.objects.current()
+        .filter(reconstruction__case__study=study, value__isnull=False)
         .select_related("reconstruction__case")
         .order_by("reconstruction__case__name", "reconstruction__pk", "metric")
     )
     for value in values.iterator():
-        if current.get(value.metric) != value.version:
-            continue
         reconstruction = value.reconstruction
         yield {
             "study": study.slug,

@@ -461,14 +461,10 @@ class ScoreRevision(models.Model):
 
 def current_metric_values(study: Study):
     """(configured metric names, the study's stored values of them at their current version)."""
-    from metrics.engine import metric_version
     from metrics.models import MetricValue, configured_metrics
 
     names = configured_metrics()
-    current = Q(pk__in=[])
-    for name in names:
-        current |= Q(metric=name, version=metric_version(name))
-    return names, MetricValue.objects.filter(current, reconstruction__case__study=study)
+    return names, MetricValue.objects.current(names).filter(reconstruction__case__study=study)
 
 
 def metric_progress(study: Study) -> dict[str, int]:

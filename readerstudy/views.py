@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET
 from django.views.generic import DetailView, TemplateView
 from PIL import Image
 
-from metrics.engine import metric_version
 from metrics.models import MetricValue, configured_metrics
 from readerstudy.dashboard import TABLE_COLUMNS, dashboard_payload, table_rows
 from readerstudy.dicom import blinded_dicom, to_stored_values
@@ -70,7 +69,7 @@ class StudyDetail(LoginRequiredMixin, DetailView):
     def get_context_data(self, **kwargs):
         study = self.object
         names = configured_metrics()
-        values = MetricValue.objects.filter(metric__in=names)
+        values = MetricValue.objects.current(names)
         cases = Case.objects.filter(study=study).prefetch_related(
             Prefetch(
                 "reconstructions",
@@ -81,11 +80,7 @@ class StudyDetail(LoginRequiredMixin, DetailView):
         )
         for case in cases:
             for reconstruction in case.reconstructions.all():
-                by_name = {
-                    v.metric: v
-                    for v in reconstruction.current_values
-                    if v.version == metric_version(v.metric)
-                }
+                by_name = {v.metric: v for v in reconstruction.current_values}
                 reconstruction.metric_cells = [by_name.get(name) for name in names]
         readers = [(r.user.username, *r.progress()) for r in study.readers.select_related("user")]
         return super().get_context_data(

@@ -188,3 +188,56 @@ def test_a_worker_process_killed_mid_batch_is_redelivered_and_stores_each_value_
     assert pool_children(celery_worker_process.pid) != [child], "a fresh pool process"
     pairs = list(MetricValue.objects.values_list("reconstruction_id", "metric"))
     assert len(pairs) == len(set(pairs)) == expected
+
+
+@pytest.fixture
+def bf16_worker_environment(monkeypatch, settings):
+    """A worker (and this process) configured for bf16 encoders, as METRICS_PRECISION does."""
+    monkeypatch.setenv("METRICS_PRECISION", "bf16")
+    settings.METRICS_PRECISION = "bf16"
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_bf16_workers_values_reach_the_dashboard_and_the_export(
+    bf16_worker_environment, case, celery_worker_process, wait_until, client
+):
+    """Values stored under `dfd-...+bf16` are the current ones for a bf16 deployment: the
+    dashboard analyses them, the export writes them, and the case is not queued again."""
+    from django.core.cache import cache
+
+    from readerstudy.export import metric_rows
+    from readerstudy.models import cases_missing_metrics
+    from tests.readerstudy.factories import UserFactory
+
+    expected = len(settings.METRICS_ENABLED) * case.reconstructions.count()
+    case.queue_metrics()
+    wait_until(
+        lambda: MetricValue.objects.filter(value__isnull=False).count() == expected,
+        timeout=120,
+        message="the bf16 worker did not store the metrics",
+        log=celery_worker_process.log_path,
+    )
+    dfd = MetricValue.objects.filter(metric="dfd-resnet50-random")
+    assert set(dfd.values_list("version", flat=True)) == {
+        metric_version("dfd-resnet50-random", "bf16")
+    }
+    study = case.study
+    assert cases_missing_metrics(study) == [], "current values: nothing to queue again"
+    exported = {(row["reconstruction"], row["metric"]) for row in metric_rows(study)}
+    assert ("dfd-resnet50-random" in {metric for _, metric in exported}) and len(
+        exported
+    ) == expected
+    study.researchers.add(lead := UserFactory())
+    for reader in ("r1", "r2"):
+        member = study.assign_reader(UserFactory(username=reader))
+        for index, item in enumerate(member.assignments.all()):
+            item.save_scores({q.key: 1 + index for q in study.questions.all()})
+    cache.clear()
+    client.force_login(lead)
+    from django.urls import reverse
+
+    payload = client.get(reverse("api:analysis", args=[study.slug])).json()
+    assert "dfd-resnet50-random" in payload["metrics"]
+    block = payload["analysis"]["questions"][study.questions.first().key]
+    assert block["metrics"]["dfd-resnet50-random"]["n"] == case.reconstructions.count()
