@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from metrics.dfd.distances import DeepFeatureDistance
-from metrics.dfd.encoders import ENCODERS, availability
+from metrics.dfd.encoders import (
+    ENCODERS,
+    WeightsChecksumError,
+    WeightsUnavailableError,
+    availability,
+    weights_version,
+)
 from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION, pixel_metrics_or_errors
 from metrics.reference_suite import (
     REFERENCE_SUITE,
@@ -27,14 +33,16 @@ def available_metrics(weights_dir: Path, wanted: list[str] | None = None) -> lis
     return [n for n in names if n not in ENCODERS or availability(ENCODERS[n], weights_dir)[0]]
 
 
-def metric_version(name: str, precision: str = "fp32") -> str:
+def metric_version(name: str, precision: str = "fp32", weights_dir: Path | None = None) -> str:
     """The version stored with a value: conventions, weights, and a reduced precision if any.
-    Only the DFD encoders run at a reduced precision; the other metrics are float64 always."""
+    Only the DFD encoders run at a reduced precision; the other metrics are float64 always.
+    With `weights_dir`, a user-supplied weights file without a registered checksum adds its
+    own hash (`weights_version`)."""
     if name in PIXEL_METRICS:
         return PIXEL_METRICS_VERSION
     if name in REFERENCE_SUITE:
         return REFERENCE_SUITE_VERSION
-    version = ENCODERS[name].weights_version
+    version = weights_version(ENCODERS[name], weights_dir)
     return version if precision == "fp32" else f"{version}+{precision}"
 
 
@@ -71,29 +79,45 @@ class MetricEngine:
         overrides: dict[str, Path] | None = None,
         precision: str = "fp32",
         compiled: bool = False,
+        tolerate_load_errors: bool = False,
     ):
+        """With `tolerate_load_errors` (workers), an encoder that cannot be loaded (missing
+        or corrupt weights) becomes that metric's error for every reconstruction, and every
+        other metric is still computed; otherwise its error is raised (the command line)."""
         overrides = overrides or {}
         self.precision = precision
         self.names = list(names)
         self.device = device
         self.compiled = compiled
-        self.dfds = {
-            name: (
-                DeepFeatureDistance.load(
-                    ENCODERS[name],
-                    weights_dir=weights_dir,
-                    device=device,
-                    batch_size=batch_size,
-                    override=overrides[name],
-                    precision=precision,
-                    compiled=compiled,
+        self.load_errors: dict[str, Exception] = {}
+        self.dfds = {}
+        for name in self.names:
+            if name not in ENCODERS:
+                continue
+            try:
+                self.dfds[name] = self._load(
+                    name, weights_dir, batch_size, overrides, precision, compiled
                 )
-                if name in overrides
-                else cached_encoder(name, weights_dir, device, batch_size, precision, compiled)
+            except (WeightsUnavailableError, WeightsChecksumError) as error:
+                if not tolerate_load_errors:
+                    raise
+                self.load_errors[name] = error
+
+    def _load(self, name, weights_dir, batch_size, overrides, precision, compiled):
+        device = self.device
+        return (
+            DeepFeatureDistance.load(
+                ENCODERS[name],
+                weights_dir=weights_dir,
+                device=device,
+                batch_size=batch_size,
+                override=overrides[name],
+                precision=precision,
+                compiled=compiled,
             )
-            for name in self.names
-            if name in ENCODERS
-        }
+            if name in overrides
+            else cached_encoder(name, weights_dir, device, batch_size, precision, compiled)
+        )
 
     def by_metric(
         self, reference: np.ndarray, reconstructions: list[np.ndarray]
@@ -112,6 +136,8 @@ class MetricEngine:
             results.update(reference_suite_for_case(reference, reconstructions, suite))
         for name, dfd in self.dfds.items():
             results[name] = dfd.case_distances(reference, reconstructions)
+        for name, error in self.load_errors.items():
+            results[name] = [error] * len(reconstructions)
         return {name: results[name] for name in self.names}
 
     def rows(

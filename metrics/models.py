@@ -16,7 +16,7 @@ def current_version(name: str) -> str:
     """
     from metrics.engine import metric_version
 
-    return metric_version(name, settings.METRICS_PRECISION)
+    return metric_version(name, settings.METRICS_PRECISION, settings.DFD_WEIGHTS_DIR)
 
 
 class MetricValueQuerySet(models.QuerySet):
@@ -62,7 +62,11 @@ class MetricValue(models.Model):
 
 
 def configured_metrics() -> list[str]:
-    """The metrics workers compute: METRICS_ENABLED, else every metric whose weights are here."""
-    from metrics.engine import available_metrics
+    """The metrics workers compute: METRICS_ENABLED as named (one whose weights are missing
+    or fail their checksum is then stored with that error, so the researcher sees why), else
+    every metric whose weights are here and pass their checksum."""
+    from metrics.engine import ALL_METRICS, available_metrics
 
-    return available_metrics(settings.DFD_WEIGHTS_DIR, settings.METRICS_ENABLED or None)
+    if settings.METRICS_ENABLED:
+        return [name for name in ALL_METRICS if name in settings.METRICS_ENABLED]
+    return available_metrics(settings.DFD_WEIGHTS_DIR)

@@ -26,6 +26,7 @@ def compute_case_metrics(*, case_pk: int) -> None:
         batch_size=settings.METRICS_BATCH_SIZE,
         precision=settings.METRICS_PRECISION,
         compiled=settings.METRICS_COMPILE,
+        tolerate_load_errors=True,
     )
     results = engine.by_metric(case.load_reference(), [r.load_image() for r in reconstructions])
     for metric, values in results.items():

@@ -262,6 +262,14 @@ class DeepFeatureDistance:
             output = self.network(scaled)
         return {layer: output[layer].float() for layer in self.spec.layers}
 
+    def check_size(self, shape: tuple[int, ...]) -> None:
+        """Raise MetricInputError for an image too small for this encoder's deepest tap."""
+        if min(shape[-2:]) < self.spec.min_side:
+            raise MetricInputError(
+                f"{self.spec.name}: images of {shape[-2]}x{shape[-1]} pixels are too small for "
+                f"this encoder (at least {self.spec.min_side} a side)"
+            )
+
     @torch.inference_mode()
     def features(self, slices: np.ndarray) -> Features:
         """Features of an (N, H, W) stack, computed in batches and concatenated."""
@@ -287,6 +295,7 @@ class DeepFeatureDistance:
         for reconstruction in reconstructions:
             try:
                 check_pair(reference, reconstruction)
+                self.check_size(reference.shape)
                 valid.append(_as_slices(reconstruction))
                 results.append(0.0)
             except MetricInputError as error:
@@ -318,6 +327,7 @@ class DeepFeatureDistance:
         Both images of `batch_size` pairs go through the network in one pass (one launch per
         layer for twice the images keeps a GPU busier than two half-size passes).
         """
+        self.check_size(tuple(references.shape))
         values = []
         for batch in _batches(len(references), self.batch_size):
             both = self._encode(torch.cat([references[batch], reconstructions[batch]]))

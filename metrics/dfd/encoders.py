@@ -13,6 +13,7 @@ is the only code that downloads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.resources
 import os
@@ -85,6 +86,8 @@ class EncoderSpec:
     reference: str = ""
     weights_version: str = ""
     extras: dict[str, object] = field(default_factory=dict)
+    # The smallest image side that gives the deepest tapped layer at least one position.
+    min_side: int = 16
 
     @property
     def primary_weights(self) -> WeightsFile | None:
@@ -93,8 +96,16 @@ class EncoderSpec:
 
 
 def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, remembered per (path, size, modification time): `list`, each
+    worker task and each encoder load ask again, and a VGG16 file takes a second to hash."""
+    stat = path.stat()
+    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -174,13 +185,32 @@ def resolve_weights(
 
 
 def availability(spec: EncoderSpec, weights_dir: Path) -> tuple[bool, str]:
-    """(available, reason and remedy when not), without loading anything large."""
+    """(available, reason and remedy when not): every file present and of its registered
+    checksum, so that `list` and the workers agree before any encoder is loaded."""
     for weights in spec.weights:
-        if locate(weights, weights_dir) is None:
+        path = locate(weights, weights_dir)
+        if path is None:
             return False, (
                 f"weights {weights.filename} not found; " + how_to_get(spec, weights, weights_dir)
             )
+        try:
+            verify(path, weights)
+        except WeightsChecksumError as error:
+            return False, str(error)
     return True, ""
+
+
+def weights_version(spec: EncoderSpec, weights_dir: Path | None) -> str:
+    """The spec's weights version; for a user-supplied backbone file without a registered
+    checksum (RadImageNet), that version plus the file's own SHA-256 prefix, so that two
+    different files never share a version."""
+    primary = spec.primary_weights
+    if weights_dir is None or primary is None or primary.sha256 or primary.sha256_prefix:
+        return spec.weights_version
+    path = locate(primary, weights_dir)
+    return (
+        spec.weights_version if path is None else f"{spec.weights_version}+{sha256_of(path)[:12]}"
+    )
 
 
 def default_weights_dir() -> Path:
@@ -427,6 +457,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "LPIPS on AlexNet relu1..relu5",
             LPIPS_PAPER,
             "tv-alexnet-imagenet1k-v1+lpips-0.1",
+            min_side=31,
         ),
         EncoderSpec(
             "dfd-vgg16",
@@ -520,6 +551,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "second convolutions (the authors' corrected code, commit b3ce5d8)",
             "Adamson et al., NeurIPS 2021 workshop; " + ADAMSON_2023,
             "ssfd-default+b3ce5d8",
+            min_side=8,
         ),
         EncoderSpec(
             "dfd-ssfd-local",
@@ -534,6 +566,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "metrics/dfd/weights/ssfd-local.md); demo slices held out",
             ADAMSON_2023,
             "ssfd-local-3",
+            min_side=8,
         ),
     ]
 }

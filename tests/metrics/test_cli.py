@@ -209,7 +209,17 @@ def test_batch_refuses_a_manifest_without_the_columns(tmp_path):
 def test_list_json_describes_every_metric(tmp_path):
     result = run("list", "--json", weights_dir=tmp_path)
     listing = {entry["name"]: entry for entry in json.loads(result.stdout)}
-    assert listing["psnr"] == {"name": "psnr", "kind": "pixel", "domain": None, "available": True}
+    assert listing["psnr"] == {
+        "name": "psnr",
+        "kind": "pixel",
+        "domain": None,
+        "available": True,
+        "polarity": 1,
+    }
+    assert {name: e["polarity"] for name, e in listing.items() if e["kind"] == "pixel"} == {
+        "psnr": 1, "ssim": 1, "nmse": -1, "hfen": -1, "vif": 1, "nqm": 1,
+    }  # fmt: skip
+    assert {e["polarity"] for e in listing.values() if e["kind"] == "dfd"} == {-1}
     assert listing["dfd-efficientnet-lite0"]["available"] is True
     assert listing["dfd-radimagenet-resnet50"]["domain"] == "domain-adjacent"
     vgg = listing["dfd-lpips-vgg"]
