@@ -241,3 +241,18 @@ def test_a_bf16_workers_values_reach_the_dashboard_and_the_export(
     assert "dfd-resnet50-random" in payload["metrics"]
     block = payload["analysis"]["questions"][study.questions.first().key]
     assert block["metrics"]["dfd-resnet50-random"]["n"] == case.reconstructions.count()
+
+
+@pytest.mark.django_db
+def test_an_encoder_failing_its_checksum_is_stored_as_its_own_error(case, settings, tmp_path):
+    from metrics.dfd.encoders import EFFICIENTNET_LITE0_FILE
+
+    (tmp_path / EFFICIENTNET_LITE0_FILE.filename).write_bytes(b"tampered")
+    settings.DFD_WEIGHTS_DIR = tmp_path
+    settings.METRICS_ENABLED = ["psnr", "hfen", "dfd-efficientnet-lite0"]
+    compute_case_metrics(case_pk=case.pk)
+    values = stored(case)
+    for recon in case.reconstructions.all():
+        assert values[recon.pk, "psnr"][1] == "" and values[recon.pk, "hfen"][1] == ""
+        value, error = values[recon.pk, "dfd-efficientnet-lite0"]
+        assert value is None and "does not match the registered" in error
