@@ -55,6 +55,11 @@ def test_dashboard_updates_live_when_a_reader_scores(browser, live_server, study
     metrics = dashboard.locator("#ranked tbody tr").all_inner_texts()
     assert len(metrics) == 4 and any("psnr" in row for row in metrics)
     assert "live" in dashboard.inner_text("#live-status").lower()
+    assert dashboard.locator("#preview").is_hidden(), "no broken images before a point is clicked"
+    assert dashboard.locator("#preview-reference").bounding_box() is None
+    directions = dashboard.locator("#ranked tbody tr td:nth-child(3)").all_inner_texts()
+    assert set(directions) == {"higher is better", "lower is better"}
+    assert dashboard.inner_text("#resampling") == "whole cases"
 
     reader = browser.new_context(viewport={"width": 1280, "height": 800})
     reading = reader.new_page()
@@ -85,6 +90,8 @@ def test_dashboard_updates_live_when_a_reader_scores(browser, live_server, study
         " return i.complete && i.naturalWidth === 32; }"
     )
     assert "Case case-" in dashboard.inner_text("#preview-caption")
+    assert dashboard.locator("#preview").is_visible()
+    assert "Holm-adjusted" in dashboard.inner_text("#comparison")
     for plot, image_format in (("forest", "svg"), ("scatter", "png")):
         with dashboard.expect_download() as download:
             dashboard.click(
