@@ -169,28 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.metrics} metrics x {args.questions} questions, {args.bootstrap} resamples "
         f"({len(scores)} scores)"
     )
-    directions = polarities(args.metrics)
-    analyze(scores, metrics, bootstrap=args.bootstrap, extended=True, polarities=directions)
-    fast, fast_s, fast_mib = measure(
-        analyze,
-        scores,
-        metrics,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        extended=True,
-        polarities=directions,
-    )
+    options = {
+        "bootstrap": args.bootstrap,
+        "seed": args.seed,
+        "extended": True,
+        "polarities": polarities(args.metrics),
+    }
+    analyze(scores, metrics, **options)  # warm-up
+    fast, fast_s, fast_mib = measure(analyze, scores, metrics, **options)
     print(f"vectorised engine:          {fast_s:8.3f} s   peak {fast_mib:7.1f} MiB")
-    _, grouped_s, grouped_mib = measure(
-        analyze,
-        scores,
-        metrics,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        extended=True,
-        groups=groups,
-        polarities=directions,
-    )
+    _, grouped_s, grouped_mib = measure(analyze, scores, metrics, groups=groups, **options)
     print(
         f"  + per method/acceleration: {grouped_s:8.3f} s   peak {grouped_mib:7.1f} MiB "
         f"({len(METHODS)} methods, {len(ACCELERATIONS)} accelerations)"
