@@ -7,7 +7,15 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from fixtures.images import load_slice
 from fixtures.simulation import fft2c, random_mask, zero_filled
-from metrics.image import MetricInputError, nmse, pixel_metrics_for_case, psnr, ssim, ssim_batch
+from metrics.image import (
+    CHUNK_PIXELS,
+    MetricInputError,
+    nmse,
+    pixel_metrics_for_case,
+    psnr,
+    ssim,
+    ssim_batch,
+)
 
 TOLERANCE = 1e-6  # float64 throughout; the issue's bound for agreement with fastMRI/scikit-image
 
@@ -43,6 +51,21 @@ def test_pixel_metrics_match_fastmri_evaluate(shape):
     assert abs(psnr(gt, pred) - fastmri_psnr(gt, pred)) < TOLERANCE
     assert abs(ssim(gt, pred) - fastmri_ssim(gt, pred)) < TOLERANCE
     assert abs(nmse(gt, pred) - fastmri_nmse(gt, pred)) < TOLERANCE
+
+
+def test_a_volume_taken_in_chunks_equals_fastmri_and_the_one_pass(monkeypatch):
+    """A volume larger than one chunk of slices is summed chunk by chunk (flat memory): the
+    same values as the whole volume at once, and as fastMRI's functions."""
+    gt, pred = noisy_pair((11, 40, 36), seed=3)
+    others = [np.abs(pred + 0.1), np.abs(pred - 0.05)]
+    whole = pixel_metrics_for_case(gt, [pred, *others])
+    monkeypatch.setitem(CHUNK_PIXELS, "cpu", 3 * 40 * 36 * 4)  # chunks of 4 slices: 4, 4, 3
+    chunked = pixel_metrics_for_case(gt, [pred, *others])
+    for a, b in zip(whole, chunked, strict=True):
+        assert a == pytest.approx(b, rel=1e-12)
+    assert abs(chunked[0]["psnr"] - fastmri_psnr(gt, pred)) < TOLERANCE
+    assert abs(chunked[0]["ssim"] - fastmri_ssim(gt, pred)) < TOLERANCE
+    assert abs(chunked[0]["nmse"] - fastmri_nmse(gt, pred)) < TOLERANCE
 
 
 def test_pixel_metrics_honour_an_explicit_maxval():
