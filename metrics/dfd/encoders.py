@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from metrics.dfd.networks import (
@@ -285,6 +284,8 @@ def _torchvision_resnet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.
 
 
 def _vgg16(paths: dict[str, Path], filename: str) -> nn.Module:
+    import torchvision
+
     model = torchvision.models.vgg16()
     _load_strict(model, load_checkpoint(paths[filename]), paths[filename])
     return model
@@ -305,6 +306,8 @@ def _build_lpips_vgg(paths):
 
 
 def _build_lpips_alex(paths):
+    import torchvision
+
     model = torchvision.models.alexnet()
     path = paths[ALEXNET_FILE.filename]
     _load_strict(model, load_checkpoint(path), path)
@@ -318,6 +321,8 @@ def _build_dists(paths):
 
 
 def _resnet50_trunk(state: dict[str, torch.Tensor] | None, path: Path | None) -> nn.Module:
+    import torchvision
+
     model = torchvision.models.resnet50()
     if state is not None:
         model.fc = nn.Identity()
@@ -363,24 +368,28 @@ def _build_ssfd(filename: str):
     return build
 
 
+# torchvision's weight enums name these URLs (tests check that they still do); written out so
+# that the registry loads without importing torchvision, a second of every command's start-up.
+TORCHVISION_MODELS = "https://download.pytorch.org/models"
+
 # --- weights files --------------------------------------------------------------------------
 
 VGG16_FILE = WeightsFile(
     "vgg16-397923af.pth",
     sha256_prefix="397923af",
-    url=torchvision.models.VGG16_Weights.IMAGENET1K_V1.url,
+    url=f"{TORCHVISION_MODELS}/vgg16-397923af.pth",
     licence="BSD-3-Clause (torchvision); ImageNet terms of use",
 )
 ALEXNET_FILE = WeightsFile(
     "alexnet-owt-7be5be79.pth",
     sha256_prefix="7be5be79",
-    url=torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url,
+    url=f"{TORCHVISION_MODELS}/alexnet-owt-7be5be79.pth",
     licence="BSD-3-Clause (torchvision); ImageNet terms of use",
 )
 RESNET50_FILE = WeightsFile(
     "resnet50-0676ba61.pth",
     sha256_prefix="0676ba61",
-    url=torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url,
+    url=f"{TORCHVISION_MODELS}/resnet50-0676ba61.pth",
     licence="BSD-3-Clause (torchvision); ImageNet terms of use",
 )
 LPIPS_VGG_FILE = WeightsFile(

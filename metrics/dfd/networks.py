@@ -14,7 +14,6 @@ import torch.fx
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.models.feature_extraction import create_feature_extractor
 
 # torchvision node -> the layer name used in the LPIPS and DISTS papers.
 VGG16_TAPS = {
@@ -36,6 +35,8 @@ RESNET50_TAPS = {"layer3.3.conv3": "layer3.3.conv3"}
 
 def tapped(model: nn.Module, taps: dict[str, str]) -> nn.Module:
     """A module returning the outputs of `taps` (torchvision node -> name), via torch.fx."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
     return create_feature_extractor(model, return_nodes=taps)
 
 

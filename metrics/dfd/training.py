@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from metrics.dfd.distances import preprocess_zscore
 from metrics.dfd.networks import SSFDEncoder, SSFDInpainter
@@ -217,6 +216,8 @@ def anatomy_groups(
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr  # scipy.stats: a second of the command line's start-up
+
     return float(spearmanr(x, y).statistic)
 
 

@@ -494,3 +494,13 @@ def test_compiled_encoder_matches_eager(tmp_path, device):
     )
     assert hasattr(fused.network, "_orig_mod"), "Sanity: the network really is compiled"
     assert np.allclose(fused.pair_distances(refs, recs), eager, rtol=1e-3)
+
+
+def test_registered_torchvision_urls_are_torchvisions_own():
+    """The registry writes the URLs out (so it loads without torchvision): they must stay
+    the ones torchvision's weight enums name."""
+    from metrics.dfd.encoders import ALEXNET_FILE, RESNET50_FILE, VGG16_FILE
+
+    assert VGG16_FILE.url == torchvision.models.VGG16_Weights.IMAGENET1K_V1.url
+    assert ALEXNET_FILE.url == torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
+    assert RESNET50_FILE.url == torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url
