@@ -8,6 +8,8 @@ zero-filled reconstructions at 2-12x):
 * each available DFD batched with the reference's features computed once per case, against
   per-pair unbatched calls that encode the reference every time;
 * peak memory of a DFD run on few and on many pairs, in fresh processes (flat means bounded);
+* end to end as a user runs it: `python -m metrics compare` on a volume of real 320x320 slices
+  (PSNR, SSIM, NMSE), start-up included, against a plain scikit-image loop in a fresh process;
 * on a CUDA device, the same plus the issue's targets: PSNR+SSIM+dfd-vgg16 (any weights of the
   right shape) and PSNR+SSIM+dfd-efficientnet-lite0 in pairs per second.
 """
@@ -55,6 +57,65 @@ def make_cases(
         )
         out.append((image, zero_filled_series(image, accelerations, rng=rng)))
     return out
+
+
+# fastMRI's evaluate.py way, as a user would script it: the baseline of the end-to-end figure.
+PLAIN_VOLUME_LOOP = """
+import sys, numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+gt, pred = np.load(sys.argv[1]).astype(np.float64), np.load(sys.argv[2]).astype(np.float64)
+maxval = gt.max()
+psnr = peak_signal_noise_ratio(gt, pred, data_range=maxval)
+nmse = np.linalg.norm(gt - pred) ** 2 / np.linalg.norm(gt) ** 2
+ssim = np.mean([structural_similarity(g, p, data_range=maxval) for g, p in zip(gt, pred)])
+print(psnr, ssim, nmse)
+"""
+
+
+def volume_end_to_end(slices: int, rows: list[dict], repeat: int = 2) -> None:
+    """Seconds for `python -m metrics compare` on a (slices, 320, 320) volume pair, start-up
+    and file reading included, against the plain loop in a fresh process: best of `repeat`."""
+    import tempfile
+
+    cases = make_cases(1, min(slices, 10))
+    reference = np.stack([cases[i % len(cases)][0] for i in range(slices)]).astype(np.float32)
+    reconstruction = np.stack([cases[i % len(cases)][1][0] for i in range(slices)])
+    with tempfile.TemporaryDirectory() as folder:
+        ref_path, rec_path = Path(folder) / "reference.npy", Path(folder) / "reconstruction.npy"
+        np.save(ref_path, reference)
+        np.save(rec_path, reconstruction.astype(np.float32))
+        commands = {
+            "plain scikit-image loop, fresh process": [sys.executable, "-c", PLAIN_VOLUME_LOOP],
+            "python -m metrics compare": [sys.executable, "-m", "metrics", "compare"],
+        }
+        extra = {
+            "python -m metrics compare": [
+                "--metric",
+                "psnr",
+                "--metric",
+                "ssim",
+                "--metric",
+                "nmse",
+                "--json",
+            ]
+        }
+        seconds = {}
+        for label, command in commands.items():
+            best = float("inf")
+            for _ in range(repeat):
+                started = time.perf_counter()
+                subprocess.run(
+                    [*command, str(ref_path), str(rec_path), *extra.get(label, [])],
+                    check=True,
+                    capture_output=True,
+                )
+                best = min(best, time.perf_counter() - started)
+            seconds[label] = best
+    loop = seconds["plain scikit-image loop, fresh process"]
+    for label, value in seconds.items():
+        rows.append(
+            report(f"{label} ({slices} slices)", slices, value, None if value is loop else loop)
+        )
 
 
 def timed(function, repeat: int = 3) -> float:
@@ -415,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-probe", nargs=2, metavar=("NAME", "PAIRS"))
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
+        "--volume-slices",
+        type=int,
+        default=400,
+        help="slices of the volume timed end to end through the command line (0: skip)",
+    )
+    parser.add_argument(
         "--gpu-batch", type=int, default=128, help="pairs per batch in the GPU targets"
     )
     parser.add_argument(
@@ -447,6 +514,10 @@ def main(argv: list[str] | None = None) -> int:
             loop,
         )
     )
+
+    if args.volume_slices:
+        print(f"end to end, one {args.volume_slices}-slice volume (PSNR + SSIM + NMSE)")
+        volume_end_to_end(args.volume_slices, rows)
 
     dfd_cases = make_cases(8, args.dfd_cases)
     dfd_pairs = sum(len(r) for _, r in dfd_cases)

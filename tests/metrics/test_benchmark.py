@@ -77,3 +77,17 @@ def test_precision_cost_of_identical_values_is_nothing():
     values = np.array([0.1, 0.3, 0.2, 0.5])
     cost = benchmark.precision_cost(values, values.copy(), label="same")
     assert cost["spearman"] == 1 and cost["max_relative_difference"] == 0
+
+
+def test_volume_end_to_end_times_the_command_against_the_plain_loop():
+    """bench-metrics' end-to-end figure runs both programs on the same volume (a small one
+    here: a test that it works, not a timing)."""
+    from metrics.benchmark import volume_end_to_end
+
+    rows = []
+    volume_end_to_end(3, rows, repeat=1)
+    assert [row["what"] for row in rows] == [
+        "plain scikit-image loop, fresh process (3 slices)",
+        "python -m metrics compare (3 slices)",
+    ]
+    assert "speed-up" in rows[1] and rows[0]["seconds"] > 0
