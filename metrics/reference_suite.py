@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from metrics.hfen import hfen
-from metrics.image import MetricInputError, check_pair
+from metrics.image import MetricInputError
 from metrics.nqm import nqm
 from metrics.vif import vif_for_case
 
@@ -28,38 +28,17 @@ def reference_suite_for_case(
     error; the other reconstructions and metrics are still computed.
     """
     results: dict[str, list[float | MetricInputError]] = {}
-    comparable = []
-    for pred in reconstructions:
-        try:
-            check_pair(reference, pred)
-            comparable.append(pred)
-        except MetricInputError as error:
-            comparable.append(error)
     for name in names:
-        if name == "vif":
-            results[name] = _vif_values(reference, comparable)
+        if name == "vif":  # the reference's model is built once for the case
+            results[name] = vif_for_case(reference, reconstructions)
         else:
             function = {"hfen": hfen, "nqm": nqm}[name]
-            results[name] = [_value_or_error(function, reference, pred) for pred in comparable]
+            results[name] = [_value_or_error(function, reference, p) for p in reconstructions]
     return results
 
 
 def _value_or_error(function, reference, pred) -> float | MetricInputError:
-    if isinstance(pred, MetricInputError):
-        return pred
     try:
         return function(reference, pred)
     except MetricInputError as error:
         return error
-
-
-def _vif_values(reference, comparable) -> list[float | MetricInputError]:
-    """VIF with the reference's model built once for the case."""
-    good = [pred for pred in comparable if not isinstance(pred, MetricInputError)]
-    try:
-        values = iter(vif_for_case(reference, good))
-    except MetricInputError:  # undefined for one pair: compute them one by one
-        values = iter(
-            _value_or_error(lambda r, p: vif_for_case(r, [p])[0], reference, p) for p in good
-        )
-    return [pred if isinstance(pred, MetricInputError) else next(values) for pred in comparable]

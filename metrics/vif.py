@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics.image import MetricInputError, check_pair, scaled_slices
+from metrics.image import MetricInputError, check_pair
 
 BLOCK = 3
 NOISE_VARIANCE = 0.1
@@ -125,22 +125,31 @@ class VifReference:
 
 def vif_for_case(
     reference: np.ndarray, reconstructions: list[np.ndarray], *, maxval: float | None = None
-) -> list[float]:
-    """VIF of each reconstruction against one reference (its model computed once per slice)."""
-    for pred in reconstructions:
-        check_pair(reference, pred)
+) -> list[float | MetricInputError]:
+    """VIF of each reconstruction against one reference, or the error of a pair it cannot
+    compare or is undefined on; the reference is scaled and modelled once per slice."""
     if not reconstructions:
         return []
-    ref_slices, _ = scaled_slices(reference, reference, maxval)
-    models = [VifReference(255 * ref_slice) for ref_slice in ref_slices]
-    values = []
+    peak = float(reference.max()) if maxval is None else float(maxval)
+
+    def to_255(image: np.ndarray) -> np.ndarray:
+        return 255 * np.asarray(image, np.float64).reshape(-1, *image.shape[-2:]) / peak
+
+    models = None
+    values: list[float | MetricInputError] = []
     for pred in reconstructions:
-        _, rec_slices = scaled_slices(reference, pred, maxval)
-        per_slice = [m.against(255 * s) for m, s in zip(models, rec_slices, strict=True)]
-        value = float(np.mean(per_slice))
-        if not np.isfinite(value):
-            raise MetricInputError("vif: undefined for this pair (a flat reference subband)")
-        values.append(value)
+        try:
+            check_pair(reference, pred)
+        except MetricInputError as error:
+            values.append(error)
+            continue
+        models = models or [VifReference(ref_slice) for ref_slice in to_255(reference)]
+        value = float(np.mean([m.against(s) for m, s in zip(models, to_255(pred), strict=True)]))
+        values.append(
+            value
+            if np.isfinite(value)
+            else MetricInputError("vif: undefined for this pair (a flat reference subband)")
+        )
     return values
 
 
@@ -156,4 +165,7 @@ def vif(gt: np.ndarray, pred: np.ndarray, *, maxval: float | None = None) -> flo
     Returns:
         VIF, 1 for an identical pair, lower as information is lost. Higher is better.
     """
-    return vif_for_case(gt, [pred], maxval=maxval)[0]
+    (value,) = vif_for_case(gt, [pred], maxval=maxval)
+    if isinstance(value, MetricInputError):
+        raise value
+    return value
