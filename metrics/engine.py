@@ -95,28 +95,26 @@ class MetricEngine:
             if name not in ENCODERS:
                 continue
             try:
-                self.dfds[name] = self._load(
-                    name, weights_dir, batch_size, overrides, precision, compiled
-                )
+                self.dfds[name] = self._load(name, weights_dir, batch_size, overrides.get(name))
             except (WeightsUnavailableError, WeightsChecksumError) as error:
                 if not tolerate_load_errors:
                     raise
                 self.load_errors[name] = error
 
-    def _load(self, name, weights_dir, batch_size, overrides, precision, compiled):
-        device = self.device
-        return (
-            DeepFeatureDistance.load(
-                ENCODERS[name],
-                weights_dir=weights_dir,
-                device=device,
-                batch_size=batch_size,
-                override=overrides[name],
-                precision=precision,
-                compiled=compiled,
+    def _load(self, name, weights_dir, batch_size, override) -> DeepFeatureDistance:
+        """A researcher's own checkpoint loads afresh; a registered encoder once per process."""
+        if override is None:
+            return cached_encoder(
+                name, weights_dir, self.device, batch_size, self.precision, self.compiled
             )
-            if name in overrides
-            else cached_encoder(name, weights_dir, device, batch_size, precision, compiled)
+        return DeepFeatureDistance.load(
+            ENCODERS[name],
+            weights_dir=weights_dir,
+            device=self.device,
+            batch_size=batch_size,
+            override=override,
+            precision=self.precision,
+            compiled=self.compiled,
         )
 
     def by_metric(

@@ -23,12 +23,7 @@ import torch
 from metrics.dfd.distances import preprocess_zscore
 from metrics.dfd.networks import SSFDEncoder, SSFDInpainter
 from metrics.image import pixel_metrics_for_case
-from metrics.stats.bootstrap import (
-    counts_from_indices,
-    percentile_interval,
-    resample_indices,
-    resampled_spearman,
-)
+from metrics.stats.bootstrap import cluster_counts, percentile_interval, resampled_spearman
 
 TAP = "block4_relu1"  # the authors' corrected tap (deep-feature-mr-recon commit b3ce5d8)
 
@@ -243,11 +238,10 @@ def compare_orderings(
         found = set(slice_ids[rows])
         present = [m for m in members if m in found]  # units numbered in the group's order
         unit = np.array([present.index(s) for s in slice_ids[rows]])
-        rng = np.random.default_rng(seed)
-        counts = counts_from_indices(resample_indices(len(present), resamples, rng), len(present))
+        counts = cluster_counts(unit, resamples, np.random.default_rng(seed))
         x = accelerations[rows]
-        differences = resampled_spearman(x, trained[rows], counts, unit) - resampled_spearman(
-            x, untrained[rows], counts, unit
+        differences = resampled_spearman(x, trained[rows], counts) - resampled_spearman(
+            x, untrained[rows], counts
         )
         checks.append(
             OrderingCheck(
