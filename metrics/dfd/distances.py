@@ -65,6 +65,12 @@ def preprocess_minmax_pm1(x: torch.Tensor) -> torch.Tensor:
     return _per_image_minmax(x, -1.0, 1.0).expand(-1, 3, -1, -1).contiguous()
 
 
+def preprocess_minmax_pm1_gray(x: torch.Tensor) -> torch.Tensor:
+    """Min-max to [-1, 1], one channel (MedVAE's `load_2d`: ScaleIntensity to [0, 1], then
+    Normalize(0.5, 0.5))."""
+    return _per_image_minmax(x, -1.0, 1.0)
+
+
 def preprocess_zscore(x: torch.Tensor) -> torch.Tensor:
     """Zero mean and unit (sample) standard deviation per image, one channel (SSFD)."""
     flat = x.flatten(1)
@@ -77,6 +83,7 @@ PREPROCESSING: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "lpips": preprocess_lpips,
     "dists": preprocess_dists,
     "minmax_pm1": preprocess_minmax_pm1,
+    "minmax_pm1_gray": preprocess_minmax_pm1_gray,
     "zscore": preprocess_zscore,
 }
 

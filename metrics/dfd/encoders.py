@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from metrics.dfd.kl_autoencoder import KLEncoder, KLEncoderConfig, encoder_state
 from metrics.dfd.networks import (
     ALEXNET_TAPS,
     RESNET50_TAPS,
@@ -67,6 +68,9 @@ class WeightsFile:
     package: tuple[str, str] | None = None
     licence: str = ""
     in_repository: bool = False
+    # (repository, path) on the Hugging Face Hub: also looked for in its local cache, where
+    # the publisher's own package (`medvae`, `huggingface_hub`) leaves it.
+    huggingface: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,9 +118,28 @@ def torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def huggingface_cache() -> Path:
+    """The Hugging Face Hub's cache folder, as huggingface_hub resolves it."""
+    configured = os.environ.get("HF_HUB_CACHE")
+    if configured:
+        return Path(configured)
+    home = (
+        os.environ.get("HF_HOME")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface"
+    )
+    return Path(home) / "hub"
+
+
+def _huggingface_snapshots(repository: str, path: str) -> list[Path]:
+    folder = huggingface_cache() / f"models--{repository.replace('/', '--')}" / "snapshots"
+    return sorted(folder.glob(f"*/{path}")) if folder.is_dir() else []
+
+
 def locate(weights: WeightsFile, weights_dir: Path) -> Path | None:
     """Where `weights` is on this machine, or None."""
     candidates = [weights_dir / weights.filename, torch_hub_checkpoints() / weights.filename]
+    if weights.huggingface:
+        candidates += _huggingface_snapshots(*weights.huggingface)
     if weights.in_repository:
         candidates.insert(0, LOCAL_WEIGHTS_DIR / weights.filename)
     if weights.package:
@@ -368,6 +391,23 @@ def _build_ssfd(filename: str):
     return build
 
 
+def _build_medvae(paths):
+    path = paths[MEDVAE_FILE.filename]
+    state = encoder_state(_state_dict(load_checkpoint(path), "state_dict"))
+    try:
+        config = KLEncoderConfig.from_state_dict(state)
+    except KeyError as error:
+        raise WeightsUnavailableError(f"{path}: {error.args[0]}") from None
+    if config.in_channels != 1:
+        raise WeightsUnavailableError(
+            f"{path}: a {config.in_channels}-channel autoencoder; dfd-medvae takes the "
+            "one-channel 2-D MedVAE models (medvae_4_1_2d, medvae_8_1_2d)"
+        )
+    encoder = KLEncoder(config)
+    _load_strict(encoder, state, path)
+    return encoder, {}
+
+
 # torchvision's weight enums name these URLs (tests check that they still do); written out so
 # that the registry loads without importing torchvision, a second of every command's start-up.
 TORCHVISION_MODELS = "https://download.pytorch.org/models"
@@ -433,6 +473,15 @@ SSFD_LOCAL_FILE = WeightsFile(
     sha256="c158d58f59672ce920b771a2100ec87e856100a1b432b16e4f56a2b8a397c44a",
     licence="BSD-3-Clause (this project; trained on the data in fixtures/PROVENANCE.md)",
     in_repository=True,
+)
+
+# MedVAE's 2-D model with 4x downsampling per side and a one-channel latent: the finest latent
+# of the family, and one without the LoRA layers that its three-channel models add.
+MEDVAE_FILE = WeightsFile(
+    "vae_4x_1c_2D.ckpt",
+    url="https://huggingface.co/stanfordmimi/MedVAE/resolve/main/model_weights/vae_4x_1c_2D.ckpt",
+    licence="MIT (stanfordmimi/MedVAE)",
+    huggingface=("stanfordmimi/MedVAE", "model_weights/vae_4x_1c_2D.ckpt"),
 )
 
 LPIPS_PAPER = "Zhang et al., CVPR 2018, doi:10.1109/CVPR.2018.00068"
@@ -546,6 +595,25 @@ ENCODERS: dict[str, EncoderSpec] = {
             "the ResNet50 recipe on RadImageNet weights (1.35 M radiology images)",
             "Mei et al., Radiology: AI 2022, doi:10.1148/ryai.210315",
             "radimagenet-resnet50",
+        ),
+        EncoderSpec(
+            "dfd-medvae",
+            "domain-adjacent",
+            "MedVAE medvae_4_1_2d encoder (KL autoencoder, chest X-ray and mammography)",
+            ("latent_mean",),
+            "minmax_pm1_gray",
+            "mse",
+            _build_medvae,
+            (MEDVAE_FILE,),
+            # The study reports Med-VAE without publishing its recipe; this project's: the mean
+            # of the posterior (deterministic, unlike MedVAE's own encode, which samples), the
+            # stage-1 latent that every 2-D checkpoint has (not the stage-2 projection), at 1/4
+            # resolution, scaled as MedVAE's load_2d scales a slice.
+            "MSE of the posterior mean of MedVAE's one-channel 4x latent (this project's "
+            "recipe; the study published none)",
+            "Varma et al., MedVAE, 2025, arXiv:2502.14753; " + ADAMSON_2023,
+            "medvae-4x1c-2d",
+            min_side=8,
         ),
         EncoderSpec(
             "dfd-ssfd",
