@@ -35,7 +35,8 @@ from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import DeepFeatureDistance, default_batch_size
 from metrics.dfd.encoders import ENCODERS, default_weights_dir, resolve_weights
 from metrics.engine import available_metrics
-from metrics.image import pixel_maths, pixel_metrics_for_case, pixel_values
+from metrics.image import pixel_metrics_for_case
+from metrics.pixel_torch import pixel_maths, pixel_values
 
 SIZE = 320
 ACCELERATIONS = (2, 3, 4, 6, 8, 12)
@@ -267,15 +268,24 @@ def device_ceilings(device: str, size: int = 8192) -> dict[str, float]:
         kinds.append(("tf32", torch.float32, True))
     tf32_before = torch.backends.cuda.matmul.allow_tf32
     for label, dtype, tf32 in kinds:
-        a = torch.randn(size, size, device=device, dtype=dtype)
-        b = torch.randn(size, size, device=device, dtype=dtype)
-
-        def product(a=a, b=b):
-            a @ b
-            synchronize(device)
-
         torch.backends.cuda.matmul.allow_tf32 = tf32
-        ceilings[f"{label}_tflops"] = 2 * size**3 / timed(product, repeat=5) / 1e12
+        # Grow the matrices until one product takes a measurable while: a CPU without native
+        # bf16 (no AVX-512 BF16 or AMX) multiplies bf16 at about 1 GFLOP/s, where an 8192^3
+        # product would take half an hour.
+        side = min(256, size)
+        while True:
+            a = torch.randn(side, side, device=device, dtype=dtype)
+            b = torch.randn(side, side, device=device, dtype=dtype)
+
+            def product(a=a, b=b):
+                a @ b
+                synchronize(device)
+
+            seconds = timed(product, repeat=5 if side == size else 1)
+            if side >= size or seconds > 0.2:
+                break
+            side *= 2
+        ceilings[f"{label}_tflops"] = 2 * side**3 / seconds / 1e12
     torch.backends.cuda.matmul.allow_tf32 = tf32_before
     source = torch.empty(2**28, device=device)  # 1 GiB of float32
     target = torch.empty_like(source)

@@ -1,10 +1,10 @@
 """Choice of the torch device for metric computation."""
 
-import torch
-
 
 def resolve_device(requested: str = "auto") -> str:
     """Map "auto" to "cuda" when a GPU is visible, else "cpu"; refuse "cuda" without one."""
+    import torch
+
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():

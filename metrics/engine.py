@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metrics.dfd.distances import DeepFeatureDistance
 from metrics.dfd.encoders import (
     ENCODERS,
     WeightsChecksumError,
@@ -22,6 +22,9 @@ from metrics.reference_suite import (
     REFERENCE_SUITE_VERSION,
     reference_suite_for_case,
 )
+
+if TYPE_CHECKING:
+    from metrics.dfd.distances import DeepFeatureDistance
 
 ALL_METRICS = (*PIXEL_METRICS, *REFERENCE_SUITE, *ENCODERS)
 
@@ -56,6 +59,8 @@ def cached_encoder(
     compiled: bool = False,
 ) -> DeepFeatureDistance:
     """An encoder loaded (and compiled) once per worker process and reused for every task."""
+    from metrics.dfd.distances import DeepFeatureDistance
+
     return DeepFeatureDistance.load(
         ENCODERS[name],
         weights_dir=weights_dir,
@@ -107,6 +112,8 @@ class MetricEngine:
             return cached_encoder(
                 name, weights_dir, self.device, batch_size, self.precision, self.compiled
             )
+        from metrics.dfd.distances import DeepFeatureDistance
+
         return DeepFeatureDistance.load(
             ENCODERS[name],
             weights_dir=weights_dir,

@@ -15,17 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metrics.dfd.encoders import EncoderSpec, resolve_weights
+from metrics.dfd.encoders import PRECISIONS, EncoderSpec, resolve_weights
 from metrics.dfd.networks import inference_graph
 from metrics.image import MetricInputError, check_pair
 
 LPIPS_SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
 LPIPS_SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
 EPS = 1e-10
-# Encoder precisions: fp32 is the recipe (true float32 on every device); tf32 keeps float32
-# storage but lets a GPU's tensor cores round convolution inputs to TensorFloat-32; bf16 and
-# fp16 run the network under autocast.
-AUTOCAST = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The autocast type of each precision (metrics.dfd.encoders.PRECISIONS says what they mean).
+AUTOCAST = dict(zip(PRECISIONS, (None, None, torch.bfloat16, torch.float16), strict=True))
 CUDA_ONLY_PRECISIONS = ("tf32", "fp16")
 
 

@@ -15,25 +15,30 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.metadata
 import importlib.resources
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-from metrics.dfd.kl_autoencoder import KLEncoder, KLEncoderConfig, encoder_state
-from metrics.dfd.networks import (
-    ALEXNET_TAPS,
-    RESNET50_TAPS,
-    VGG16_TAPS,
-    DistsVGG,
-    EfficientNetLiteTrunk,
-    SSFDEncoder,
-    tapped,
-)
+# The registry is read by `list`, by the pixel-only `compare` and by the web app: it imports
+# no torch (two to three seconds of start-up); the builders import it when an encoder loads.
+
+# Layer names are the registry's; networks.py maps torchvision nodes to them.
+VGG16_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+ALEXNET_LAYERS = ("relu1", "relu2", "relu3", "relu4", "relu5")
+RESNET50_LAYERS = ("layer3.3.conv3",)
+# Encoder precisions: fp32 is the recipe (true float32 on every device); tf32 keeps float32
+# storage but lets a GPU's tensor cores round convolution inputs to TensorFloat-32; bf16 and
+# fp16 run the network under autocast (metrics.dfd.distances.AUTOCAST).
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 LOCAL_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 RANDOM_RESNET50_SEED = 0
@@ -115,7 +120,13 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
 
 
 def torch_hub_checkpoints() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    """torch.hub's checkpoint folder, found as torch.hub.get_dir() finds it (without importing
+    torch unless it is loaded already, when a set_dir() call may have moved it)."""
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir()) / "checkpoints"
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    torch_home = os.path.expanduser(os.environ.get("TORCH_HOME", os.path.join(cache, "torch")))
+    return Path(torch_home) / "hub" / "checkpoints"
 
 
 def huggingface_cache() -> Path:
@@ -249,6 +260,8 @@ def default_weights_dir() -> Path:
 
 
 def load_checkpoint(path: Path) -> dict:
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a corrupt or foreign file
@@ -315,6 +328,8 @@ def _vgg16(paths: dict[str, Path], filename: str) -> nn.Module:
 
 
 def _build_vgg16(paths):
+    from metrics.dfd.networks import VGG16_TAPS, tapped
+
     return tapped(_vgg16(paths, VGG16_FILE.filename), VGG16_TAPS), {}
 
 
@@ -324,12 +339,16 @@ def _lpips_calibration(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _build_lpips_vgg(paths):
+    from metrics.dfd.networks import VGG16_TAPS, tapped
+
     calibration = _lpips_calibration(paths[LPIPS_VGG_FILE.filename])
     return tapped(_vgg16(paths, VGG16_FILE.filename), VGG16_TAPS), calibration
 
 
 def _build_lpips_alex(paths):
     import torchvision
+
+    from metrics.dfd.networks import ALEXNET_TAPS, tapped
 
     model = torchvision.models.alexnet()
     path = paths[ALEXNET_FILE.filename]
@@ -338,6 +357,8 @@ def _build_lpips_alex(paths):
 
 
 def _build_dists(paths):
+    from metrics.dfd.networks import DistsVGG
+
     network = DistsVGG(_vgg16(paths, VGG16_FILE.filename).features)
     state = load_checkpoint(paths[DISTS_FILE.filename])
     return network, {"alpha": state["alpha"], "beta": state["beta"]}
@@ -345,6 +366,9 @@ def _build_dists(paths):
 
 def _resnet50_trunk(state: dict[str, torch.Tensor] | None, path: Path | None) -> nn.Module:
     import torchvision
+    from torch import nn
+
+    from metrics.dfd.networks import RESNET50_TAPS, tapped
 
     model = torchvision.models.resnet50()
     if state is not None:
@@ -361,6 +385,8 @@ def _build_resnet50(paths):
 def _build_resnet50_random(paths):
     # The reference study's lower bound: the same architecture, untrained. torch's default
     # initialisation draws from its global generator, so seed a private fork of it.
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_RESNET50_SEED)
         return _resnet50_trunk(None, None), {}
@@ -375,6 +401,8 @@ def _build_radimagenet(paths):
 def _build_efficientnet_lite0(paths):
     from efficientnet_lite_pytorch import EfficientNet
 
+    from metrics.dfd.networks import EfficientNetLiteTrunk
+
     model = EfficientNet.from_name("efficientnet-lite0")
     path = paths[EFFICIENTNET_LITE0_FILE.filename]
     _load_strict(model, load_checkpoint(path), path)
@@ -383,6 +411,8 @@ def _build_efficientnet_lite0(paths):
 
 def _build_ssfd(filename: str):
     def build(paths):
+        from metrics.dfd.networks import SSFDEncoder
+
         path = paths[filename]
         encoder = SSFDEncoder()
         _load_strict(encoder, _state_dict(load_checkpoint(path), "model_state_dict"), path)
@@ -392,6 +422,8 @@ def _build_ssfd(filename: str):
 
 
 def _build_medvae(paths):
+    from metrics.dfd.kl_autoencoder import KLEncoder, KLEncoderConfig, encoder_state
+
     path = paths[MEDVAE_FILE.filename]
     state = encoder_state(_state_dict(load_checkpoint(path), "state_dict"))
     try:
@@ -484,6 +516,9 @@ MEDVAE_FILE = WeightsFile(
     huggingface=("stanfordmimi/MedVAE", "model_weights/vae_4x_1c_2D.ckpt"),
 )
 
+# The untrained control's weights are torch's default initialisation: they change with torch.
+TORCH_VERSION = importlib.metadata.version("torch").split("+")[0]
+
 LPIPS_PAPER = "Zhang et al., CVPR 2018, doi:10.1109/CVPR.2018.00068"
 ADAMSON_2023 = "Adamson et al., Using Deep Feature Distances for Evaluating MR Image Reconstruction Quality, 2023"
 
@@ -494,7 +529,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "dfd-lpips-vgg",
             "out-of-domain",
             "VGG16 (ImageNet) + LPIPS v0.1 linear layers",
-            tuple(VGG16_TAPS.values()),
+            VGG16_LAYERS,
             "lpips",
             "lpips",
             _build_lpips_vgg,
@@ -507,7 +542,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "dfd-lpips-alex",
             "out-of-domain",
             "AlexNet (ImageNet) + LPIPS v0.1 linear layers",
-            tuple(ALEXNET_TAPS.values()),
+            ALEXNET_LAYERS,
             "lpips",
             "lpips",
             _build_lpips_alex,
@@ -521,7 +556,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "dfd-vgg16",
             "out-of-domain",
             "VGG16 (ImageNet)",
-            tuple(VGG16_TAPS.values()),
+            VGG16_LAYERS,
             "lpips",
             "vgg",
             _build_vgg16,
@@ -534,7 +569,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "dfd-dists",
             "out-of-domain",
             "VGG16 (ImageNet) with L2 pooling + DISTS weights",
-            ("input", *VGG16_TAPS.values()),
+            ("input", *VGG16_LAYERS),
             "dists",
             "dists",
             _build_dists,
@@ -547,7 +582,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "dfd-resnet50",
             "out-of-domain",
             "ResNet50 (ImageNet)",
-            tuple(RESNET50_TAPS.values()),
+            RESNET50_LAYERS,
             "minmax_pm1",
             "mse",
             _build_resnet50,
@@ -560,14 +595,14 @@ ENCODERS: dict[str, EncoderSpec] = {
             "dfd-resnet50-random",
             "out-of-domain",
             "ResNet50, untrained (seed 0)",
-            tuple(RESNET50_TAPS.values()),
+            RESNET50_LAYERS,
             "minmax_pm1",
             "mse",
             _build_resnet50_random,
             (),
             "the study's lower-bound control: the ResNet50 recipe on random weights",
             ADAMSON_2023,
-            f"tv-resnet50-random-seed{RANDOM_RESNET50_SEED}-torch{torch.__version__.split('+')[0]}",
+            f"tv-resnet50-random-seed{RANDOM_RESNET50_SEED}-torch{TORCH_VERSION}",
         ),
         EncoderSpec(
             "dfd-efficientnet-lite0",
@@ -587,7 +622,7 @@ ENCODERS: dict[str, EncoderSpec] = {
             "dfd-radimagenet-resnet50",
             "domain-adjacent",
             "ResNet50 (RadImageNet)",
-            tuple(RESNET50_TAPS.values()),
+            RESNET50_LAYERS,
             "minmax_pm1",
             "mse",
             _build_radimagenet,

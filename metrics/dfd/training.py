@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fixtures.simulation import RECONSTRUCTORS
 from metrics.dfd.distances import preprocess_zscore
 from metrics.dfd.networks import SSFDEncoder, SSFDInpainter
 from metrics.image import pixel_metrics_for_case
@@ -257,7 +258,7 @@ def compare_orderings(
     return checks
 
 
-RECONSTRUCTION_METHODS = ("zero-filled", "cs-tv", "cs-l1-wavelet")
+RECONSTRUCTION_METHODS = tuple(RECONSTRUCTORS)
 
 
 def acceleration_series(

@@ -7,6 +7,7 @@ registered calibration files (lpips, DISTS) are the real ones from their package
 """
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -504,3 +505,14 @@ def test_registered_torchvision_urls_are_torchvisions_own():
     assert VGG16_FILE.url == torchvision.models.VGG16_Weights.IMAGENET1K_V1.url
     assert ALEXNET_FILE.url == torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
     assert RESNET50_FILE.url == torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url
+
+
+def test_registry_layer_names_are_the_networks_taps():
+    """The registry names layers without importing torch; they must be the taps' names."""
+    from metrics.dfd import encoders, networks
+
+    assert tuple(networks.VGG16_TAPS.values()) == encoders.VGG16_LAYERS
+    assert tuple(networks.ALEXNET_TAPS.values()) == encoders.ALEXNET_LAYERS
+    assert tuple(networks.RESNET50_TAPS.values()) == encoders.RESNET50_LAYERS
+    assert torch.__version__.split("+")[0] == encoders.TORCH_VERSION
+    assert encoders.torch_hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints"

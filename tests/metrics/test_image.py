@@ -14,8 +14,8 @@ from metrics.image import (
     pixel_metrics_for_case,
     psnr,
     ssim,
-    ssim_batch,
 )
+from metrics.pixel_torch import case_values_on_device, ssim_batch
 
 TOLERANCE = 1e-6  # float64 throughout; the issue's bound for agreement with fastMRI/scikit-image
 
@@ -146,7 +146,7 @@ def test_window_mean_matches_scipy_uniform_filter(shape, pooled):
     float64 rounding."""
     from scipy.ndimage import uniform_filter
 
-    from metrics.image import _window_mean
+    from metrics.pixel_torch import _window_mean
 
     x = np.random.default_rng(0).random(shape) * 4095  # 12-bit range: long sums of large values
     expected = np.stack([uniform_filter(image, 7)[3:-3, 3:-3] for image in x])
@@ -202,3 +202,37 @@ def test_pinned_values_on_a_shipped_slice():
     assert values["psnr"] == pytest.approx(23.871963040868845, abs=TOLERANCE)
     assert values["ssim"] == pytest.approx(0.7078733048776753, abs=TOLERANCE)
     assert values["nmse"] == pytest.approx(0.05444951323400755, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 100])
+def test_the_gpu_maths_equal_fastmri_too(chunk):
+    """The torch maths a GPU worker runs (here on the CPU, chunked or in one pass) gives
+    fastMRI's values as the CPU kernel does."""
+    gt, pred = noisy_pair((5, 40, 36), seed=7)
+    others = [np.abs(pred + 0.1)]
+    values = case_values_on_device(gt, [pred, *others], float(gt.max()), chunk, "cpu", False)
+    cpu = pixel_metrics_for_case(gt, [pred, *others])
+    for on_device, on_cpu in zip(values, cpu, strict=True):
+        assert on_device == pytest.approx(on_cpu, rel=1e-12)
+    assert abs(values[0]["ssim"] - fastmri_ssim(gt, pred)) < TOLERANCE
+
+
+def test_float32_and_integer_images_give_the_float64_values():
+    gt, pred = noisy_pair((3, 32, 32), seed=8)
+    exact = pixel_metrics_for_case(gt, [pred])[0]
+    single = pixel_metrics_for_case(gt.astype(np.float32), [pred.astype(np.float32)])[0]
+    assert single == pytest.approx(
+        pixel_metrics_for_case(
+            gt.astype(np.float32).astype(np.float64), [pred.astype(np.float32).astype(np.float64)]
+        )[0],
+        rel=1e-12,
+    )
+    assert single["ssim"] == pytest.approx(exact["ssim"], abs=1e-5)
+    eight_bit = (gt * 80).astype(np.uint8), (pred * 80).astype(np.uint8)
+    assert (
+        abs(
+            pixel_metrics_for_case(eight_bit[0], [eight_bit[1]])[0]["ssim"]
+            - fastmri_ssim(*(a.astype(np.float64) for a in eight_bit))
+        )
+        < TOLERANCE
+    )

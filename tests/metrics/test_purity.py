@@ -36,3 +36,23 @@ def test_core_module_imports_no_django_or_celery(module):
         [sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""}
     )
     assert result.returncode == 0, f"{module} pulls in {result.stdout.strip() or result.stderr}"
+
+
+def test_pixel_metrics_from_the_command_line_import_no_torch(tmp_path):
+    """`compare` with pixel metrics only runs on the CPU kernel: torch's import alone took
+    longer than a plain scikit-image loop spends on a 400-slice volume."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    reference = rng.random((2, 32, 32))
+    np.save(tmp_path / "a.npy", reference)
+    np.save(tmp_path / "b.npy", reference + 0.01 * rng.random((2, 32, 32)))
+    code = (
+        "import sys; from metrics.cli import main; "
+        f"status = main(['compare', r'{tmp_path / 'a.npy'}', r'{tmp_path / 'b.npy'}', "
+        "'--metric', 'psnr', '--metric', 'ssim', '--metric', 'nmse', '--metric', 'hfen']); "
+        "print('torch' in sys.modules); sys.exit(status)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
