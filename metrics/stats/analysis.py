@@ -402,16 +402,23 @@ def _aligned(block: dict, polarity: int | None) -> dict:
 
 
 def holm(p_values: list[float | None]) -> list[float | None]:
-    """Holm's step-down adjustment of one family of p-values (statsmodels' `multipletests`);
-    None stays None and is not counted in the family."""
+    """Holm's (1979) step-down adjustment of one family of p-values: the i-th smallest of m
+    times (m - i), running maximum, at most 1; None stays None and is not counted.
+
+    Equal to statsmodels' `multipletests(method="holm")` (tested), which is not called here:
+    its Holm branch runs gc.collect(), 0.14 s in a process holding Django and pandas, and an
+    analysis adjusts eight families.
+    """
     present = [i for i, p in enumerate(p_values) if p is not None]
     adjusted: list[float | None] = [None] * len(p_values)
     if present:
-        from statsmodels.stats.multitest import multipletests
-
-        corrected = multipletests([p_values[i] for i in present], method="holm")[1]
-        for index, value in zip(present, corrected, strict=True):
-            adjusted[index] = float(value)
+        raw = np.array([p_values[i] for i in present], dtype=float)
+        order = np.argsort(raw, kind="stable")
+        steps = raw[order] * (len(raw) - np.arange(len(raw)))
+        corrected = np.empty_like(raw)
+        corrected[order] = np.minimum(1.0, np.maximum.accumulate(steps))
+        for index, value in zip(present, corrected.tolist(), strict=True):
+            adjusted[index] = value
     return adjusted
 
 

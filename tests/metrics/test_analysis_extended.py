@@ -65,22 +65,18 @@ def test_paired_comparison_equals_a_plain_loop_on_the_same_resamples(study):
     assert len(block["comparisons"]) == 3, "every pair of the three metrics once"
 
 
-def holm_by_hand(p):
-    """Holm (1979): the i-th smallest of m p-values times (m - i), running maximum, at most 1."""
-    order = np.argsort(p)
-    adjusted = np.minimum(
-        1, np.maximum.accumulate(np.asarray(p)[order] * (len(p) - np.arange(len(p))))
-    )
-    out = np.empty(len(p))
-    out[order] = adjusted
-    return out
+def statsmodels_holm(p):
+    """The independent reference: statsmodels' Holm (1979) step-down adjustment."""
+    from statsmodels.stats.multitest import multipletests
+
+    return multipletests(p, method="holm")[1]
 
 
 def test_comparisons_are_holm_adjusted_within_each_family(study):
     block = study[3]["questions"]["overall"]
     for family in (block["comparisons"], list(block["versus_readers"].values())):
         raw = [entry["p"] for entry in family]
-        assert [entry["p_holm"] for entry in family] == pytest.approx(holm_by_hand(raw))
+        assert [entry["p_holm"] for entry in family] == pytest.approx(statsmodels_holm(raw))
         assert all(e["p_holm"] >= e["p"] for e in family), "adjusting never lowers a p-value"
 
 
@@ -274,3 +270,14 @@ def test_monotone_transforms_and_negation(study):
         low, high = base["m"]["spearman_ci"]
         assert flipped["m"]["spearman_ci"] == pytest.approx([-high, -low], abs=1e-9)
     assert base["flat"]["spearman"] is None, "a constant metric is null, never a crash"
+
+
+def test_holm_equals_statsmodels_with_ties_and_missing_values():
+    from metrics.stats.analysis import holm
+
+    p = [0.01, 0.04, None, 0.03, 0.04, 0.5, 0.001, 0.9]
+    present = [value for value in p if value is not None]
+    adjusted = holm(p)
+    assert adjusted[2] is None
+    assert [a for a in adjusted if a is not None] == pytest.approx(statsmodels_holm(present))
+    assert holm([None, None]) == [None, None]
