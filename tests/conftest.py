@@ -27,6 +27,7 @@ hypothesis_settings.register_profile("search", max_examples=3000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.skip_summary"]
 
 
 def database_url_for_worker() -> str:
