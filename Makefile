@@ -49,8 +49,8 @@ clean-demo:
 bench-metrics: $(VENV)/.runtime-installed
 	$(PY) -m metrics.benchmark
 
-# The statistics engine on a simulated 10-reader x 2,000-reconstruction study, against a plain
-# per-resample scipy loop on the same resamples.
+# The statistics engine on a simulated 10-reader x 2,000-reconstruction study, and
+# `manage.py analyze` end to end on its CSV files, against a plain per-resample scipy script.
 bench-analysis: $(VENV)/.runtime-installed
 	$(PY) -m metrics.stats.benchmark
 

@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(report("scikit-image + NumPy, one slice at a time", pairs, loop))
     rows.append(
         report(
-            f"torch batched per case ({device})",
+            f"engine, batched per case ({device}: {'torch' if device.startswith('cuda') else 'compiled CPU kernel'})",
             pairs,
             timed(lambda: pixel_batched(cases, device)),
             loop,

@@ -1,6 +1,6 @@
 """`python -m metrics`: compare images, run a manifest, list metrics, fetch weights, train SSFD.
 
-Runs without Django and without a database (CONTRACTS.md section 2). Bad input exits with
+Runs without Django and without a database (docs/interfaces.md section 4). Bad input exits with
 status 2 and one line on standard error, never a traceback.
 """
 

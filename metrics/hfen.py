@@ -1,7 +1,7 @@
 """High-frequency error norm (HFEN), as the reference study's later code computes it.
 
 HFEN = ||LoG(ref) - LoG(rec)|| / ||LoG(ref)||, the Laplacian of Gaussian with sigma 1.5, both
-images first divided by the reference's maximum (CONTRACTS.md section 2). Lower is better.
+images first divided by the reference's maximum (docs/metrics.md). Lower is better.
 
 The reference study (StanfordMIMI/deep-feature-mr-recon, `dfd_mr_recon/metrics/hfen.py`, HEAD
 924eb9e) calls scipy's `gaussian_laplace` on a (1, 1, H, W) array, so its "Laplacian" also

@@ -1,6 +1,6 @@
 """Pixel metrics in fastMRI's conventions: PSNR, SSIM and NMSE, many reconstructions at once.
 
-Conventions (CONTRACTS.md section 2, fastMRI `evaluate.py`):
+Conventions (docs/metrics.md, fastMRI `evaluate.py`):
     * arguments are ordered (reference, reconstruction);
     * `maxval` is the reference's maximum, over the whole volume for 3-D data;
     * NMSE = ||ref - rec||^2 / ||ref||^2 and PSNR = 10 log10(maxval^2 / MSE), both over the whole

@@ -1,7 +1,7 @@
 """Which way each metric points: +1 where a higher value means a better image, -1 where lower.
 
 Pure and import-light (no torch), so the statistics engine and `manage.py analyze` can ask it
-without loading the metric engine. CONTRACTS.md section 2: lower is better for NMSE, HFEN and
+without loading the metric engine. docs/metrics.md: lower is better for NMSE, HFEN and
 every deep feature distance (names starting `dfd-`); higher for PSNR, SSIM, VIF and NQM.
 """
 

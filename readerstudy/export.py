@@ -1,4 +1,4 @@
-"""The study's CSV exports (CONTRACTS.md section 4, and the score audit trail), for researchers only.
+"""The study's CSV exports (docs/interfaces.md sections 2-3, and the score audit trail), for researchers only.
 
 Scores: one row per score. Metrics: one row per stored value at the metric's current version
 (an older version of the same metric, e.g. before new weights, is not exported).

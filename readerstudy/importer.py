@@ -1,4 +1,4 @@
-"""Import a study from a researcher's manifest of image files (CONTRACTS.md section 4).
+"""Import a study from a researcher's manifest of image files (docs/interfaces.md sections 2-3).
 
 All or nothing: every row is checked first and every problem is reported with its line
 number; only a manifest without problems is stored, in one transaction.

@@ -1,6 +1,6 @@
 """Deep feature distances: slice preprocessing, feature comparison, and a batched engine.
 
-Conventions (CONTRACTS.md section 2): each 2-D slice is scaled on its own and enters the
+Conventions (docs/metrics.md): each 2-D slice is scaled on its own and enters the
 network at its own size (no resizing); a volume's distance is the mean of its slices'.
 Lower is better.
 """

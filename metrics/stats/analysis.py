@@ -1,4 +1,4 @@
-"""The statistics engine behind `manage.py analyze` and the dashboard (CONTRACTS.md section 3).
+"""The statistics engine behind `manage.py analyze` and the dashboard (docs/interfaces.md section 5).
 
 Takes long-format scores (reader, reconstruction, question, score) and metrics
 (reconstruction, metric, value); returns, per question, each metric's correlation with the

@@ -1,4 +1,4 @@
-"""Blinding (CONTRACTS.md section 5): everything a reader's browser receives in a whole
+"""Blinding (docs/interfaces.md section 7): everything a reader's browser receives in a whole
 reading session is recorded, and none of it may reveal the method, acceleration, parameters,
 case or source file of a reconstruction."""
 

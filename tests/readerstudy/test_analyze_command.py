@@ -1,4 +1,4 @@
-"""`manage.py analyze` as a user runs it (CONTRACTS.md section 3)."""
+"""`manage.py analyze` as a user runs it (docs/interfaces.md section 5)."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""Study export (CONTRACTS.md section 4): the command and the researcher's downloads."""
+"""Study export (docs/interfaces.md sections 2-3): the command and the researcher's downloads."""
 
 import csv
 import io

@@ -1,5 +1,5 @@
 """`manage.py analyze --scores SCORES.csv --metrics METRICS.csv [--bootstrap B] [--seed S]
-[--polarity NAME=+1|-1]... --json` (CONTRACTS.md section 3)."""
+[--polarity NAME=+1|-1]... --json` (docs/interfaces.md section 5)."""
 
 import json as jsonlib
 import sys
@@ -13,7 +13,7 @@ from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
 
 
 class Command(BaseCommand):
-    help = "Correlate metrics with reader scores and measure inter-reader agreement (CONTRACTS.md section 3)."
+    help = "Correlate metrics with reader scores and measure inter-reader agreement (docs/interfaces.md section 5)."
 
     def add_arguments(self, parser):
         parser.add_argument("--scores", type=Path, required=True)

@@ -1,4 +1,4 @@
-"""`manage.py export_study SLUG --scores SCORES.csv --metrics METRICS.csv` (CONTRACTS.md section 4)."""
+"""`manage.py export_study SLUG --scores SCORES.csv --metrics METRICS.csv` (docs/interfaces.md sections 2-3)."""
 
 from pathlib import Path
 

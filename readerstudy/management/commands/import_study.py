@@ -1,4 +1,4 @@
-"""`manage.py import_study MANIFEST.csv --study SLUG --title TITLE` (CONTRACTS.md section 4)."""
+"""`manage.py import_study MANIFEST.csv --study SLUG --title TITLE` (docs/interfaces.md sections 2-3)."""
 
 import sys
 from pathlib import Path
