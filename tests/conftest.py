@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 from hypothesis import settings as hypothesis_settings
 
-from readerstudy import loadtest
+from readerstudy.bench import loadtest
 from readerstudy.config.celery import worker_command
 from readerstudy.config.database import database_url
 

@@ -2,7 +2,7 @@
 
 import re
 
-from metrics.stats.benchmark import main
+from metrics.bench.analysis import main
 
 
 def test_benchmark_runs_and_the_engines_agree(capsys):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from metrics import benchmark
+from metrics.bench import metrics as benchmark
 
 
 def test_benchmark_cases_are_real_320_pairs():
@@ -21,13 +21,14 @@ def test_gpu_target_path_runs_on_whatever_device_is_here():
     ceilings = rows[0]
     assert ceilings["what"] == "device ceilings" and ceilings["copy_gb_per_s"] > 0
     targets = [row for row in rows if "target_h100" in row]
+    precisions = ("bf16", "fp32") if benchmark.native_bf16("cpu") else ("fp32",)
     assert [row["what"] for row in targets] == [
         f"{label} ({precision}, batch 1)"
         for label in benchmark.GPU_TARGETS
-        for precision in ("bf16", "fp32")
+        for precision in precisions
     ]
     encoders = [row for row in rows if "encoder only" in row["what"]]
-    assert len(encoders) == 4 and all(
+    assert len(encoders) == 2 * len(precisions) and all(
         row["of_measured_matrix_rate"] > 0 and row["tflops"] >= 0 for row in encoders
     ), "each encoder's rate is set against the matrix rate measured in the same run"
     assert all(row["pairs_per_s"] > 0 for row in rows[1:])
@@ -43,7 +44,7 @@ def test_memory_probe_in_a_child_is_not_its_parents_size():
 
     ballast = bytearray(1500 * 2**20)  # a large parent, as the benchmark is by then
     ballast[::4096] = b"x" * len(ballast[::4096])
-    code = "from metrics.benchmark import peak_rss_mib; print(peak_rss_mib())"
+    code = "from metrics.bench.metrics import peak_rss_mib; print(peak_rss_mib())"
     parent = benchmark.peak_rss_mib()
     child = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -57,7 +58,9 @@ def test_main_writes_json(tmp_path, monkeypatch):
         benchmark, "available_metrics", lambda weights_dir: ["psnr", "dfd-ssfd-local"]
     )
     out = tmp_path / "bench.json"
-    arguments = ["--cases", "1", "--dfd-cases", "1", "--compile", "--json", str(out)]
+    # The volume timing has its own test; here it would add four 400-slice runs.
+    arguments = ["--cases", "1", "--dfd-cases", "1", "--compile", "--volume-slices", "0"]
+    arguments += ["--json", str(out)]
     assert benchmark.main(arguments) == 0
     rows = json.loads(out.read_text())
     assert rows[0]["what"].startswith("scikit-image") and "speed-up" in rows[1]
@@ -69,8 +72,12 @@ def test_main_writes_json(tmp_path, monkeypatch):
         )
     (bound,) = [row for row in rows if "against the measured matrix rate" in row["what"]]
     assert bound["gflop_per_image"] > 1 and 0 < bound["of_measured_matrix_rate"] < 2
-    (cost,) = [row for row in rows if row["what"] == "dfd-ssfd-local: bf16 against fp32"]
-    assert 0.9 < cost["spearman"] <= 1 and 0 < cost["median_relative_difference"] < 0.05
+    costs = [row for row in rows if row["what"] == "dfd-ssfd-local: bf16 against fp32"]
+    if benchmark.native_bf16("cpu"):  # elsewhere bf16 is emulated, and skipped
+        (cost,) = costs
+        assert 0.9 < cost["spearman"] <= 1 and 0 < cost["median_relative_difference"] < 0.05
+    else:
+        assert not costs
 
 
 def test_precision_cost_of_identical_values_is_nothing():
@@ -82,7 +89,7 @@ def test_precision_cost_of_identical_values_is_nothing():
 def test_volume_end_to_end_times_the_command_against_the_plain_loop():
     """bench-metrics' end-to-end figure runs both programs on the same volume (a small one
     here: a test that it works, not a timing)."""
-    from metrics.benchmark import volume_end_to_end
+    from metrics.bench.metrics import volume_end_to_end
 
     rows = []
     volume_end_to_end(3, rows, repeat=1)

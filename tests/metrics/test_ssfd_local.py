@@ -21,9 +21,9 @@ from metrics.dfd.encoders import (
     availability,
     sha256_of,
 )
-from metrics.dfd.model_card import LATER_CHECKS, record_later_checks
 from metrics.dfd.networks import SSFDEncoder
-from metrics.dfd.training import (
+from metrics.research.ssfd_model_card import LATER_CHECKS, record_later_checks
+from metrics.research.ssfd_training import (
     ACCELERATIONS,
     TrainingConfig,
     acceleration_checks,

@@ -3,7 +3,7 @@
 Run by `make bench-load`, which points DATABASE_URL at a scratch database. The command replaces
 its own study (slug bench-load) and users (bench-*) there and touches nothing else: it adds a
 study (readers, items, metric values), starts gunicorn on loopback, drives it with
-readerstudy.loadtest, prints latency percentiles and the closed-loop ceiling, and checks that every
+readerstudy.bench.loadtest, prints latency percentiles and the closed-loop ceiling, and checks that every
 score the server accepted is in the database exactly once. Bounded: about a minute.
 """
 
@@ -25,7 +25,7 @@ from django.utils.crypto import get_random_string
 
 from metrics.engine import metric_version
 from metrics.models import MetricValue
-from readerstudy import loadtest
+from readerstudy.bench import loadtest
 from readerstudy.config.database import database_url
 from readerstudy.models import Case, Reconstruction, Score, ScoreRevision, Study, array_file
 

@@ -1,4 +1,4 @@
-"""`python -m metrics.stats.benchmark` (`make bench-analysis`): the analysis engine's speed.
+"""`python -m metrics.bench.analysis` (`make bench-analysis`): the analysis engine's speed.
 
 In one run, on one simulated study (default 10 readers x 2,000 reconstructions in cases of 6
 x 8 metrics x 4 questions, 1,000 bootstrap resamples of whole cases):
@@ -226,7 +226,7 @@ def end_to_end(args, scores: pd.DataFrame, metrics: pd.DataFrame, groups: pd.Dat
         )
         command_s = time.perf_counter() - started
         plain_code = (
-            "import sys; from metrics.stats.benchmark import plain_from_csv; "
+            "import sys; from metrics.bench.analysis import plain_from_csv; "
             "plain_from_csv(*sys.argv[1:])"
         )
         started = time.perf_counter()

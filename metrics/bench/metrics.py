@@ -1,4 +1,4 @@
-"""`python -m metrics.benchmark` (`make bench-metrics`): metric throughput on real MR pairs.
+"""`python -m metrics.bench.metrics` (`make bench-metrics`): metric throughput on real MR pairs.
 
 In one run, on the same 320x320 pairs (the shipped real slices, resampled to 320x320, with
 zero-filled reconstructions at 2-12x):
@@ -211,7 +211,7 @@ def report(label: str, pairs: int, seconds: float, baseline: float | None = None
         "what": label,
         "pairs": pairs,
         "seconds": round(seconds, 4),
-        "pairs_per_s": round(pairs / seconds, 1),
+        "pairs_per_s": float(f"{pairs / seconds:.3g}"),
     }
     if baseline is not None:
         row["speed-up"] = round(baseline / seconds, 2)
@@ -254,6 +254,19 @@ GPU_TARGETS = {"PSNR+SSIM+dfd-vgg16": 2_000, "PSNR+SSIM+dfd-efficientnet-lite0":
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def native_bf16(device: str) -> bool:
+    """Whether bf16 arithmetic runs on hardware here: every CUDA GPU the engine supports, and
+    a CPU with AVX-512 BF16 or AMX. Elsewhere torch emulates it at about 1 GFLOP/s, which
+    would turn a benchmark of minutes into hours (and measure nothing a user would run)."""
+    if device.startswith("cuda"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def device_ceilings(device: str, size: int = 8192) -> dict[str, float]:
@@ -422,9 +435,12 @@ def gpu_targets(
             f"  {name}: {flops / 1e9:.1f} GFLOP and {elements / 1e6:.1f} M activations "
             f"per {SIZE}x{SIZE} image"
         )
-        for precision in precisions or (
-            ("fp16", "bf16", "tf32", "fp32") if on_gpu else ("bf16", "fp32")
-        ):
+        if precisions is None:
+            precisions = ("fp16", "bf16", "tf32", "fp32") if on_gpu else ("bf16", "fp32")
+            if not native_bf16(device):
+                precisions = tuple(p for p in precisions if p != "bf16")
+                print("  bf16 skipped: this CPU has no native bf16 (AVX-512 BF16 or AMX)")
+        for precision in precisions:
             dfd.precision = precision
             ceiling = ceilings[f"{precision if precision in ('fp32', 'tf32') else 'bf16'}_tflops"]
 
@@ -549,7 +565,11 @@ def main(argv: list[str] | None = None) -> int:
         reduced = "bf16" if device == "cpu" else "fp16"
         # (precision, torch.compile, batch size); None is the device's default batch size,
         # and the engine at 2 and 16 slices per pass shows why the CPU default is smaller.
-        variants = [("fp32", False, None), (reduced, False, None)]
+        variants = [("fp32", False, None)]
+        if native_bf16(device) or reduced != "bf16":
+            variants.append((reduced, False, None))
+        else:
+            print("  bf16 skipped: this CPU has no native bf16 (AVX-512 BF16 or AMX)")
         variants += [
             ("fp32", False, size) for size in (2, 16) if default_batch_size(device) < size
         ]
@@ -576,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
             values[precision] = dfd_values(dfd, dfd_cases)
             if precision == "fp32":
                 rows.append(compute_bound(dfd, dfd_pairs * images_per_pair / seconds, fp32_rate))
-        rows.append(precision_cost(*values.values(), label=f"{name}: {reduced} against fp32"))
+        if len(values) == 2:
+            rows.append(precision_cost(*values.values(), label=f"{name}: {reduced} against fp32"))
 
     print("peak memory of dfd-resnet50-random, fresh process each (MiB)")
     for probe_pairs in (8, 64):
@@ -584,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 sys.executable,
                 "-m",
-                "metrics.benchmark",
+                "metrics.bench.metrics",
                 "--device",
                 device,
                 "--memory-probe",

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from metrics.dfd.encoders import sha256_of
-from metrics.dfd.training import TrainingResult, format_interval
+from metrics.research.ssfd_training import TrainingResult, format_interval
 
 
 def write_model_card(weights: Path, result: TrainingResult, *, data: Path, n_slices: int) -> Path:

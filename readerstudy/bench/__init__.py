@@ -1,0 +1,1 @@
+"""Load generation for `make bench-load`: measurement, not runtime."""
