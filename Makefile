@@ -35,6 +35,7 @@ demo: $(VENV)/.runtime-installed .env
 test: $(VENV)/.test-installed
 	$(PY) manage.py makemigrations --check --dry-run --settings=tests.settings
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 lint: $(VENV)/.test-installed
@@ -47,12 +48,12 @@ clean-demo:
 
 # Metric throughput on real MR pairs, against plain implementations in the same run.
 bench-metrics: $(VENV)/.runtime-installed
-	$(PY) -m metrics.benchmark
+	$(PY) -m metrics.bench.metrics
 
 # The statistics engine on a simulated 10-reader x 2,000-reconstruction study, and
 # `manage.py analyze` end to end on its CSV files, against a plain per-resample scipy script.
 bench-analysis: $(VENV)/.runtime-installed
-	$(PY) -m metrics.stats.benchmark
+	$(PY) -m metrics.bench.analysis
 
 # Readers and dashboards against gunicorn + PostgreSQL on loopback (a scratch database named
 # *_bench, created if missing; Redis as the shared cache). About a minute.

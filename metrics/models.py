@@ -38,7 +38,9 @@ class MetricValue(models.Model):
     """
 
     reconstruction = models.ForeignKey(
-        "readerstudy.Reconstruction", on_delete=models.CASCADE, related_name="metric_values"
+        settings.METRICS_RECONSTRUCTION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="metric_values",
     )
     metric = models.CharField(max_length=64)
     version = models.CharField(max_length=64, help_text="Conventions or encoder weights version")

@@ -1,23 +1,57 @@
-"""Celery tasks that compute metrics and store them (thin: the maths is in the cores)."""
+"""Celery tasks that compute metrics and store them (thin: the maths is in the cores).
 
+The metrics app imports nothing of the study app. What it needs of the model named by
+`settings.METRICS_RECONSTRUCTION_MODEL` (readerstudy.Reconstruction):
+    * `case_id`, grouping the reconstructions that share one reference;
+    * `load_image()` -> the reconstruction as a NumPy array;
+    * `case.load_reference()` -> that reference, the same shape.
+"""
+
+from celery import shared_task  # noqa: TID251 (wrapped once, below)
+from django.apps import apps
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from metrics.device import resolve_device
 from metrics.engine import MetricEngine
 from metrics.models import MetricValue, configured_metrics, current_version
-from readerstudy.config.celery import idempotent_task
-from readerstudy.models import Case
+
+# A lost database connection or a locked SQLite file is worth another try; a bad image is not.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+def idempotent_task(**options):
+    """Register a task that may safely run twice (for idempotent tasks only).
+
+    The message is acknowledged after the task returns (`acks_late`), and a pool process killed
+    mid-task (out of memory, SIGKILL) has its message put back on the queue
+    (`reject_on_worker_lost`) rather than acknowledged as failed, so the work is done again; the
+    task's writes must therefore be overwrites (`update_or_create` on a unique key). Transient
+    database errors are retried with exponential back-off. Queues are chosen by
+    CELERY_TASK_ROUTES (metrics tasks go to the `metrics` queue that GPU workers consume).
+    """
+    return shared_task(
+        acks_late=True,
+        reject_on_worker_lost=True,
+        autoretry_for=TRANSIENT_ERRORS,
+        retry_backoff=True,
+        max_retries=5,
+        **options,
+    )
 
 
 @idempotent_task()
 def compute_case_metrics(*, case_pk: int) -> None:
     """Every configured metric of every reconstruction of one case; the reference is read and
     encoded once. A metric that fails on one image is stored with its error message."""
-    case = Case.objects.filter(pk=case_pk).first()
-    if case is None:
+    reconstruction_model = apps.get_model(settings.METRICS_RECONSTRUCTION_MODEL)
+    reconstructions = list(
+        reconstruction_model.objects.filter(case_id=case_pk).select_related("case")
+    )
+    if not reconstructions:
         return  # the study was deleted after this task was queued
-    reconstructions = list(case.reconstructions.all())
+    case = reconstructions[0].case
     device = resolve_device(settings.METRICS_DEVICE)
     engine = MetricEngine(
         configured_metrics(),

@@ -217,6 +217,10 @@ METRICS_PRECISION = env.str("METRICS_PRECISION", default="fp32")
 METRICS_COMPILE = env.bool("METRICS_COMPILE", default=False)
 # Metric names to compute (comma-separated); empty: every metric whose weights are present.
 METRICS_ENABLED = env.list("METRICS_ENABLED", default=[])
+# The model whose rows the metrics app scores (as AUTH_USER_MODEL names the user model): the
+# metrics app imports nothing of the study app, which imports the metrics app. Its contract is
+# in metrics/tasks.py.
+METRICS_RECONSTRUCTION_MODEL = "readerstudy.Reconstruction"
 
 # DASHBOARD
 # ------------------------------------------------------------------------------
