@@ -84,6 +84,18 @@ def array_file(array: np.ndarray) -> ContentFile:
     return ContentFile(buffer.getvalue(), name="image.npy")
 
 
+class StudyQuerySet(models.QuerySet):
+    """Who may see which study: the one place every page and endpoint asks."""
+
+    def run_by(self, user) -> StudyQuerySet:
+        """The studies `user` is a researcher of, drafts included."""
+        return self.filter(researchers=user)
+
+    def read_by(self, user) -> StudyQuerySet:
+        """The open studies `user` reads."""
+        return self.filter(readers__user=user, status=Study.Status.OPEN)
+
+
 class Study(models.Model):
     """A reader study: what readers are asked, how images are shown, who reads and who runs it."""
 
@@ -110,6 +122,8 @@ class Study(models.Model):
         settings.AUTH_USER_MODEL, related_name="researched_studies", blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = StudyQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "studies"
@@ -271,6 +285,12 @@ class Reconstruction(models.Model):
             return np.load(handle, allow_pickle=False)
 
 
+class ReaderQuerySet(models.QuerySet):
+    def of_user(self, user) -> ReaderQuerySet:
+        """`user`'s memberships of studies that are no longer drafts (a draft is not read)."""
+        return self.filter(user=user).exclude(study__status=Study.Status.DRAFT)
+
+
 class Reader(models.Model):
     """A user's membership of a study as a reader."""
 
@@ -279,6 +299,8 @@ class Reader(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reader_memberships"
     )
     joined_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ReaderQuerySet.as_manager()
 
     class Meta:
         ordering = ["study", "user__username"]
@@ -306,6 +328,12 @@ class Reader(models.Model):
         return counts["done"], counts["total"]
 
 
+class AssignmentQuerySet(models.QuerySet):
+    def of_reader(self, user) -> AssignmentQuerySet:
+        """The items `user` may open: their own, in studies that are no longer drafts."""
+        return self.filter(reader__user=user).exclude(reader__study__status=Study.Status.DRAFT)
+
+
 class Assignment(models.Model):
     """A reconstruction at its place in one reader's own random order.
 
@@ -319,6 +347,8 @@ class Assignment(models.Model):
         Reconstruction, on_delete=models.CASCADE, related_name="assignments"
     )
     position = models.PositiveIntegerField()
+
+    objects = AssignmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["reader", "position"]

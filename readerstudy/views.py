@@ -36,10 +36,10 @@ class StudyList(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         user = self.request.user
-        memberships = Reader.objects.filter(user=user).exclude(study__status=Study.Status.DRAFT)
+        memberships = Reader.objects.of_user(user)
         return super().get_context_data(
             reading=[(m.study, *m.progress()) for m in memberships.select_related("study")],
-            running=Study.objects.filter(researchers=user),
+            running=Study.objects.run_by(user),
             **kwargs,
         )
 
@@ -51,7 +51,7 @@ class ReadingPage(LoginRequiredMixin, DetailView):
     context_object_name = "study"
 
     def get_queryset(self):
-        return Study.objects.filter(readers__user=self.request.user, status=Study.Status.OPEN)
+        return Study.objects.read_by(self.request.user)
 
 
 class StudyDetail(LoginRequiredMixin, DetailView):
@@ -64,7 +64,7 @@ class StudyDetail(LoginRequiredMixin, DetailView):
     context_object_name = "study"
 
     def get_queryset(self):
-        return Study.objects.filter(researchers=self.request.user)
+        return Study.objects.run_by(self.request.user)
 
     def get_context_data(self, **kwargs):
         study = self.object
@@ -98,9 +98,10 @@ class StudyDetail(LoginRequiredMixin, DetailView):
 def item_image(request, public_id: str, which: str):
     """One of my items as blinded DICOM; anyone else's item is 404."""
     item = get_object_or_404(
-        Assignment.objects.select_related("reconstruction__case", "reader__study"),
+        Assignment.objects.of_reader(request.user).select_related(
+            "reconstruction__case", "reader__study"
+        ),
         public_id=public_id,
-        reader__user=request.user,
     )
     side_by_side = item.reader.study.presentation == Study.Presentation.SIDE_BY_SIDE
     if which not in ("reconstruction", "reference") or (which == "reference" and not side_by_side):
@@ -134,7 +135,7 @@ class ScoreHistory(LoginRequiredMixin, DetailView):
     per_page = 100
 
     def get_queryset(self):
-        return Study.objects.filter(researchers=self.request.user)
+        return Study.objects.run_by(self.request.user)
 
     def get_context_data(self, **kwargs):
         show_all = self.request.GET.get("all") == "1"
@@ -152,7 +153,7 @@ class ScoreHistory(LoginRequiredMixin, DetailView):
 @login_required
 def study_export(request, slug: str, kind: str):
     """A study's scores or metrics as CSV, for its researchers; 404 for anyone else."""
-    study = get_object_or_404(Study, slug=slug, researchers=request.user)
+    study = get_object_or_404(Study.objects.run_by(request.user), slug=slug)
     if kind not in EXPORTS:
         raise Http404
     rows, columns = EXPORTS[kind]
@@ -170,7 +171,7 @@ class Dashboard(LoginRequiredMixin, DetailView):
     context_object_name = "study"
 
     def get_queryset(self):
-        return Study.objects.filter(researchers=self.request.user)
+        return Study.objects.run_by(self.request.user)
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(poll_ms=settings.DASHBOARD_POLL_MS, **kwargs)
@@ -180,7 +181,7 @@ class Dashboard(LoginRequiredMixin, DetailView):
 @login_required
 def dashboard_table(request, slug: str):
     """Every question's ranked metric table as CSV (the dashboard's download)."""
-    study = get_object_or_404(Study, slug=slug, researchers=request.user)
+    study = get_object_or_404(Study.objects.run_by(request.user), slug=slug)
     _, payload = dashboard_payload(study)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-metric-agreement.csv"'
@@ -196,8 +197,7 @@ def reconstruction_preview(request, slug: str, public_id: str, which: str):
     reconstruction = get_object_or_404(
         Reconstruction.objects.select_related("case"),
         public_id=public_id,
-        case__study__slug=slug,
-        case__study__researchers=request.user,
+        case__study__in=Study.objects.run_by(request.user).filter(slug=slug),
     )
     if which not in ("reconstruction", "reference"):
         raise Http404

@@ -1,14 +1,19 @@
-"""The API's answer when the database cannot be reached (a restart, a failover, a full disk).
+"""The API's one mapping of errors to answers.
 
-Without this a reader would get Django's bare 500 page in the middle of a score. With it the
-reading room gets 503, a sentence it can show, and Retry-After, keeps the answers in the tab
-and sends them again; nothing was written, so the retry cannot duplicate anything.
+* The database cannot be reached (a restart, a failover, a full disk): without this a reader
+  would get Django's bare 500 page in the middle of a score. With it the reading room gets 503,
+  a sentence it can show, and Retry-After, keeps the answers in the tab and sends them again;
+  nothing was written, so the retry cannot duplicate anything.
+* A model's ValidationError (a rule the model layer enforces): 400 in the shape of a
+  serializer's errors, {field: [messages]} or {"non_field_errors": [messages]}.
 """
 
 import logging
 
+from django.core.exceptions import ValidationError as ModelValidationError
 from django.db import InterfaceError, OperationalError
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -29,5 +34,9 @@ def exception_handler(exc, context):
             {"detail": DATABASE_UNAVAILABLE, "code": "database_unavailable"},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if isinstance(exc, ModelValidationError):
+        exc = ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
     return drf_exception_handler(exc, context)

@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -233,3 +234,21 @@ def test_openapi_schema_describes_the_api(client):
     assert response.status_code == 200
     text = response.content.decode()
     assert "/api/items/{public_id}/scores/" in text and "/api/studies/{slug}/next/" in text
+
+
+def test_a_draft_studys_items_are_not_served_to_its_readers(study, reader):
+    """A draft is hidden from the reading room; its items, scores and DICOM are hidden too
+    (one rule: Assignment.objects.of_reader, Reader.objects.of_user)."""
+    client = client_for(reader)
+    public_id = next_item(client, study)["item"]["public_id"]
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
+    assert client.get(reverse("api:next-item", kwargs={"slug": study.slug})).status_code == 404
+    assert client.get(reverse("api:item", kwargs={"public_id": public_id})).status_code == 404
+    assert put(client, public_id, {"scores": all_scores(study)}).status_code == 404
+    dicom = reverse(
+        "readerstudy:item-image", kwargs={"public_id": public_id, "which": "reconstruction"}
+    )
+    browser = Client()
+    browser.force_login(reader)
+    assert browser.get(dicom).status_code == 404
+    assert not Score.objects.exists(), "nothing was stored"
