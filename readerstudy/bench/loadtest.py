@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 class ServerStartError(RuntimeError):
