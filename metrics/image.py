@@ -23,6 +23,7 @@ References:
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -114,24 +115,42 @@ def pixel_metrics_for_case(
     on_gpu = device.startswith("cuda")
     budget = CHUNK_PIXELS["cuda" if on_gpu else "cpu"]
     chunk = max(1, budget // (len(reconstructions) * height * width))
+    chunks = slice_chunks(ref_slices, rec_slices, chunk)
     if on_gpu:
-        from metrics.pixel_torch import case_values_on_device
+        from metrics.pixel_torch import case_sums_on_device
 
-        return case_values_on_device(ref_slices, rec_slices, peak_value, chunk, device, compiled)
-    from metrics.pixel_cpu import pixel_sums_cpu
+        total = case_sums_on_device(chunks, peak_value, device, compiled)
+    else:
+        from metrics.pixel_cpu import pixel_sums_cpu
 
-    total = np.zeros((len(reconstructions), 3))
-    for start in range(0, slices, chunk):
+        total = np.zeros((len(reconstructions), 3))
+        for gt, pred in chunks:
+            with _CPU_KERNEL:
+                total += pixel_sums_cpu(gt, pred, peak_value)
+    return values_from_sums(total, peak_value, slices * height * width, slices)
+
+
+def slice_chunks(
+    ref_slices: np.ndarray, rec_slices: list[np.ndarray], chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The case `chunk` slices at a time, as float64 and contiguous (one compiled kernel for
+    every input dtype): the reference's (c, H, W) and the reconstructions' (R, c, H, W)."""
+    for start in range(0, len(ref_slices), chunk):
         part = slice(start, start + chunk)
-        # float64 chunks, contiguous: one compiled kernel for every input dtype.
-        gt = np.ascontiguousarray(ref_slices[part], dtype=np.float64)
-        pred = np.stack([np.asarray(r[part], dtype=np.float64) for r in rec_slices])
-        with _CPU_KERNEL:
-            total += pixel_sums_cpu(gt, pred, peak_value)
-    squared_error, ssim_sum, energy = total.T
-    mse = squared_error / (slices * height * width)
+        yield (
+            np.ascontiguousarray(ref_slices[part], dtype=np.float64),
+            np.stack([np.asarray(r[part], dtype=np.float64) for r in rec_slices]),
+        )
+
+
+def values_from_sums(
+    total: np.ndarray, peak: float, pixels: int, slices: int
+) -> list[dict[str, float]]:
+    """PSNR, SSIM and NMSE of each reconstruction from its (squared error, sum of slice SSIMs,
+    reference energy) summed over the whole volume."""
+    squared_error, ssim_sum, energy = np.asarray(total, dtype=np.float64).T
     with np.errstate(divide="ignore"):  # a perfect reconstruction: infinite PSNR
-        psnr_values = 10 * np.log10(peak_value**2 / mse)
+        psnr_values = 10 * np.log10(peak**2 / (squared_error / pixels))
     values = np.stack([psnr_values, ssim_sum / slices, squared_error / energy], axis=1)
     return [dict(zip(PIXEL_METRICS, row, strict=True)) for row in values.tolist()]
 

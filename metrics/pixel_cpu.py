@@ -74,9 +74,10 @@ def pixel_sums_cpu(gt, preds, peak):
         sy = np.empty((rows, cols))
         syy = np.empty((rows, cols))
         sxy = np.empty((rows, cols))
+        xx = x * x
         _window_sums(x, sx, scratch)
-        _window_sums(x * x, sxx, scratch)
-        energy = (x * x).sum()
+        _window_sums(xx, sxx, scratch)
+        energy = xx.sum()
         for r in range(n_recs):
             y = preds[r, s]
             difference = x - y

@@ -6,13 +6,13 @@ fused by torch.compile where the engine compiles; a CPU takes `metrics.pixel_cpu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 
 import numpy as np
 import torch
 
-from metrics.image import PIXEL_METRICS, SSIM_K1, SSIM_K2, SSIM_WINDOW
+from metrics.image import SSIM_K1, SSIM_K2, SSIM_WINDOW
 
 
 def _window_mean(x: torch.Tensor, *, pooled: bool | None = None) -> torch.Tensor:
@@ -129,36 +129,22 @@ def fused_pixel_sums():
 
 
 def pixel_maths(*, compiled: bool, cuda: bool) -> Callable[..., torch.Tensor]:
-    """The pixel maths every caller runs: fused where compiled on a GPU, else eager."""
+    """The batched pixel maths the GPU benchmark times: fused where compiled on a GPU, else
+    eager (the engine adds up `pixel_sums` per chunk instead, `case_sums_on_device`)."""
     return fused_pixel_values() if compiled and cuda else pixel_values
 
 
-def case_values_on_device(
-    ref_slices: np.ndarray,
-    rec_slices: list[np.ndarray],
-    peak_value: float,
-    chunk: int,
-    device: str,
-    compiled: bool,
-) -> list[dict[str, float]]:
-    """`metrics.image.pixel_metrics_for_case` on a torch device, `chunk` slices at a time."""
-    slices, height, width = ref_slices.shape
+def case_sums_on_device(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]], peak_value: float, device: str, compiled: bool
+) -> np.ndarray:
+    """`pixel_sums` of a case's chunks (`metrics.image.slice_chunks`) on a torch device, added
+    up: (R, 3). Fused by torch.compile where `compiled` on a GPU."""
     peak = torch.tensor([peak_value], dtype=torch.float64, device=device)
-    on_cuda = device.startswith("cuda")
-    if chunk >= slices:  # one pass: the whole case at once, as the benchmark times it
-        gt = torch.as_tensor(ref_slices, dtype=torch.float64, device=device)[None]
-        pred = torch.as_tensor(np.stack(rec_slices), dtype=torch.float64, device=device)
-        values = pixel_maths(compiled=compiled, cuda=on_cuda)(gt, pred, peak)
-    else:
-        sums_of = fused_pixel_sums() if compiled and on_cuda else pixel_sums
-        total = None
-        for start in range(0, slices, chunk):
-            part = slice(start, start + chunk)
-            gt = torch.as_tensor(ref_slices[part], dtype=torch.float64, device=device)[None]
-            pred = torch.as_tensor(
-                np.stack([r[part] for r in rec_slices]), dtype=torch.float64, device=device
-            )
-            sums = sums_of(gt, pred, peak)
-            total = sums if total is None else total + sums
-        values = values_from_sums(total, peak, slices * height * width, slices)
-    return [dict(zip(PIXEL_METRICS, row, strict=True)) for row in values.cpu().tolist()]
+    sums_of = fused_pixel_sums() if compiled and device.startswith("cuda") else pixel_sums
+    total = None
+    for gt, pred in chunks:
+        sums = sums_of(
+            torch.as_tensor(gt, device=device)[None], torch.as_tensor(pred, device=device), peak
+        )
+        total = sums if total is None else total + sums
+    return total.cpu().numpy()
