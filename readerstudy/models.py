@@ -330,8 +330,8 @@ class Reader(models.Model):
 
 class AssignmentQuerySet(models.QuerySet):
     def of_reader(self, user) -> AssignmentQuerySet:
-        """The items `user` may open: their own, in studies that are no longer drafts."""
-        return self.filter(reader__user=user).exclude(reader__study__status=Study.Status.DRAFT)
+        """The items `user` may open: those of their memberships (`Reader.objects.of_user`)."""
+        return self.filter(reader__in=Reader.objects.of_user(user))
 
 
 class Assignment(models.Model):
