@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics.dfd.encoders import (
-    ENCODERS,
-    PRECISIONS,
+from metrics.dfd.encoders import ENCODERS, PRECISIONS
+from metrics.dfd.weights import (
     WeightsChecksumError,
     WeightsUnavailableError,
     availability,
@@ -283,7 +282,7 @@ def cmd_fetch_weights(args) -> int:
 
     socket.setdefaulttimeout(60)  # an unreachable host must fail, not hang
 
-    from metrics.dfd.encoders import locate, verify
+    from metrics.dfd.weights import locate, verify
 
     spec = ENCODERS.get(args.name)
     if spec is None:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metrics.dfd.encoders import (
-    ENCODERS,
+from metrics.dfd.encoders import ENCODERS
+from metrics.dfd.weights import (
     WeightsChecksumError,
     WeightsUnavailableError,
     availability,

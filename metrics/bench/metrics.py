@@ -33,7 +33,8 @@ from skimage.transform import resize
 from fixtures.images import load_slices
 from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import DeepFeatureDistance, default_batch_size
-from metrics.dfd.encoders import ENCODERS, default_weights_dir, resolve_weights
+from metrics.dfd.encoders import ENCODERS
+from metrics.dfd.weights import default_weights_dir, resolve_weights
 from metrics.engine import available_metrics
 from metrics.image import pixel_metrics_for_case
 from metrics.pixel_torch import pixel_maths, pixel_values

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metrics.dfd.encoders import PRECISIONS, EncoderSpec, resolve_weights
+from metrics.dfd.encoders import PRECISIONS, EncoderSpec
 from metrics.dfd.networks import inference_graph
+from metrics.dfd.weights import resolve_weights
 from metrics.image import MetricInputError, check_pair
 
 LPIPS_SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)

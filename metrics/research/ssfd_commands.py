@@ -12,7 +12,7 @@ import numpy as np
 
 from fixtures.simulation import RECONSTRUCTORS
 from metrics.cli import UsageError
-from metrics.dfd.encoders import LOCAL_WEIGHTS_DIR, sha256_of
+from metrics.dfd.weights import LOCAL_WEIGHTS_DIR, sha256_of
 
 TRAINING_STEPS_DEFAULT = 800
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metrics.dfd.encoders import sha256_of
+from metrics.dfd.weights import sha256_of
 from metrics.research.ssfd_training import TrainingResult, format_interval
 
 

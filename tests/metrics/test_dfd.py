@@ -17,8 +17,9 @@ import torchvision
 from fixtures.images import load_slice
 from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import PREPROCESSING, DeepFeatureDistance, preprocess_zscore
-from metrics.dfd.encoders import (
-    ENCODERS,
+from metrics.dfd.encoders import ENCODERS
+from metrics.dfd.networks import SSFDEncoder, WeightStandardizedConv2d, inference_graph
+from metrics.dfd.weights import (
     WeightsChecksumError,
     WeightsFile,
     WeightsUnavailableError,
@@ -26,7 +27,6 @@ from metrics.dfd.encoders import (
     resolve_weights,
     verify,
 )
-from metrics.dfd.networks import SSFDEncoder, WeightStandardizedConv2d, inference_graph
 from metrics.image import MetricInputError
 
 TOLERANCE = 1e-5  # float32 features; the references run in float32 too
@@ -113,7 +113,7 @@ def test_lpips_alex_matches_the_lpips_package(tmp_path, device):
 def test_dists_matches_dists_pytorch(vgg16_file, tmp_path, device, monkeypatch):
     import DISTS_pytorch.DISTS_pt as dists_module
 
-    from metrics.dfd.encoders import DISTS_FILE, locate
+    from metrics.dfd.weights import DISTS_FILE, locate
 
     path, model = vgg16_file
     # dists_module.models is torchvision.models, which our loader calls too: hand each caller its
@@ -500,7 +500,7 @@ def test_compiled_encoder_matches_eager(tmp_path, device):
 def test_registered_torchvision_urls_are_torchvisions_own():
     """The registry writes the URLs out (so it loads without torchvision): they must stay
     the ones torchvision's weight enums name."""
-    from metrics.dfd.encoders import ALEXNET_FILE, RESNET50_FILE, VGG16_FILE
+    from metrics.dfd.weights import ALEXNET_FILE, RESNET50_FILE, VGG16_FILE
 
     assert VGG16_FILE.url == torchvision.models.VGG16_Weights.IMAGENET1K_V1.url
     assert ALEXNET_FILE.url == torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
@@ -509,10 +509,10 @@ def test_registered_torchvision_urls_are_torchvisions_own():
 
 def test_registry_layer_names_are_the_networks_taps():
     """The registry names layers without importing torch; they must be the taps' names."""
-    from metrics.dfd import encoders, networks
+    from metrics.dfd import encoders, networks, weights
 
     assert tuple(networks.VGG16_TAPS.values()) == encoders.VGG16_LAYERS
     assert tuple(networks.ALEXNET_TAPS.values()) == encoders.ALEXNET_LAYERS
     assert tuple(networks.RESNET50_TAPS.values()) == encoders.RESNET50_LAYERS
     assert torch.__version__.split("+")[0] == encoders.TORCH_VERSION
-    assert encoders.torch_hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints"
+    assert weights.torch_hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints"

@@ -14,14 +14,9 @@ import torch
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
 from metrics.dfd.distances import DeepFeatureDistance
-from metrics.dfd.encoders import (
-    ENCODERS,
-    MEDVAE_FILE,
-    WeightsUnavailableError,
-    availability,
-    weights_version,
-)
+from metrics.dfd.encoders import ENCODERS
 from metrics.dfd.kl_autoencoder import KLEncoder, KLEncoderConfig
+from metrics.dfd.weights import MEDVAE_FILE, WeightsUnavailableError, availability, weights_version
 
 TOLERANCE = 1e-5  # float32 on both sides
 SPEC = ENCODERS["dfd-medvae"]

@@ -13,6 +13,8 @@ CORES = [
     "metrics.cli",
     "metrics.bench.metrics",
     "metrics.dfd.encoders",
+    "metrics.dfd.weights",
+    "metrics.dfd.builders",
     "metrics.dfd.networks",
     "metrics.dfd.distances",
     "metrics.research.ssfd_training",

@@ -14,14 +14,9 @@ from scipy.stats import spearmanr
 from fixtures.images import load_slice, load_slices, slice_sources
 from fixtures.simulation import zero_filled_series
 from metrics.dfd.distances import DeepFeatureDistance
-from metrics.dfd.encoders import (
-    ENCODERS,
-    LOCAL_WEIGHTS_DIR,
-    SSFD_LOCAL_FILE,
-    availability,
-    sha256_of,
-)
+from metrics.dfd.encoders import ENCODERS
 from metrics.dfd.networks import SSFDEncoder
+from metrics.dfd.weights import LOCAL_WEIGHTS_DIR, SSFD_LOCAL_FILE, availability, sha256_of
 from metrics.research.ssfd_model_card import LATER_CHECKS, record_later_checks
 from metrics.research.ssfd_training import (
     ACCELERATIONS,

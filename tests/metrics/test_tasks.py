@@ -245,7 +245,7 @@ def test_a_bf16_workers_values_reach_the_dashboard_and_the_export(
 
 @pytest.mark.django_db
 def test_an_encoder_failing_its_checksum_is_stored_as_its_own_error(case, settings, tmp_path):
-    from metrics.dfd.encoders import EFFICIENTNET_LITE0_FILE
+    from metrics.dfd.weights import EFFICIENTNET_LITE0_FILE
 
     (tmp_path / EFFICIENTNET_LITE0_FILE.filename).write_bytes(b"tampered")
     settings.DFD_WEIGHTS_DIR = tmp_path

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.dfd.encoders import (
+from metrics.dfd.encoders import ENCODERS
+from metrics.dfd.weights import (
     EFFICIENTNET_LITE0_FILE,
-    ENCODERS,
     RADIMAGENET_FILE,
     WeightsChecksumError,
     availability,
