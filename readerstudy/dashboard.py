@@ -30,14 +30,8 @@ from threadpoolctl import threadpool_limits
 
 from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
 from readerstudy.export import safe_text
-from readerstudy.models import (
-    Assignment,
-    Reader,
-    Reconstruction,
-    Score,
-    Study,
-    current_metric_values,
-)
+from readerstudy.metric_status import current_metric_values
+from readerstudy.models import Reconstruction, Score, Study
 
 logger = logging.getLogger(__name__)
 
@@ -137,31 +131,22 @@ def _points(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -
 
 
 def _progress(study: Study, scores: pd.DataFrame, n_reconstructions: int) -> dict:
-    """Reconstructions scored per question, and per reader the items with every question
-    answered (Reader.progress, from the scores already loaded: one query, not one per reader)."""
+    """Reconstructions scored per question, and each reader's items done and assigned (their
+    ReadingOrder, the rule the reading room follows)."""
     questions = list(study.questions.all())
-    scored, done = {}, {}
-    if len(scores):
-        scored = scores.groupby("question")["reconstruction"].nunique()
-        answered = scores.groupby(["reader", "reconstruction"]).size()
-        complete = Reader.answers_to_complete(len(questions))
-        done = (answered >= complete).groupby(level="reader").sum()
-    assigned = dict(
-        Assignment.objects.filter(reader__study=study)
-        .values_list("reader__user__username")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+    scored = scores.groupby("question")["reconstruction"].nunique() if len(scores) else {}
+    readers = study.readers.select_related("user")
+    orders = readers.reading_orders()
     return {
         "reconstructions": n_reconstructions,
         "scored": {q.key: int(scored.get(q.key, 0)) for q in questions},
         "readers": [
             {
                 "reader": reader.user.username,
-                "done": int(done.get(reader.user.username, 0)),
-                "total": assigned.get(reader.user.username, 0),
+                "done": orders[reader.pk].done,
+                "total": orders[reader.pk].total,
             }
-            for reader in study.readers.select_related("user")
+            for reader in readers
         ],
     }
 

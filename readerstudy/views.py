@@ -26,7 +26,8 @@ from readerstudy.export import (
     score_rows,
     write_csv,
 )
-from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study, metric_progress
+from readerstudy.metric_status import metric_progress
+from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study
 
 
 class StudyList(LoginRequiredMixin, TemplateView):
@@ -36,9 +37,10 @@ class StudyList(LoginRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         user = self.request.user
-        memberships = Reader.objects.of_user(user)
+        memberships = Reader.objects.of_user(user).select_related("study")
+        orders = memberships.reading_orders()
         return super().get_context_data(
-            reading=[(m.study, *m.progress()) for m in memberships.select_related("study")],
+            reading=[(m.study, orders[m.pk].done, orders[m.pk].total) for m in memberships],
             running=Study.objects.run_by(user),
             **kwargs,
         )
@@ -82,7 +84,9 @@ class StudyDetail(LoginRequiredMixin, DetailView):
             for reconstruction in case.reconstructions.all():
                 by_name = {v.metric: v for v in reconstruction.current_values}
                 reconstruction.metric_cells = [by_name.get(name) for name in names]
-        readers = [(r.user.username, *r.progress()) for r in study.readers.select_related("user")]
+        readers = study.readers.select_related("user")
+        orders = readers.reading_orders()
+        readers = [(r.user.username, orders[r.pk].done, orders[r.pk].total) for r in readers]
         return super().get_context_data(
             cases=cases,
             metric_names=names,

@@ -1,7 +1,6 @@
 """The API. The reader's endpoints are scoped to the requesting reader, the analysis to the
 study's researchers: anything else is 404."""
 
-from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -33,10 +32,11 @@ class ReaderStudyList(generics.ListAPIView):
         return Study.objects.read_by(self.request.user)
 
     def get_serializer_context(self):
-        memberships = Reader.objects.of_user(self.request.user).select_related("study")
+        memberships = Reader.objects.of_user(self.request.user)
+        orders = memberships.reading_orders()
         return {
             **super().get_serializer_context(),
-            "progress": {m.study_id: m.progress() for m in memberships},
+            "progress": {m.study_id: (orders[m.pk].done, orders[m.pk].total) for m in memberships},
         }
 
 
@@ -49,33 +49,25 @@ class NextItem(APIView):
             Reader.objects.of_user(request.user).select_related("study"), study__slug=slug
         )
         questions = list(reader.study.questions.all())
-        # One pass over my order gives the progress, the first unfinished item and the one
-        # before it (three queries before; this is the request every reader makes per image).
-        order = list(
-            reader.assignments.annotate(answered=Count("scores"))
-            .order_by("position")
-            .values_list("pk", "public_id", "answered")
-        )
-        complete = Reader.answers_to_complete(len(questions))
-        done = sum(answered >= complete for _, _, answered in order)
-        index = next((i for i, row in enumerate(order) if row[2] < complete), None)
+        order = reader.reading_order(len(questions))
+        index = order.next_index()
         item_data = None
         if index is not None:
-            pk, _, answered = order[index]
+            pk, _, answered = order.items[index]
             item = Assignment.objects.select_related("reconstruction__case").get(pk=pk)
             item.reader = reader  # already loaded, with its study
             context = {
                 "questions": questions,
-                "total": len(order),
-                "previous": order[index - 1][1] if index > 0 else None,
+                "total": order.total,
+                "previous": order.items[index - 1][1] if index > 0 else None,
                 **({} if answered else {"scores": {}}),
             }
             item_data = ItemSerializer(item, context=context).data
         return Response(
             {
                 "item": item_data,
-                "done": done,
-                "total": len(order),
+                "done": order.done,
+                "total": order.total,
                 "end_message": reader.study.end_message if index is None else "",
             }
         )

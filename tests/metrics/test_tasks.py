@@ -207,7 +207,7 @@ def test_a_bf16_workers_values_reach_the_dashboard_and_the_export(
     from django.core.cache import cache
 
     from readerstudy.export import metric_rows
-    from readerstudy.models import cases_missing_metrics
+    from readerstudy.metric_status import cases_missing_metrics
     from tests.readerstudy.factories import UserFactory
 
     expected = len(settings.METRICS_ENABLED) * case.reconstructions.count()

@@ -14,7 +14,8 @@ from django.db import transaction
 from fixtures.demo import DEMO_PROTOCOLS, write_demo_manifest
 from fixtures.images import slice_sources
 from readerstudy.importer import import_manifest
-from readerstudy.models import Study, cases_missing_metrics
+from readerstudy.metric_status import cases_missing_metrics
+from readerstudy.models import Study
 
 SLUG = "demo"
 TITLE = "Demo: undersampled MR reconstructions (zero-filled and compressed sensing)"

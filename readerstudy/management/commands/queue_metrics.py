@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from readerstudy.models import Study, cases_missing_metrics, send_metrics_task
+from readerstudy.metric_status import cases_missing_metrics
+from readerstudy.models import Study, send_metrics_task
 
 
 class Command(BaseCommand):

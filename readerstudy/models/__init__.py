@@ -1,0 +1,32 @@
+"""The study app's models: what a researcher sets up (studies.py) and what readers do
+(reading.py). Imported from here, as Django and the migrations expect."""
+
+from readerstudy.models.reading import Assignment, Reader, ReadingOrder, Score, ScoreRevision
+from readerstudy.models.studies import (
+    DEFAULT_QUESTIONS,
+    Case,
+    Question,
+    Reconstruction,
+    Study,
+    array_file,
+    image_upload_path,
+    new_public_id,
+    send_metrics_task,
+)
+
+__all__ = [
+    "DEFAULT_QUESTIONS",
+    "Assignment",
+    "Case",
+    "Question",
+    "Reader",
+    "ReadingOrder",
+    "Reconstruction",
+    "Score",
+    "ScoreRevision",
+    "Study",
+    "array_file",
+    "image_upload_path",
+    "new_public_id",
+    "send_metrics_task",
+]

@@ -1,0 +1,273 @@
+"""What a researcher sets up: studies, their questions, cases and blinded reconstructions."""
+
+from __future__ import annotations
+
+import io
+import logging
+import secrets
+import uuid
+from typing import TYPE_CHECKING
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.validators import MinValueValidator
+from django.db import models, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from readerstudy.models.reading import Reader
+
+logger = logging.getLogger(__name__)
+
+# Radiology anchors for a five-point Likert scale (1 worst, 5 best).
+DEFAULT_QUESTIONS = [
+    {
+        "key": "overall",
+        "label": "Overall image quality",
+        "anchors": {
+            "1": "Non-diagnostic",
+            "2": "Poor",
+            "3": "Adequate",
+            "4": "Good",
+            "5": "Excellent",
+        },
+    },
+    {
+        "key": "artifacts",
+        "label": "Artifacts (aliasing, blurring, blocking)",
+        "anchors": {
+            "1": "Severe, non-diagnostic",
+            "2": "Marked",
+            "3": "Moderate",
+            "4": "Mild",
+            "5": "None",
+        },
+    },
+    {
+        "key": "snr",
+        "label": "Signal-to-noise ratio",
+        "anchors": {
+            "1": "Non-diagnostic",
+            "2": "Poor",
+            "3": "Adequate",
+            "4": "Good",
+            "5": "Excellent",
+        },
+    },
+    {
+        "key": "sharpness",
+        "label": "Sharpness of anatomical edges",
+        "anchors": {
+            "1": "Non-diagnostic",
+            "2": "Blurred",
+            "3": "Adequate",
+            "4": "Sharp",
+            "5": "Excellent",
+        },
+    },
+]
+
+
+def new_public_id() -> str:
+    """An opaque, unguessable id for URLs that readers see (says nothing about the item)."""
+    return secrets.token_urlsafe(12)
+
+
+def image_upload_path(instance: models.Model, filename: str) -> str:
+    # Random names: nothing about the method, case or original file survives in storage paths.
+    return f"images/{uuid.uuid4().hex}.npy"
+
+
+def array_file(array: np.ndarray) -> ContentFile:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    return ContentFile(buffer.getvalue(), name="image.npy")
+
+
+class StudyQuerySet(models.QuerySet):
+    """Who may see which study: the one place every page and endpoint asks."""
+
+    def run_by(self, user) -> StudyQuerySet:
+        """The studies `user` is a researcher of, drafts included."""
+        return self.filter(researchers=user)
+
+    def read_by(self, user) -> StudyQuerySet:
+        """The open studies `user` reads."""
+        return self.filter(readers__user=user, status=Study.Status.OPEN)
+
+
+class Study(models.Model):
+    """A reader study: what readers are asked, how images are shown, who reads and who runs it."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class Presentation(models.TextChoices):
+        SIDE_BY_SIDE = "side-by-side", "Reference beside the reconstruction"
+        ALONE = "alone", "Reconstruction alone"
+
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True)
+    end_message = models.TextField(
+        blank=True, default="Thank you: every item of this study is scored."
+    )
+    presentation = models.CharField(
+        max_length=20, choices=Presentation.choices, default=Presentation.SIDE_BY_SIDE
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    researchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="researched_studies", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = StudyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("readerstudy:detail", kwargs={"slug": self.slug})
+
+    def add_default_questions(self) -> None:
+        for position, question in enumerate(DEFAULT_QUESTIONS):
+            Question.objects.get_or_create(
+                study=self,
+                key=question["key"],
+                defaults={
+                    "label": question["label"],
+                    "anchors": question["anchors"],
+                    "position": position,
+                },
+            )
+
+    @transaction.atomic
+    def assign_reader(self, user) -> Reader:
+        """Make `user` a reader with their own random order of every reconstruction (drawn
+        once and stored; Reader.extend_order). Safe to call again."""
+        reader, _ = self.readers.get_or_create(user=user)
+        reader.extend_order()
+        return reader
+
+    def queue_metrics(self) -> None:
+        """Queue the metrics of every case once the current transaction commits."""
+        for case in self.cases.all():
+            case.queue_metrics()
+
+
+class Question(models.Model):
+    """One Likert question asked for every reconstruction of a study."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
+    key = models.SlugField(max_length=50)
+    label = models.CharField(max_length=200)
+    scale_min = models.PositiveSmallIntegerField(default=1)
+    scale_max = models.PositiveSmallIntegerField(default=5)
+    anchors = models.JSONField(default=dict, blank=True, help_text='e.g. {"1": "Non-diagnostic"}')
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "key"], name="unique_question_key_per_study"),
+            models.CheckConstraint(
+                condition=Q(scale_max__gt=models.F("scale_min")), name="question_scale_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}: {self.label}"
+
+
+class Case(models.Model):
+    """The reference image or volume of one subject or slice; its reconstructions are graded."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
+    name = models.CharField(
+        max_length=200, help_text="The researcher's label (never shown to readers)"
+    )
+    anatomy = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=300, blank=True)
+    reference = models.FileField(upload_to=image_upload_path)
+    shape = models.JSONField()
+    metrics_queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its metric task last reached the broker"
+    )
+    metrics_queue_error = models.CharField(
+        max_length=500, blank=True, help_text="Why its metric task could not be queued"
+    )
+
+    class Meta:
+        ordering = ["study", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="unique_case_name_per_study"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def load_reference(self) -> np.ndarray:
+        with self.reference.open("rb") as handle:
+            return np.load(handle, allow_pickle=False)
+
+    def queue_metrics(self) -> None:
+        """Send this case's metric task once the current transaction commits."""
+        case_pk = self.pk
+        transaction.on_commit(lambda: send_metrics_task(case_pk))
+
+
+def send_metrics_task(case_pk: int) -> str | None:
+    """Publish one case's metric task; returns why it could not be sent, or None.
+
+    An unreachable broker is recorded on the case rather than raised: what the researcher
+    imported stays stored, the study page says which cases wait, and `manage.py queue_metrics`
+    sends them once the broker is back.
+    """
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from metrics.tasks import compute_case_metrics
+
+    try:
+        compute_case_metrics.apply_async(kwargs={"case_pk": case_pk})
+    except (BrokerError, OSError) as error:
+        reason = f"the task broker is unreachable ({error})"[:500]
+        logger.warning("metrics of case %s not queued: %s", case_pk, reason)
+        Case.objects.filter(pk=case_pk).update(metrics_queue_error=reason)
+        return reason
+    Case.objects.filter(pk=case_pk).update(
+        metrics_queued_at=timezone.now(), metrics_queue_error=""
+    )
+    return None
+
+
+class Reconstruction(models.Model):
+    """One reconstruction of a case. Method, acceleration and parameters are hidden from readers."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="reconstructions")
+    method = models.CharField(max_length=100)
+    acceleration = models.FloatField(validators=[MinValueValidator(1.0)])
+    parameters = models.JSONField(default=dict, blank=True)
+    source_name = models.CharField(
+        max_length=500, blank=True, help_text="Original file, for the researcher only"
+    )
+    image = models.FileField(upload_to=image_upload_path)
+
+    class Meta:
+        ordering = ["case", "method", "acceleration", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.case.name} / {self.method} x{self.acceleration:g}"
+
+    def load_image(self) -> np.ndarray:
+        with self.image.open("rb") as handle:
+            return np.load(handle, allow_pickle=False)
