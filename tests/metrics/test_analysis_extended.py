@@ -273,7 +273,7 @@ def test_monotone_transforms_and_negation(study):
 
 
 def test_holm_equals_statsmodels_with_ties_and_missing_values():
-    from metrics.stats.analysis import holm
+    from metrics.stats.extended import holm
 
     p = [0.01, 0.04, None, 0.03, 0.04, 0.5, 0.001, 0.9]
     present = [value for value in p if value is not None]

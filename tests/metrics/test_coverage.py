@@ -15,6 +15,7 @@ import pytest
 from scipy import stats
 
 from metrics.stats.analysis import analyze
+from metrics.stats.question import QuestionData, SharedResamples
 
 RECONSTRUCTIONS_PER_CASE = 6
 CASES = 40
@@ -67,11 +68,10 @@ def test_case_level_intervals_cover_the_true_coefficient_and_single_ones_do_not(
 def test_case_resampling_draws_whole_cases():
     rng = np.random.default_rng(0)
     scores, metrics, cases = frames(*simulate(rng, 8))
-    from metrics.stats.analysis import _Question, _SharedResamples
 
     metric_table = metrics.pivot_table(index="reconstruction", columns="metric", values="value")
-    question = _Question(
-        scores, metric_table, _SharedResamples(200, 0), cases.set_index("reconstruction")["case"]
+    question = QuestionData(
+        scores, metric_table, SharedResamples(200, 0), cases.set_index("reconstruction")["case"]
     )
     per_case = pd.DataFrame(question.counts, index=question.units).groupby(
         cases.set_index("reconstruction")["case"].reindex(question.units).to_numpy()
