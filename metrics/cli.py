@@ -314,15 +314,8 @@ def cmd_fetch_weights(args) -> int:
 # --- entry point ----------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m metrics", description=__doc__.splitlines()[0])
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--weights-dir",
-        type=Path,
-        default=default_weights_dir(),
-        help="folder of encoder weights (default: $DFD_WEIGHTS_DIR or var/weights)",
-    )
+def _compute_options() -> argparse.ArgumentParser:
+    """The options of every command that computes metrics (compare, batch)."""
     compute = argparse.ArgumentParser(add_help=False)
     compute.add_argument("--metric", action="append", default=[], metavar="NAME")
     compute.add_argument(
@@ -351,6 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu, cuda or auto (default: $METRICS_DEVICE or auto; auto takes a GPU for deep "
         "feature distances only)",
     )
+    return compute
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m metrics", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=default_weights_dir(),
+        help="folder of encoder weights (default: $DFD_WEIGHTS_DIR or var/weights)",
+    )
+    compute = _compute_options()
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("compare", parents=[common, compute], help="metrics of one reconstruction")

@@ -165,18 +165,9 @@ class Assignment(models.Model):
     def __str__(self) -> str:
         return f"{self.reader.user} #{self.position}"
 
-    @transaction.atomic
-    def save_scores(
-        self, values: dict[str, int], *, seconds_spent: float = 0.0, by=None
-    ) -> list[Score]:
-        """Store this reader's answers; idempotent, and every change is kept as a revision
-        (who, when, old and new value: the audit trail). `by` is the signed-in user, the
-        item's reader unless given.
-
-        Raises:
-            django.core.exceptions.ValidationError: the study is not open, a question is not
-                the study's, or a value is outside its scale. Nothing is stored then.
-        """
+    def _check_answers(self, values: dict[str, int]) -> dict[str, Question]:
+        """The study's questions by key, once `values` are found fit to store (else
+        ValidationError naming each bad answer)."""
         study = self.reader.study
         if study.status != Study.Status.OPEN:
             raise ValidationError(
@@ -196,6 +187,21 @@ class Assignment(models.Model):
                 errors[key] = f"must be between {question.scale_min} and {question.scale_max}"
         if errors:
             raise ValidationError(errors)
+        return questions
+
+    @transaction.atomic
+    def save_scores(
+        self, values: dict[str, int], *, seconds_spent: float = 0.0, by=None
+    ) -> list[Score]:
+        """Store this reader's answers; idempotent, and every change is kept as a revision
+        (who, when, old and new value: the audit trail). `by` is the signed-in user, the
+        item's reader unless given.
+
+        Raises:
+            django.core.exceptions.ValidationError: the study is not open, a question is not
+                the study's, or a value is outside its scale. Nothing is stored then.
+        """
+        questions = self._check_answers(values)
         # Lock this item's row so two tabs saving at once are serialised, not interleaved.
         Assignment.objects.select_for_update().filter(pk=self.pk).first()
         by = by if by is not None else self.reader.user

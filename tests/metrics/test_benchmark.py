@@ -5,6 +5,8 @@ import json
 import numpy as np
 
 from metrics.bench import metrics as benchmark
+from metrics.bench.gpu_targets import GPU_TARGETS, gpu_targets
+from metrics.bench.roofline import native_bf16
 
 
 def test_benchmark_cases_are_real_320_pairs():
@@ -17,15 +19,13 @@ def test_benchmark_cases_are_real_320_pairs():
 
 def test_gpu_target_path_runs_on_whatever_device_is_here():
     rows = []
-    benchmark.gpu_targets("cpu", rows, batch=1, repeat=1)
+    gpu_targets("cpu", rows, batch=1, repeat=1)
     ceilings = rows[0]
     assert ceilings["what"] == "device ceilings" and ceilings["copy_gb_per_s"] > 0
     targets = [row for row in rows if "target_h100" in row]
-    precisions = ("bf16", "fp32") if benchmark.native_bf16("cpu") else ("fp32",)
+    precisions = ("bf16", "fp32") if native_bf16("cpu") else ("fp32",)
     assert [row["what"] for row in targets] == [
-        f"{label} ({precision}, batch 1)"
-        for label in benchmark.GPU_TARGETS
-        for precision in precisions
+        f"{label} ({precision}, batch 1)" for label in GPU_TARGETS for precision in precisions
     ]
     encoders = [row for row in rows if "encoder only" in row["what"]]
     assert len(encoders) == 2 * len(precisions) and all(
@@ -73,7 +73,7 @@ def test_main_writes_json(tmp_path, monkeypatch):
     (bound,) = [row for row in rows if "against the measured matrix rate" in row["what"]]
     assert bound["gflop_per_image"] > 1 and 0 < bound["of_measured_matrix_rate"] < 2
     costs = [row for row in rows if row["what"] == "dfd-ssfd-local: bf16 against fp32"]
-    if benchmark.native_bf16("cpu"):  # elsewhere bf16 is emulated, and skipped
+    if native_bf16("cpu"):  # elsewhere bf16 is emulated, and skipped
         (cost,) = costs
         assert 0.9 < cost["spearman"] <= 1 and 0 < cost["median_relative_difference"] < 0.05
     else:
