@@ -36,6 +36,7 @@ test: $(VENV)/.test-installed
 	$(PY) manage.py makemigrations --check --dry-run --settings=tests.settings
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 lint: $(VENV)/.test-installed

@@ -13,6 +13,7 @@ import math
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,8 +68,8 @@ def select_metrics(
                 if not available:
                     raise UsageError(f"{name}: {reason}")
         return list(dict.fromkeys(requested))
-    available = available_metrics(weights_dir)
-    return [name for name in ALL_METRICS if name in available or name in overrides]
+    usable = available_metrics(weights_dir)
+    return [name for name in ALL_METRICS if name in usable or name in overrides]
 
 
 def engine_device(requested: str, names: list[str]) -> str:
@@ -82,7 +83,9 @@ def engine_device(requested: str, names: list[str]) -> str:
     return resolve_device(requested)
 
 
-def build_engine(names: list[str], args, overrides: dict[str, Path]) -> MetricEngine:
+def build_engine(
+    names: list[str], args: argparse.Namespace, overrides: dict[str, Path]
+) -> MetricEngine:
     try:
         return MetricEngine(
             names,
@@ -107,7 +110,7 @@ def json_number(value: float) -> float | None:
 # --- subcommands ------------------------------------------------------------------------------
 
 
-def cmd_compare(args) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     reference, reconstruction = _load(args.reference), _load(args.reconstruction)
     try:
         check_pair(reference, reconstruction)
@@ -132,7 +135,7 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def read_batch_manifest(path: Path) -> list[dict]:
+def read_batch_manifest(path: Path) -> list[dict[str, Any]]:
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as error:
@@ -163,17 +166,17 @@ def read_batch_manifest(path: Path) -> list[dict]:
     return rows
 
 
-def cmd_batch(args) -> int:
+def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     rows = read_batch_manifest(args.manifest)
     overrides = parse_weight_overrides(args.weights)
     names = select_metrics(args.metric, args.weights_dir, overrides)
     engine = build_engine(names, args, overrides)
-    by_reference: dict[Path, list[dict]] = defaultdict(list)
+    by_reference: dict[Path, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_reference[row["reference"]].append(row)
-    results: dict[int, dict] = {}
+    results: dict[int, dict[str, Any]] = {}
     failures: list[str] = []
     with tqdm(
         total=len(rows), unit="pair", disable=not sys.stderr.isatty(), file=sys.stderr
@@ -214,7 +217,7 @@ def cmd_batch(args) -> int:
     return 1 if failures else 0
 
 
-def metric_listing(weights_dir: Path) -> list[dict]:
+def metric_listing(weights_dir: Path) -> list[dict[str, Any]]:
     listing = [
         {
             "name": name,
@@ -227,7 +230,7 @@ def metric_listing(weights_dir: Path) -> list[dict]:
     ]
     for name, spec in ENCODERS.items():
         available, reason = availability(spec, weights_dir)
-        entry = {
+        entry: dict[str, Any] = {
             "name": name,
             "kind": "dfd",
             "domain": spec.domain,
@@ -261,7 +264,7 @@ def metric_listing(weights_dir: Path) -> list[dict]:
     return listing
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     listing = metric_listing(args.weights_dir)
     if args.json:
         print(json.dumps(listing, indent=2))
@@ -275,7 +278,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_fetch_weights(args) -> int:
+def cmd_fetch_weights(args: argparse.Namespace) -> int:
     import socket
 
     import torch

@@ -3,9 +3,10 @@ encoders once, compute many reconstructions of one reference at a time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -106,7 +107,9 @@ class MetricEngine:
                     raise
                 self.load_errors[name] = error
 
-    def _load(self, name, weights_dir, batch_size, override) -> DeepFeatureDistance:
+    def _load(
+        self, name: str, weights_dir: Path, batch_size: int | None, override: Path | None
+    ) -> DeepFeatureDistance:
         """A researcher's own checkpoint loads afresh; a registered encoder once per process."""
         if override is None:
             return cached_encoder(
@@ -126,9 +129,9 @@ class MetricEngine:
 
     def by_metric(
         self, reference: np.ndarray, reconstructions: list[np.ndarray]
-    ) -> dict[str, list[float | Exception]]:
+    ) -> dict[str, Sequence[float | Exception]]:
         """{metric: one value or error per reconstruction}; the reference is encoded once."""
-        results: dict[str, list[float | Exception]] = {}
+        results: dict[str, Sequence[float | Exception]] = {}
         pixel = [n for n in self.names if n in PIXEL_METRICS]
         if pixel:
             rows = pixel_metrics_or_errors(
@@ -147,10 +150,10 @@ class MetricEngine:
 
     def rows(
         self, reference: np.ndarray, reconstructions: list[np.ndarray]
-    ) -> list[dict | Exception]:
+    ) -> list[dict[str, Any] | Exception]:
         """Per reconstruction: {metric: value}, or the first error any metric met."""
         by_metric = self.by_metric(reference, reconstructions)
-        rows: list[dict | Exception] = []
+        rows: list[dict[str, Any] | Exception] = []
         for index in range(len(reconstructions)):
             values = {name: by_metric[name][index] for name in self.names}
             error = next((v for v in values.values() if isinstance(v, Exception)), None)

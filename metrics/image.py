@@ -65,7 +65,10 @@ def scaled_slices(
     maximum over the whole volume): the reference study's `/255` for 8-bit PNGs whose
     reference reaches 255 (HFEN, VIF, NQM)."""
     peak = float(gt.max()) if maxval is None else float(maxval)
-    as_slices = lambda image: np.asarray(image, np.float64).reshape(-1, *image.shape[-2:]) / peak  # noqa: E731
+
+    def as_slices(image: np.ndarray) -> np.ndarray:
+        return np.asarray(image, np.float64).reshape(-1, *image.shape[-2:]) / peak
+
     return as_slices(gt), as_slices(pred)
 
 

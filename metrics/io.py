@@ -48,7 +48,7 @@ def _read_npy(path: Path) -> np.ndarray:
 
 def _read_dicom(path: Path) -> np.ndarray:
     import pydicom
-    from pydicom.pixels import apply_rescale
+    from pydicom.pixels.processing import apply_rescale
 
     dataset = pydicom.dcmread(path)
     if "PixelData" not in dataset:
@@ -68,6 +68,8 @@ def _read_nifti(path: Path) -> np.ndarray:
     import nibabel as nib
 
     image = nib.load(path)
+    if not isinstance(image, nib.spatialimages.SpatialImage):
+        raise ImageReadError(f"{path.name}: not a NIfTI image")
     _check_size(path, image.shape)
     data = np.asanyarray(image.dataobj)
     data = np.squeeze(data)

@@ -19,6 +19,8 @@ References:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from metrics.image import MetricInputError, check_pair, scaled_slices
@@ -35,16 +37,19 @@ BANDS = (
 )
 
 
-def contrast_threshold(frequency):
+def contrast_threshold(frequency: float) -> float:
     """The contrast threshold function (inverse of the contrast sensitivity) at `frequency`."""
     gamma = 0.0192 + 0.114 * frequency
-    return 1.0 / (520.0 * gamma * np.exp(-((0.114 * frequency) ** 1.1)))
+    return float(1.0 / (520.0 * gamma * np.exp(-((0.114 * frequency) ** 1.1))))
 
 
 def _filters(shape: tuple[int, int]) -> list[np.ndarray]:
     """The six frequency responses, in numpy's FFT layout, for an (H, W) image."""
     rows, cols = shape
-    x, y = np.mgrid[-cols / 2 : cols / 2, -rows / 2 : rows / 2]
+    # np.mgrid[-cols / 2 : cols / 2, -rows / 2 : rows / 2], as the reference's meshgrid
+    x, y = np.meshgrid(
+        np.arange(-cols / 2, cols / 2), np.arange(-rows / 2, rows / 2), indexing="ij"
+    )
     radius = np.abs(x + 1j * y)
     responses = []
     for offset, low, high, outside, phase in BANDS:
@@ -56,7 +61,7 @@ def _filters(shape: tuple[int, int]) -> list[np.ndarray]:
     return responses
 
 
-def _pyramid(spectrum: np.ndarray, filters: list[np.ndarray]) -> tuple[np.ndarray, list]:
+def _pyramid(spectrum: np.ndarray, filters: list[np.ndarray]) -> tuple[np.ndarray, list[Any]]:
     low, *bands = (np.real(np.fft.ifft2(f * spectrum)) for f in filters)
     return low, bands
 
@@ -77,7 +82,7 @@ def nqm_slice(reference: np.ndarray, reconstruction: np.ndarray) -> float:
     rec_low, rec_bands = _pyramid(np.fft.fft2(reconstruction), filters)
     ref_contrast, rec_contrast = _contrasts(ref_low, ref_bands), _contrasts(rec_low, rec_bands)
     detection = [contrast_threshold(f / VIEWING_ANGLE) for f in (2.0, 4.0, 8.0, 16.0, 32.0)]
-    ref_total, rec_total = 0, 0
+    ref_total = rec_total = np.zeros(reference.shape)
     for band, (a, ai, c, ci, threshold) in enumerate(
         zip(ref_bands, rec_bands, ref_contrast, rec_contrast, detection, strict=True), start=1
     ):

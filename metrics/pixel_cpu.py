@@ -19,7 +19,7 @@ from metrics.image import SSIM_K1, SSIM_K2, SSIM_WINDOW
 
 
 @numba.njit(cache=True, nogil=True)
-def _window_sums(image, out, row):
+def _window_sums(image: np.ndarray, out: np.ndarray, row: np.ndarray) -> None:
     """Sums of every 7x7 block of `image` that fits (no padding) into `out`, (H-6, W-6).
 
     `row` is scratch of shape (H, W-6) for the horizontal pass. Running sums in float64:
@@ -47,7 +47,7 @@ def _window_sums(image, out, row):
 
 
 @numba.njit(cache=True, parallel=True)
-def pixel_sums_cpu(gt, preds, peak):
+def pixel_sums_cpu(gt: np.ndarray, preds: np.ndarray, peak: float) -> np.ndarray:
     """What PSNR, SSIM and NMSE need, summed over the slices given.
 
     Args:

@@ -90,7 +90,9 @@ def pixel_sums(gt: torch.Tensor, pred: torch.Tensor, peak: torch.Tensor) -> torc
     return torch.stack([squared_error, ssim_sum, energy], dim=1)
 
 
-def values_from_sums(sums: torch.Tensor, peak: torch.Tensor, pixels: int, slices: int):
+def values_from_sums(
+    sums: torch.Tensor, peak: torch.Tensor, pixels: int, slices: int
+) -> torch.Tensor:
     """(R, 3) PSNR, SSIM, NMSE from `pixel_sums` added up over a whole volume."""
     squared_error, ssim_sum, energy = sums.unbind(dim=1)
     psnr_values = 10 * torch.log10(peak**2 / (squared_error / pixels))
@@ -112,7 +114,7 @@ def pixel_values(gt: torch.Tensor, pred: torch.Tensor, peak: torch.Tensor) -> to
 
 
 @cache
-def fused_pixel_values():
+def fused_pixel_values() -> Callable[..., torch.Tensor]:
     """`pixel_values` compiled by torch.compile, for CUDA tensors.
 
     On a GPU the eager maths is a dozen bandwidth-bound float64 passes; fused, it is 1.6x the
@@ -123,7 +125,7 @@ def fused_pixel_values():
 
 
 @cache
-def fused_pixel_sums():
+def fused_pixel_sums() -> Callable[..., torch.Tensor]:
     """`pixel_sums` compiled, for volumes taken a chunk at a time on a GPU."""
     return torch.compile(pixel_sums)
 
@@ -141,10 +143,12 @@ def case_sums_on_device(
     up: (R, 3). Fused by torch.compile where `compiled` on a GPU."""
     peak = torch.tensor([peak_value], dtype=torch.float64, device=device)
     sums_of = fused_pixel_sums() if compiled and device.startswith("cuda") else pixel_sums
-    total = None
+    total: torch.Tensor | None = None
     for gt, pred in chunks:
         sums = sums_of(
             torch.as_tensor(gt, device=device)[None], torch.as_tensor(pred, device=device), peak
         )
         total = sums if total is None else total + sums
+    if total is None:
+        raise ValueError("no slices: a case has at least one")
     return total.cpu().numpy()

@@ -7,6 +7,8 @@ slice, a small share of a DFD's work, and the study's code runs them on the CPU 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from metrics.hfen import hfen
@@ -37,7 +39,9 @@ def reference_suite_for_case(
     return results
 
 
-def _value_or_error(function, reference, pred) -> float | MetricInputError:
+def _value_or_error(
+    function: Callable[[np.ndarray, np.ndarray], float], reference: np.ndarray, pred: np.ndarray
+) -> float | MetricInputError:
     try:
         return function(reference, pred)
     except MetricInputError as error:

@@ -65,14 +65,13 @@ def compute_case_metrics(*, case_pk: int) -> None:
     results = engine.by_metric(case.load_reference(), [r.load_image() for r in reconstructions])
     for metric, values in results.items():
         for reconstruction, value in zip(reconstructions, values, strict=True):
-            failed = isinstance(value, Exception)
             MetricValue.objects.update_or_create(
                 reconstruction=reconstruction,
                 metric=metric,
                 version=current_version(metric),
                 defaults={
-                    "value": None if failed else value,
-                    "error": str(value) if failed else "",
+                    "value": None if isinstance(value, Exception) else value,
+                    "error": str(value) if isinstance(value, Exception) else "",
                     "device": device,
                     "computed_at": timezone.now(),
                 },

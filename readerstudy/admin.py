@@ -75,13 +75,13 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 class ScoreRevisionInline(admin.TabularInline):
     model = ScoreRevision
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "recorded_at",
         "recorded_by",
         "previous_value",
         "value",
         "seconds_spent",
-    ]
+    )
     extra = 0
     can_delete = False
 

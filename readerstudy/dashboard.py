@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pandas as pd
 from django.conf import settings
@@ -134,7 +135,10 @@ def _progress(study: Study, scores: pd.DataFrame, n_reconstructions: int) -> dic
     """Reconstructions scored per question, and each reader's items done and assigned (their
     ReadingOrder, the rule the reading room follows)."""
     questions = list(study.questions.all())
-    scored = scores.groupby("question")["reconstruction"].nunique() if len(scores) else {}
+    scored: dict[str, int] = {}
+    if len(scores):
+        per_question = scores.groupby("question")["reconstruction"].nunique()
+        scored = {str(key): int(n) for key, n in per_question.items()}
     readers = study.readers.select_related("user")
     orders = readers.reading_orders()
     return {
@@ -175,7 +179,7 @@ def build_payload(study: Study, version: str) -> dict:
 
 def _analysis(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -> dict:
     """The statistics and the scatter points (pure computation: no database here)."""
-    out = {"points": _points(scores, metrics, recons)}
+    out: dict[str, Any] = {"points": _points(scores, metrics, recons)}
     try:
         out["analysis"] = analyze(
             scores,

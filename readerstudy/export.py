@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import Protocol
 
 from metrics.models import MetricValue
 from readerstudy.models import Score, ScoreRevision, Study
@@ -127,7 +127,13 @@ def metric_rows(study: Study) -> Iterator[dict]:
         }
 
 
-def write_csv(rows: Iterable[dict], columns: list[str], handle: IO[str]) -> int:
+class TextSink(Protocol):
+    """Where CSV text goes: an open file, or an HttpResponse."""
+
+    def write(self, text: str, /) -> object: ...
+
+
+def write_csv(rows: Iterable[dict], columns: list[str], handle: TextSink) -> int:
     writer = csv.DictWriter(handle, fieldnames=columns)
     writer.writeheader()
     count = 0

@@ -82,8 +82,9 @@ class StudyDetail(LoginRequiredMixin, DetailView):
         )
         for case in cases:
             for reconstruction in case.reconstructions.all():
-                by_name = {v.metric: v for v in reconstruction.current_values}
-                reconstruction.metric_cells = [by_name.get(name) for name in names]
+                # current_values: the Prefetch's to_attr; metric_cells: one per column, for the page.
+                by_name = {v.metric: v for v in reconstruction.current_values}  # type: ignore[attr-defined]
+                reconstruction.metric_cells = [by_name.get(name) for name in names]  # type: ignore[attr-defined]
         readers = study.readers.select_related("user")
         orders = readers.reading_orders()
         readers = [(r.user.username, orders[r.pk].done, orders[r.pk].total) for r in readers]

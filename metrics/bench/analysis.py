@@ -23,7 +23,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +34,8 @@ from scipy import stats
 from metrics.stats.agreement import icc2, krippendorff_alpha, reader_vs_rest
 from metrics.stats.analysis import analyze, resample_rng
 from metrics.stats.bootstrap import percentile_interval, resample_indices
+
+T = TypeVar("T")
 
 METHODS = ("zero-filled", "cs-wavelet", "cs-tv", "unet")
 ACCELERATIONS = (4, 8)
@@ -85,7 +89,9 @@ def polarities(metrics: int) -> dict[str, int]:
     return {f"metric{metric}": 1 if metric % 2 == 0 else -1 for metric in range(metrics)}
 
 
-def plain_resamples(units: pd.Index, cases: pd.Series | None, resamples: int, seed: int):
+def plain_resamples(
+    units: pd.Index, cases: pd.Series | None, resamples: int, seed: int
+) -> list[np.ndarray]:
     """The engine's resamples as index arrays: of the reconstructions, or of whole cases
     (every reconstruction of each drawn case), from the same generator and draws."""
     rng = resample_rng(units, seed)
@@ -103,10 +109,10 @@ def plain_analysis(
     resamples: int,
     seed: int,
     cases: pd.Series | None = None,
-):
+) -> dict[str, Any]:
     """The same statistics with one scipy call per resample, on the same resamples."""
     table = metrics.pivot_table(index="reconstruction", columns="metric", values="value")
-    result = {}
+    result: dict[str, Any] = {}
     for question, rows in scores.groupby("question"):
         wide = rows.pivot_table(index="reconstruction", columns="reader", values="score")
         wide = wide.sort_index(axis=0).sort_index(axis=1)
@@ -141,7 +147,7 @@ def plain_analysis(
             if a < b
         ]
         versus = {name: percentile_interval(signs[name] * rhos[name] - baseline) for name in rhos}
-        result[question] = {
+        result[str(question)] = {
             "metrics": block,
             "icc": icc2(matrix),
             "alpha": krippendorff_alpha(matrix),
@@ -152,7 +158,9 @@ def plain_analysis(
     return result
 
 
-def measure(function, *args, traced: bool = True, repeat: int = 3, **kwargs):
+def measure(
+    function: Callable[..., T], *args: Any, traced: bool = True, repeat: int = 3, **kwargs: Any
+) -> tuple[T, float, float | None]:
     """(result, best seconds of `repeat` calls, peak MiB): timed untraced, then (if `traced`) run again
     under tracemalloc, which slows Python down, for the peak of Python and NumPy allocations."""
     seconds = float("inf")
@@ -187,7 +195,9 @@ def plain_from_csv(scores_csv: str, metrics_csv: str, resamples: str, seed: str)
     print(json.dumps(intervals))
 
 
-def end_to_end(args, scores: pd.DataFrame, metrics: pd.DataFrame, groups: pd.DataFrame) -> dict:
+def end_to_end(
+    args: argparse.Namespace, scores: pd.DataFrame, metrics: pd.DataFrame, groups: pd.DataFrame
+) -> dict[str, Any]:
     """Seconds for `manage.py analyze` and for the plain script, each in a fresh process on
     the same CSV files, and the largest difference between their intervals."""
     with tempfile.TemporaryDirectory() as folder:

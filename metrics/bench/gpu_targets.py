@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -43,7 +44,7 @@ class _Pairs:
         self.peak64 = self.x.amax(dim=(1, 2)).double()
 
     def target_step(
-        self, dfd: DeepFeatureDistance | None, pixel: Callable = pixel_values
+        self, dfd: DeepFeatureDistance | None, pixel: Callable[..., Any] = pixel_values
     ) -> Callable[[], None]:
         """The issue's target: the engine's PSNR, SSIM (and NMSE) in float64, then the DFD (if
         any) of each pair."""
@@ -56,13 +57,13 @@ class _Pairs:
 
         return step
 
-    def time(self, step: Callable[[], None], label: str) -> dict:
+    def time(self, step: Callable[[], None], label: str) -> dict[str, Any]:
         return report(label, self.batch, timed(step, self.repeat))
 
 
 def gpu_targets(
     device: str,
-    rows: list,
+    rows: list[Any],
     batch: int = 128,
     repeat: int = 3,
     compiled: bool = False,
@@ -145,7 +146,7 @@ def _describe(label: str, dfd: DeepFeatureDistance, device: str) -> None:
 
 def _precision_rows(
     label: str, dfd: DeepFeatureDistance, pairs: _Pairs, ceilings: dict[str, float]
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Encoder alone, encoder + distance, and the target, at the DFD's current precision."""
     device, batch, precision = pairs.device, pairs.batch, dfd.precision
     name = label.removeprefix("PSNR+SSIM+")
@@ -186,8 +187,8 @@ def _precision_rows(
 
 
 def _compiled_row(
-    label: str, dfd: DeepFeatureDistance, pairs: _Pairs, fused_pixel: Callable
-) -> dict:
+    label: str, dfd: DeepFeatureDistance, pairs: _Pairs, fused_pixel: Callable[..., Any]
+) -> dict[str, Any]:
     """The target with the network and distance under torch.compile, in half precision."""
     on_gpu = pairs.device.startswith("cuda")
     fused = DeepFeatureDistance(

@@ -22,7 +22,9 @@ import resource
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,9 +45,11 @@ from metrics.image import pixel_metrics_for_case
 ACCELERATIONS = (2, 3, 4, 6, 8, 12)
 
 
-def make_cases(
-    reconstructions_per_case: int, cases: int, seed: int = 0
-) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+# Each case: a reference and its reconstructions.
+Cases = list[tuple[np.ndarray, list[np.ndarray]]]
+
+
+def make_cases(reconstructions_per_case: int, cases: int, seed: int = 0) -> Cases:
     rng = np.random.default_rng(seed)
     slices = list(load_slices().values())
     out = []
@@ -74,7 +78,7 @@ print(psnr, ssim, nmse)
 """
 
 
-def volume_end_to_end(slices: int, rows: list[dict], repeat: int = 2) -> None:
+def volume_end_to_end(slices: int, rows: list[dict[str, Any]], repeat: int = 2) -> None:
     """Seconds for `python -m metrics compare` on a (slices, 320, 320) volume pair, start-up
     and file reading included, against the plain loop in a fresh process: best of `repeat`."""
     import tempfile
@@ -120,7 +124,7 @@ def volume_end_to_end(slices: int, rows: list[dict], repeat: int = 2) -> None:
         )
 
 
-def pixel_loop(cases) -> None:
+def pixel_loop(cases: Cases) -> None:
     for reference, recs in cases:
         for rec in recs:
             peak_signal_noise_ratio(reference, rec, data_range=reference.max())
@@ -128,7 +132,7 @@ def pixel_loop(cases) -> None:
             np.linalg.norm(reference - rec) ** 2 / np.linalg.norm(reference) ** 2
 
 
-def pixel_batched(cases, device: str) -> None:
+def pixel_batched(cases: Cases, device: str) -> None:
     for reference, recs in cases:
         pixel_metrics_for_case(reference, recs, device=device)
 
@@ -141,24 +145,24 @@ def plain_dfd(name: str, device: str) -> DeepFeatureDistance:
     return DeepFeatureDistance(spec, network.to(device).eval(), calibration, device)
 
 
-def dfd_batched(dfd: DeepFeatureDistance, cases) -> None:
+def dfd_batched(dfd: DeepFeatureDistance, cases: Cases) -> None:
     for reference, recs in cases:
         dfd.case_distances(reference, recs)
 
 
-def dfd_per_pair(dfd: DeepFeatureDistance, cases) -> None:
+def dfd_per_pair(dfd: DeepFeatureDistance, cases: Cases) -> None:
     for reference, recs in cases:
         for rec in recs:
             dfd.pair_distances(reference[None], rec[None])
 
 
-def dfd_values(dfd: DeepFeatureDistance, cases) -> np.ndarray:
+def dfd_values(dfd: DeepFeatureDistance, cases: Cases) -> np.ndarray:
     return np.array(
         [value for reference, recs in cases for value in dfd.case_distances(reference, recs)]
     )
 
 
-def precision_cost(exact: np.ndarray, reduced: np.ndarray, *, label: str) -> dict:
+def precision_cost(exact: np.ndarray, reduced: np.ndarray, *, label: str) -> dict[str, Any]:
     """What a reduced precision does to the values: how far they move, and whether they still
     rank the reconstructions alike (what a correlation with readers depends on)."""
     from scipy.stats import spearmanr
@@ -203,23 +207,25 @@ def peak_rss_mib() -> float:
 
 
 # The issue's throughput targets (pairs/s at 320x320 on an H100), reported beside the figures.
-def dfd_rows(name: str, device: str, dfd_cases, compile_too: bool, fp32_rate: float) -> list:
+def dfd_rows(
+    name: str, device: str, dfd_cases: Cases, compile_too: bool, fp32_rate: float
+) -> list[Any]:
     """One DFD against its plain per-pair use: the engine at each precision (and batch size
     and torch.compile where asked), the compute bound, and what the reduced precision costs."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     dfd_pairs = sum(len(r) for _, r in dfd_cases)
     # Images encoded per pair: each case's reference once, then each reconstruction.
     images_per_pair = (dfd_pairs + len(dfd_cases)) / dfd_pairs
     print(name)
     plain = plain_dfd(name, device)
-    one = timed(lambda plain=plain: dfd_per_pair(plain, dfd_cases), repeat=2)
+    one = timed(lambda: dfd_per_pair(plain, dfd_cases), repeat=2)
     label = "plain: the network as built, per pair, NCHW fp32, reference every time"
     rows.append(report(label, dfd_pairs, one))
     values = {}
     reduced = "bf16" if device == "cpu" else "fp16"
     # (precision, torch.compile, batch size); None is the device's default batch size,
     # and the engine at 2 and 16 slices per pass shows why the CPU default is smaller.
-    variants = [("fp32", False, None)]
+    variants: list[tuple[str, bool, int | None]] = [("fp32", False, None)]
     if native_bf16(device) or reduced != "bf16":
         variants.append((reduced, False, None))
     else:
@@ -236,7 +242,7 @@ def dfd_rows(name: str, device: str, dfd_cases, compile_too: bool, fp32_rate: fl
             batch_size=batch_size,
         )
         # timed() runs once untimed first: that is where torch.compile compiles.
-        seconds = timed(lambda dfd=dfd: dfd_batched(dfd, dfd_cases), repeat=2)
+        seconds = timed(partial(dfd_batched, dfd, dfd_cases), repeat=2)
         label = (
             f"engine: batches of {dfd.batch_size}, reference once per case, "
             f"channels-last {precision}"
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         f"device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else f'{threads} CPU threads'}), "
         f"torch {torch.__version__}, {SIZE}x{SIZE} real MR pairs"
     )
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     cases = make_cases(8, args.cases)
     pairs = sum(len(r) for _, r in cases)
     print("pixel suite (PSNR + SSIM + NMSE)")

@@ -4,6 +4,7 @@ network's operations and activations per image, so that achieved rates are read 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,7 +48,7 @@ def device_ceilings(device: str, size: int = 8192) -> dict[str, float]:
             a = torch.randn(side, side, device=device, dtype=dtype)
             b = torch.randn(side, side, device=device, dtype=dtype)
 
-            def product(a=a, b=b):
+            def product(a: torch.Tensor = a, b: torch.Tensor = b) -> None:
                 a @ b
                 synchronize(device)
 
@@ -60,7 +61,7 @@ def device_ceilings(device: str, size: int = 8192) -> dict[str, float]:
     source = torch.empty(2**28, device=device)  # 1 GiB of float32
     target = torch.empty_like(source)
 
-    def copy():
+    def copy() -> None:
         target.copy_(source)
         synchronize(device)
 
@@ -68,7 +69,7 @@ def device_ceilings(device: str, size: int = 8192) -> dict[str, float]:
     return ceilings
 
 
-def ceilings_row(ceilings: dict[str, float]) -> dict:
+def ceilings_row(ceilings: dict[str, float]) -> dict[str, Any]:
     return {"what": "device ceilings", **{k: round(v, 3) for k, v in ceilings.items()}}
 
 
@@ -92,7 +93,7 @@ def activation_elements_per_image(network: torch.nn.Module, device: str, size: i
     read at least once, so 2 x this x element size is the least memory traffic of a pass."""
     total = 0
 
-    def count(module, inputs, output):
+    def count(module: torch.nn.Module, inputs: object, output: object) -> None:
         nonlocal total
         total += output.numel() if isinstance(output, torch.Tensor) else 0
 
@@ -107,7 +108,9 @@ def activation_elements_per_image(network: torch.nn.Module, device: str, size: i
     return total
 
 
-def compute_bound(dfd: DeepFeatureDistance, images_per_s: float, matrix_rate: float) -> dict:
+def compute_bound(
+    dfd: DeepFeatureDistance, images_per_s: float, matrix_rate: float
+) -> dict[str, Any]:
     """How close the fp32 engine runs to the device's measured fp32 matrix rate. Near it, only
     less work helps: encoding each reference once saves at most 2 / (1 + 1/n) for n
     reconstructions per reference (16/9 for 8)."""

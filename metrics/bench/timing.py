@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def synchronize(device: str) -> None:
@@ -25,7 +26,9 @@ def timed(function: Callable[[], object], repeat: int = 3) -> float:
     return best
 
 
-def report(label: str, pairs: int, seconds: float, baseline: float | None = None) -> dict:
+def report(
+    label: str, pairs: int, seconds: float, baseline: float | None = None
+) -> dict[str, Any]:
     row = {
         "what": label,
         "pairs": pairs,

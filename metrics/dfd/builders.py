@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from metrics.dfd.weights import (
     ALEXNET_FILE,
@@ -34,7 +34,7 @@ WeightPaths = dict[str, Path]
 Built = tuple["nn.Module", dict[str, "torch.Tensor"]]
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path) -> dict[str, Any]:
     import torch
 
     try:
@@ -45,7 +45,7 @@ def load_checkpoint(path: Path) -> dict:
         ) from error
 
 
-def _state_dict(checkpoint: dict, *nested_keys: str) -> dict[str, torch.Tensor]:
+def _state_dict(checkpoint: dict[str, Any], *nested_keys: str) -> dict[str, torch.Tensor]:
     for key in nested_keys:
         if (
             isinstance(checkpoint, dict)
@@ -94,7 +94,7 @@ def _torchvision_resnet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.
 # --- builders: weight paths -> (feature network, calibration tensors) ----------------------
 
 
-def _vgg16(paths: dict[str, Path], filename: str) -> nn.Module:
+def _vgg16(paths: dict[str, Path], filename: str) -> Any:  # torchvision's VGG (untyped)
     import torchvision
 
     model = torchvision.models.vgg16()
@@ -146,7 +146,7 @@ def _resnet50_trunk(state: dict[str, torch.Tensor] | None, path: Path | None) ->
     from metrics.dfd.networks import RESNET50_TAPS, tapped
 
     model = torchvision.models.resnet50()
-    if state is not None:
+    if state is not None and path is not None:
         model.fc = nn.Identity()
         _load_strict(model, _torchvision_resnet_keys(state), path)
     return tapped(model, RESNET50_TAPS)

@@ -8,12 +8,15 @@ Lower is better.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from metrics.dfd.encoders import PRECISIONS, EncoderSpec
 from metrics.dfd.networks import inference_graph
@@ -93,10 +96,17 @@ def _unit_normalise(f: torch.Tensor) -> torch.Tensor:
     return f / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + EPS)
 
 
-def _unit_normalised_distance(ref: Features, rec: Features, weights: list | None) -> torch.Tensor:
+def _sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Left-to-right sum of per-layer terms (as `0 + a + b + ...`, to the last bit)."""
+    return functools.reduce(torch.add, terms)
+
+
+def _unit_normalised_distance(
+    ref: Features, rec: Features, weights: list[Any] | None
+) -> torch.Tensor:
     # Few passes over the features (the largest tensors of a VGG DFD): norms without a squared
     # copy, the squared difference in place, and the channel-weighted sum as one contraction.
-    total = 0
+    terms = []
     for index, layer in enumerate(ref):
         squared = (_unit_normalise(ref[layer]) - _unit_normalise(rec[layer])).square_()
         if weights is None:
@@ -105,8 +115,8 @@ def _unit_normalised_distance(ref: Features, rec: Features, weights: list | None
             per_position = torch.einsum(
                 "nchw,c->nhw", squared, weights[index].to(squared).flatten()
             )
-        total = total + per_position.mean(dim=(1, 2))
-    return total
+        terms.append(per_position.mean(dim=(1, 2)))
+    return _sum(terms)
 
 
 def lpips_distance(
@@ -128,10 +138,7 @@ def mse_distance(
     ref: Features, rec: Features, calibration: dict[str, torch.Tensor]
 ) -> torch.Tensor:
     """Mean squared feature difference: spatial mean, then channel mean; summed over layers."""
-    total = 0
-    for layer in ref:
-        total = total + ((ref[layer] - rec[layer]) ** 2).mean(dim=(1, 2, 3))
-    return total
+    return _sum(((ref[layer] - rec[layer]) ** 2).mean(dim=(1, 2, 3)) for layer in ref)
 
 
 def dists_distance(
@@ -145,7 +152,7 @@ def dists_distance(
     channels = [f.shape[1] for f in ref.values()]
     alphas = torch.split(alpha / total_weight, channels, dim=1)
     betas = torch.split(beta / total_weight, channels, dim=1)
-    structure = texture = 0
+    structure, texture = [], []
     for f0, f1, a, b in zip(ref.values(), rec.values(), alphas, betas, strict=True):
         m0, m1 = f0.mean(dim=(2, 3), keepdim=True), f1.mean(dim=(2, 3), keepdim=True)
         v0 = ((f0 - m0) ** 2).mean(dim=(2, 3), keepdim=True)
@@ -153,9 +160,9 @@ def dists_distance(
         cov = (f0 * f1).mean(dim=(2, 3), keepdim=True) - m0 * m1
         s1 = (2 * m0 * m1 + c1) / (m0**2 + m1**2 + c1)
         s2 = (2 * cov + c2) / (v0 + v1 + c2)
-        structure = structure + (a * s1).sum(dim=(1, 2, 3))
-        texture = texture + (b * s2).sum(dim=(1, 2, 3))
-    return 1 - (structure + texture)
+        structure.append((a * s1).sum(dim=(1, 2, 3)))
+        texture.append((b * s2).sum(dim=(1, 2, 3)))
+    return 1 - (_sum(structure) + _sum(texture))
 
 
 DISTANCES = {
@@ -203,12 +210,15 @@ class DeepFeatureDistance:
     # torch.compile the network and the distance: fused kernels, about twice the pairs per second
     # on a GPU (make bench-metrics), at a compilation of some seconds per new image size.
     compiled: bool = False
-    distance: Callable[[Features, Features, dict], torch.Tensor] = field(init=False, repr=False)
+    distance: Callable[[Features, Features, dict[str, Any]], torch.Tensor] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.distance = DISTANCES[self.spec.distance]
         if self.compiled:
-            self.network = torch.compile(self.network)
+            # torch.compile returns an OptimizedModule for a module: still an nn.Module.
+            self.network = cast(nn.Module, torch.compile(self.network))
             self.distance = torch.compile(self.distance)
 
     @classmethod
@@ -345,6 +355,9 @@ class DeepFeatureDistance:
 
     def pair_distances(self, references: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
         """Distances of N independent 2-D pairs, batched: (N, H, W) x (N, H, W) -> (N,)."""
-        as_tensor = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
+
+        def as_tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(array), device=self.device)
+
         distances = self.pair_distances_tensor(as_tensor(references), as_tensor(reconstructions))
         return distances.double().cpu().numpy()

@@ -153,6 +153,38 @@ def _indices(state: dict[str, torch.Tensor], pattern: str) -> set[int]:
     return {int(m.group(1)) for key in state if (m := expression.match(key))}
 
 
+class _Level(nn.Module):
+    """One resolution level: residual blocks, each followed by attention where the level has
+    it, then a downsampling except at the last level (names as in the checkpoints)."""
+
+    def __init__(
+        self, blocks: list[nn.Module], attention: list[nn.Module], downsample_channels: int | None
+    ):
+        super().__init__()
+        self.block = nn.ModuleList(blocks)
+        self.attn = nn.ModuleList(attention)
+        if downsample_channels is not None:
+            self.downsample = _Downsample(downsample_channels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for index, block in enumerate(self.block):
+            h = block(h)
+            if len(self.attn):
+                h = self.attn[index](h)
+        return self.downsample(h) if hasattr(self, "downsample") else h
+
+
+class _Middle(nn.Module):
+    def __init__(self, channels: int, attention: bool):
+        super().__init__()
+        self.block_1 = _ResnetBlock(channels, channels)
+        self.attn_1: nn.Module = _AttentionBlock(channels) if attention else nn.Identity()
+        self.block_2 = _ResnetBlock(channels, channels)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.block_2(self.attn_1(self.block_1(h)))
+
+
 class _EncoderTrunk(nn.Module):
     """conv_in; per level, residual blocks (and attention), then a downsampling except at the
     last level; a middle block with attention; GroupNorm, SiLU and conv_out to 2 x z_channels."""
@@ -160,37 +192,28 @@ class _EncoderTrunk(nn.Module):
     def __init__(self, config: KLEncoderConfig):
         super().__init__()
         self.conv_in = nn.Conv2d(config.in_channels, config.width, kernel_size=3, padding=1)
-        self.down = nn.ModuleList()
+        levels = []
         channels = config.width
         for level, multiplier in enumerate(config.multipliers):
-            stage = nn.Module()
-            stage.block = nn.ModuleList()
-            stage.attn = nn.ModuleList()
+            blocks: list[nn.Module] = []
+            attention: list[nn.Module] = []
             for _ in range(config.blocks_per_level):
-                stage.block.append(_ResnetBlock(channels, config.width * multiplier))
+                blocks.append(_ResnetBlock(channels, config.width * multiplier))
                 channels = config.width * multiplier
                 if level in config.attention_levels:
-                    stage.attn.append(_AttentionBlock(channels))
-            if level != len(config.multipliers) - 1:
-                stage.downsample = _Downsample(channels)
-            self.down.append(stage)
-        self.mid = nn.Module()
-        self.mid.block_1 = _ResnetBlock(channels, channels)
-        self.mid.attn_1 = _AttentionBlock(channels) if config.mid_attention else nn.Identity()
-        self.mid.block_2 = _ResnetBlock(channels, channels)
+                    attention.append(_AttentionBlock(channels))
+            last = level == len(config.multipliers) - 1
+            levels.append(_Level(blocks, attention, None if last else channels))
+        self.down = nn.ModuleList(levels)
+        self.mid = _Middle(channels, config.mid_attention)
         self.norm_out = _group_norm(channels)
         self.conv_out = nn.Conv2d(channels, 2 * config.z_channels, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
-        for stage in self.down:
-            for index, block in enumerate(stage.block):
-                h = block(h)
-                if len(stage.attn):
-                    h = stage.attn[index](h)
-            if hasattr(stage, "downsample"):
-                h = stage.downsample(h)
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        for level in self.down:
+            h = level(h)
+        h = self.mid(h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 

@@ -7,6 +7,7 @@ Parameter names follow each publisher's checkpoints, so their files load unchang
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ class L2Pooling(nn.Module):
         kernel = torch.tensor(window[:, None] * window[None, :], dtype=torch.float32)
         kernel = kernel / kernel.sum()
         self.padding = (filter_size - 2) // 2
+        self.filter: torch.Tensor
         self.register_buffer("filter", kernel[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +78,8 @@ class DistsVGG(nn.Module):
             layers += [vgg_features[i] for i in range(start, stop)]
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, -1, 1, 1))
 
@@ -143,7 +147,7 @@ class SSFDEncoder(nn.Module):
 
     CHANNELS = (20, 40, 80, 160, 320)
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         c = self.CHANNELS
         self.firstblock = _DoubleConv(1, c[0])
@@ -165,7 +169,7 @@ class SSFDEncoder(nn.Module):
 class SSFDInpainter(nn.Module):
     """SSFD's pretext network: the encoder above and a symmetric UNet decoder (training only)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.encoder = SSFDEncoder()
         c = SSFDEncoder.CHANNELS
@@ -198,7 +202,7 @@ class EfficientNetLiteTrunk(nn.Module):
 
     LAST_BLOCK = 10  # blocks 8-10 form stage 5 (112 channels, stride 16)
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Any):  # an efficientnet_lite_pytorch EfficientNet (untyped)
         super().__init__()
         self.stem = nn.Sequential(model._conv_stem, model._bn0, model._swish)
         self.blocks = nn.ModuleList(model._blocks[: self.LAST_BLOCK + 1])
@@ -245,13 +249,13 @@ def inference_graph(network: nn.Module, layers: tuple[str, ...]) -> torch.fx.Gra
             and norm.track_running_stats
             and isinstance(conv, torch.fx.Node)
             and conv.op == "call_module"
-            and isinstance(module.get_submodule(conv.target), nn.Conv2d)
+            and isinstance(conv_module := module.get_submodule(str(conv.target)), nn.Conv2d)
             and len(conv.users) == 1
             and calls[conv.target] == 1
         ):
             continue
-        folded = fuse_conv_bn_eval(module.get_submodule(conv.target), norm)
-        parent, _, name = conv.target.rpartition(".")
+        folded = fuse_conv_bn_eval(conv_module, norm)
+        parent, _, name = str(conv.target).rpartition(".")
         setattr(module.get_submodule(parent), name, folded)
         node.replace_all_uses_with(conv)
         graph.erase_node(node)
@@ -268,19 +272,20 @@ def _fold_weight_standardization(module: nn.Module) -> None:
     for name, conv in list(module.named_modules()):
         if not isinstance(conv, WeightStandardizedConv2d):
             continue
+        # A 2-D convolution's sizes are pairs; torch types them as tuples of any length.
         plain = nn.Conv2d(
             conv.in_channels,
             conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
+            cast(tuple[int, int], conv.kernel_size),
+            stride=cast(tuple[int, int], conv.stride),
+            padding=cast("str | tuple[int, int]", conv.padding),
+            dilation=cast(tuple[int, int], conv.dilation),
             groups=conv.groups,
             bias=conv.bias is not None,
         )
         with torch.no_grad():
             plain.weight.copy_(conv.standardized_weight())
-            if conv.bias is not None:
+            if conv.bias is not None and plain.bias is not None:
                 plain.bias.copy_(conv.bias)
         parent, _, attribute = name.rpartition(".")
         setattr(module.get_submodule(parent), attribute, plain.to(conv.weight))

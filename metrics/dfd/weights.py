@@ -118,10 +118,10 @@ def locate(weights: WeightsFile, weights_dir: Path) -> Path | None:
 
 def verify(path: Path, weights: WeightsFile) -> None:
     """Raise WeightsChecksumError unless `path` has the registered checksum."""
-    if weights.sha256 is None and weights.sha256_prefix is None:
+    expected = weights.sha256 or weights.sha256_prefix
+    if expected is None:
         return
     actual = sha256_of(path)
-    expected = weights.sha256 or weights.sha256_prefix
     if not actual.startswith(expected):
         raise WeightsChecksumError(
             f"{path}: SHA-256 {actual} does not match the registered {expected}; "

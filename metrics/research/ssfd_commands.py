@@ -7,8 +7,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from metrics.dfd.networks import SSFDEncoder
 
 from fixtures.simulation import RECONSTRUCTORS
 from metrics.cli import UsageError
@@ -26,7 +30,7 @@ ORDERING_HEADER = (
 )
 
 
-def ordering_checks(encoder, seed: int, method: str = "zero-filled") -> list:
+def ordering_checks(encoder: SSFDEncoder, seed: int, method: str = "zero-filled") -> list[Any]:
     """The trained-against-untrained ordering check on the held-out demo slices, with the
     untrained encoder of `seed` (where training started) and of four more seeds."""
     from fixtures.images import load_slices, slice_sources
@@ -45,7 +49,7 @@ def ordering_checks(encoder, seed: int, method: str = "zero-filled") -> list:
     )
 
 
-def cmd_train_ssfd(args) -> int:
+def cmd_train_ssfd(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from fixtures.images import load_slices
@@ -96,7 +100,7 @@ def cmd_train_ssfd(args) -> int:
     return 0
 
 
-def cmd_evaluate_ssfd(args) -> int:
+def cmd_evaluate_ssfd(args: argparse.Namespace) -> int:
     """The ordering check of a trained SSFD encoder (by default the shipped dfd-ssfd-local),
     on zero-filled or compressed-sensing reconstructions of the held-out demo slices."""
     import torch
@@ -140,7 +144,7 @@ def cmd_evaluate_ssfd(args) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The research commands, on the command line's subparsers."""
     p = sub.add_parser("train-ssfd", help="train this project's SSFD encoder (dfd-ssfd-local)")
     p.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ def write_model_card(weights: Path, result: TrainingResult, *, data: Path, n_sli
     )
     config = asdict(result.config)
     evaluation = result.evaluation
-    checks = evaluation.get("ordering_checks", [])
+    checks = cast(list[dict[str, Any]], evaluation.get("ordering_checks", []))
     table = checks_table(checks)
     overall = checks[0]["verdict"] if checks else "undetermined"
     verdict = {
@@ -89,7 +90,7 @@ Produced by `python -m metrics train-ssfd --steps {config["steps"]} --seed {conf
 LATER_CHECKS = "\n## Later checks\n"
 
 
-def checks_table(checks: list[dict]) -> str:
+def checks_table(checks: list[dict[str, Any]]) -> str:
     """A markdown table of OrderingCheck.as_dict() rows."""
     rows = "\n".join(
         f"| {c['group']} | {c['slices']} | {c['trained']:.3f} | {c['untrained']:.3f} | "
@@ -104,7 +105,7 @@ def checks_table(checks: list[dict]) -> str:
 
 
 def record_later_checks(
-    weights: Path, results: dict[str, list[dict]], *, seed: int, when: str
+    weights: Path, results: dict[str, list[dict[str, Any]]], *, seed: int, when: str
 ) -> Path:
     """Write `evaluate-ssfd`'s checks into the card beside `weights`, under "Later checks"
     (replacing an earlier such section: the card keeps one current record, git the rest)."""

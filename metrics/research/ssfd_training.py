@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class TrainingResult:
     config: TrainingConfig
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
-    evaluation: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
 
 def zscored_slices(images: np.ndarray) -> np.ndarray:
@@ -189,7 +190,7 @@ class OrderingCheck:
             + (f" [{'; '.join(context)}]" if context else "")
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "difference": self.difference,
@@ -199,7 +200,7 @@ class OrderingCheck:
 
 
 def anatomy_groups(
-    slices: dict[str, np.ndarray], sources: dict[str, dict], trained_on: str = "brain"
+    slices: dict[str, np.ndarray], sources: dict[str, dict[str, Any]], trained_on: str = "brain"
 ) -> dict[str, list[str]]:
     """All held-out slices, those of the anatomy the encoder was trained on, and the rest."""
     same = [s for s in slices if sources[s]["anatomy"] == trained_on]
@@ -324,7 +325,11 @@ def acceleration_checks(
     be comparable between images (within one slice, any distance orders zero-filled
     reconstructions by acceleration).
     """
-    slice_ids, accelerations, by_trained, by_untrained, nmse = [], [], [], [], []
+    slice_ids: list[str] = []
+    accelerations: list[float] = []
+    by_trained: list[np.ndarray] = []
+    by_untrained: list[np.ndarray] = []
+    nmse: list[float] = []
     by_other: list[list[np.ndarray]] = [[] for _ in other_untrained]
     for slice_id, reference, series_accelerations, reconstructions in acceleration_series(
         slices, method, seed=seed

@@ -11,6 +11,8 @@ References:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import krippendorff
 import numpy as np
 
@@ -65,7 +67,9 @@ def agreement_reasons(matrix: np.ndarray) -> dict[str, str]:
     return reasons
 
 
-def krippendorff_alpha(matrix: np.ndarray, level: str = "ordinal") -> float | None:
+def krippendorff_alpha(
+    matrix: np.ndarray, level: Literal["nominal", "ordinal", "interval", "ratio"] = "ordinal"
+) -> float | None:
     """Krippendorff's alpha over all units, missing scores allowed."""
     pairable = (~np.isnan(matrix)).sum(axis=1) >= 2
     values = matrix[pairable]

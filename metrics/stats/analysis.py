@@ -27,6 +27,8 @@ their family (one question's k(k-1)/2 pairs; one question's k metrics against th
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -89,7 +91,7 @@ def analyze(
     extended: bool = False,
     cases: pd.DataFrame | None = None,
     polarities: dict[str, int] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The contract's JSON object for `scores` against `metrics`.
 
     `groups` (reconstruction, method, acceleration), when given with `extended`, adds results
@@ -113,7 +115,7 @@ def analyze(
         name: (polarities or {}).get(name, registry_polarity(name)) for name in metric_names
     }
     shared = SharedResamples(bootstrap, seed)
-    result: dict = {
+    result: dict[str, Any] = {
         "n_readers": int(scores["reader"].nunique()),
         "n_reconstructions": int(scores["reconstruction"].nunique()),
         "resampling": "cases" if case_of is not None else "reconstructions",
@@ -142,8 +144,8 @@ def analyze(
 
 
 def _metric_blocks(
-    data: QuestionData, metric_names: list[str], polarity: dict, extended: bool
-) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
+    data: QuestionData, metric_names: list[str], polarity: dict[str, Any], extended: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Each metric's block for one question, and its resampled Spearman where it has one."""
     per_metric, resampled = {}, {}
     per_reader = data.per_reader(metric_names)
@@ -168,7 +170,7 @@ def _metric_blocks(
     return per_metric, resampled
 
 
-def _agreement(data: QuestionData) -> tuple[dict, np.ndarray | None]:
+def _agreement(data: QuestionData) -> tuple[dict[str, Any], np.ndarray | None]:
     """The readers' agreement for one question, and the resampled reader-vs-rest mean."""
     if len(data.readers) < 2:
         empty = {"icc2_1": None, "icc2_k": None, "krippendorff_alpha": None}
@@ -185,7 +187,7 @@ def _agreement(data: QuestionData) -> tuple[dict, np.ndarray | None]:
     return agreement, baseline
 
 
-def ranked_metrics(metrics: dict) -> list[tuple[str, dict]]:
+def ranked_metrics(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(name, block) best first by aligned Spearman; metrics without one come last."""
     return sorted(
         metrics.items(),
@@ -214,7 +216,7 @@ def _case_of(cases: pd.DataFrame | None) -> pd.Series | None:
     return pairs.set_index("reconstruction")["case"]
 
 
-def _aligned(block: dict, polarity: int | None) -> dict:
+def _aligned(block: dict[str, Any], polarity: int | None) -> dict[str, Any]:
     """polarity, aligned_spearman and its CI: the coefficient in the metric's own direction."""
     if polarity is None:
         return {

@@ -12,6 +12,7 @@ than the units. The result equals `scipy.stats.spearmanr` on each resample drawn
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import sparse
 
 
@@ -41,7 +42,9 @@ def cluster_counts(clusters: np.ndarray, resamples: int, rng: np.random.Generato
     return drawn[clusters]
 
 
-def _grouping(labels: np.ndarray, columns: np.ndarray, n_groups: int, n_columns: int):
+def _grouping(
+    labels: np.ndarray, columns: np.ndarray, n_groups: int, n_columns: int
+) -> sparse.csr_matrix:
     """Sparse (groups x rows) matrix that sums rows `columns` into groups `labels`."""
     return sparse.csr_matrix(
         (np.ones(len(labels)), (labels, columns)), shape=(n_groups, n_columns)
@@ -55,7 +58,7 @@ class RankedResamples:
     resample's mean rank. Build it once per variable and pair it with several others.
     """
 
-    def __init__(self, values, units, counts: np.ndarray):
+    def __init__(self, values: ArrayLike, units: ArrayLike, counts: np.ndarray) -> None:
         values = np.asarray(values, float)
         self.units = np.asarray(units)
         self.counts = counts
@@ -72,7 +75,7 @@ class RankedResamples:
         centred += 0.5 - (total + 1) / 2
         self.centred = centred
         self.sum_squares = np.einsum("gb,gb,gb->b", group_counts, centred, centred)
-        self._weighted = None
+        self._weighted: np.ndarray | None = None
 
     @property
     def weighted(self) -> np.ndarray:
@@ -110,13 +113,16 @@ def spearman_between(a: RankedResamples, b: RankedResamples) -> np.ndarray:
     return rho
 
 
-def resampled_spearman(x, y, counts: np.ndarray, units=None) -> np.ndarray:
+def resampled_spearman(
+    x: ArrayLike, y: ArrayLike, counts: np.ndarray, units: ArrayLike | None = None
+) -> np.ndarray:
     """Spearman's rho of x and y in each resample (column) of `counts`.
 
     `units` are the rows of `counts` that x and y belong to (default: all, in order); units
     outside them are left out of every resample. Returns (B,) with NaN where a resample is
     constant in x or y.
     """
+    x, y = np.asarray(x, float), np.asarray(y, float)
     units = np.arange(len(x)) if units is None else np.asarray(units)
     if len(units) == 0:
         return np.full(counts.shape[1], np.nan)

@@ -11,6 +11,7 @@ one in Spearman and Kendall. Pearson needs finite values and is None otherwise.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from metrics.stats.bootstrap import (
@@ -32,26 +33,26 @@ def _usable(x: np.ndarray, y: np.ndarray) -> bool:
     return len(x) >= MIN_PAIRS and _varies(x) and _varies(y)
 
 
-def spearman(x, y) -> float | None:
+def spearman(x: ArrayLike, y: ArrayLike) -> float | None:
     """Spearman's rho with average ranks for ties (scipy.stats.spearmanr)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     return float(stats.spearmanr(x, y).statistic) if _usable(x, y) else None
 
 
-def kendall(x, y) -> float | None:
+def kendall(x: ArrayLike, y: ArrayLike) -> float | None:
     """Kendall's tau-b (scipy.stats.kendalltau)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     return float(stats.kendalltau(x, y, variant="b").statistic) if _usable(x, y) else None
 
 
-def pearson(x, y) -> float | None:
+def pearson(x: ArrayLike, y: ArrayLike) -> float | None:
     """Pearson's r (scipy.stats.pearsonr); None where a value is infinite."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     finite = np.isfinite(x).all() and np.isfinite(y).all()
     return float(stats.pearsonr(x, y).statistic) if finite and _usable(x, y) else None
 
 
-def why_uncomputable(x, y) -> str | None:
+def why_uncomputable(x: ArrayLike, y: ArrayLike) -> str | None:
     """Why a correlation of x and y cannot be computed, or None when it can."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < MIN_PAIRS:
@@ -86,7 +87,7 @@ def spearman_columns(matrix: np.ndarray, y: np.ndarray) -> list[float | None]:
 
 
 def spearman_bootstrap_ci(
-    x, y, *, resamples: int, rng: np.random.Generator, level: float = 0.95
+    x: ArrayLike, y: ArrayLike, *, resamples: int, rng: np.random.Generator, level: float = 0.95
 ) -> tuple[float, float] | None:
     """Percentile bootstrap CI of Spearman's rho, resampling pairs with replacement.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ GROUP_COLUMNS = ("method", "acceleration")
 TARGET_CI_WIDTH = 0.1
 
 
-def _comparison(difference: float, resampled: np.ndarray) -> dict:
+def _comparison(difference: float, resampled: np.ndarray) -> dict[str, Any]:
     ci = percentile_interval(resampled)
     return {
         "difference": float(difference),
@@ -27,7 +28,7 @@ def _comparison(difference: float, resampled: np.ndarray) -> dict:
     }
 
 
-def _sample_size_hint(metrics: dict) -> dict | None:
+def _sample_size_hint(metrics: dict[str, Any]) -> dict[str, Any] | None:
     """How many more reconstructions would bring the widest Spearman CI under 0.1, assuming
     the width shrinks as 1/sqrt(n) (a planning figure, not a power analysis)."""
     widths = {
@@ -71,8 +72,11 @@ def holm(p_values: list[float | None]) -> list[float | None]:
 
 
 def _paired_comparisons(
-    per_metric: dict, aligned_resampled: dict[str, np.ndarray], agreement: dict, baseline
-) -> tuple[list[dict], dict[str, dict], float | None]:
+    per_metric: dict[str, Any],
+    aligned_resampled: dict[str, np.ndarray],
+    agreement: dict[str, Any],
+    baseline: np.ndarray | None,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], float | None]:
     """Metric against metric, and each metric against the reader-vs-rest baseline, on
     aligned coefficients: metrics of unknown direction take no part."""
     aligned = {name: per_metric[name]["aligned_spearman"] for name in aligned_resampled}
@@ -101,10 +105,10 @@ def _paired_comparisons(
 
 def _subgroups(
     data: QuestionData, groups: pd.DataFrame | None, metric_names: list[str]
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """by_method and by_acceleration: each metric correlated within each label, on the
     question's resamples."""
-    out: dict[str, dict] = {f"by_{column}": {} for column in GROUP_COLUMNS}
+    out: dict[str, dict[str, Any]] = {f"by_{column}": {} for column in GROUP_COLUMNS}
     if groups is None:
         return out
     labelled = groups.reindex(data.units)
@@ -123,13 +127,13 @@ def _subgroups(
 
 def extended_block(
     data: QuestionData,
-    per_metric: dict,
+    per_metric: dict[str, Any],
     aligned_resampled: dict[str, np.ndarray],
-    agreement: dict,
+    agreement: dict[str, Any],
     baseline: np.ndarray | None,
     groups: pd.DataFrame | None,
     metric_names: list[str],
-) -> dict:
+) -> dict[str, Any]:
     """The dashboard's additions to one question's block."""
     comparisons, versus_readers, point_baseline = _paired_comparisons(
         per_metric, aligned_resampled, agreement, baseline

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,11 @@ from metrics.stats.bootstrap import (
 )
 from metrics.stats.correlation import spearman, spearman_columns, why_uncomputable
 
+# Ranks in every resample, by (variable, rows it covers).
+RankCache = dict[tuple[object, bytes], RankedResamples]
 
-def resample_rng(units, seed: int) -> np.random.Generator:
+
+def resample_rng(units: pd.Index | list[str], seed: int) -> np.random.Generator:
     """The generator of a question's resamples: seeded by `seed` and the sorted reconstruction
     names, so that row order, reader names and other questions do not change them."""
     digest = hashlib.sha256(
@@ -50,9 +54,11 @@ class SharedResamples:
 
     def __init__(self, resamples: int, seed: int):
         self.resamples, self.seed = resamples, seed
-        self._by_units: dict[bytes, tuple[np.ndarray, dict]] = {}
+        self._by_units: dict[bytes, tuple[np.ndarray, RankCache]] = {}
 
-    def for_units(self, units: pd.Index, clusters: np.ndarray | None) -> tuple[np.ndarray, dict]:
+    def for_units(
+        self, units: pd.Index, clusters: np.ndarray | None
+    ) -> tuple[np.ndarray, RankCache]:
         key = hashlib.sha256("\0".join(units.tolist()).encode())
         if clusters is not None:
             key.update(b"\1" + clusters.astype(np.int64).tobytes())
@@ -91,27 +97,29 @@ class QuestionData:
             cases = case_of.reindex(self.units).fillna(pd.Series(self.units, index=self.units))
             self.clusters = pd.factorize(cases.astype(str), sort=True)[0]
         self.counts, self._ranked = shared.for_units(self.units, self.clusters)
-        self._scores_ranked: dict = {}
+        self._scores_ranked: RankCache = {}
 
-    def ranked(self, key, values: np.ndarray, rows: np.ndarray, cache=True) -> RankedResamples:
+    def ranked(
+        self, key: object, values: np.ndarray, rows: np.ndarray, cache: bool = True
+    ) -> RankedResamples:
         """Ranks in every resample, cached: a metric's are shared by the questions that have
         the same reconstructions, the mean score's live as long as this question. Subgroups
         are not cached: each is used once, and they would hold memory."""
         if not cache:
             return RankedResamples(values[rows], rows, self.counts)
-        cache = self._scores_ranked if key == "mean score" else self._ranked
-        cache_key = (key, rows.tobytes())
-        if cache_key not in cache:
-            cache[cache_key] = RankedResamples(values[rows], rows, self.counts)
-        return cache[cache_key]
+        store = self._scores_ranked if key == "mean score" else self._ranked
+        store_key = (key, rows.tobytes())
+        if store_key not in store:
+            store[store_key] = RankedResamples(values[rows], rows, self.counts)
+        return store[store_key]
 
     def correlate(
         self, name: str, rows: np.ndarray, subgroup: bool = False
-    ) -> tuple[dict, np.ndarray | None]:
+    ) -> tuple[dict[str, Any], np.ndarray | None]:
         """Point estimates for metric `name` over `rows`, and its resampled rho (or None)."""
         x, y = self.metrics[name].to_numpy()[rows], self.mean_score[rows]
         reason = why_uncomputable(x, y)
-        block = {
+        block: dict[str, Any] = {
             "n": int(len(rows)),
             "spearman": spearman(x, y),
             "spearman_ci": None,
@@ -129,7 +137,7 @@ class QuestionData:
     def metric_rows(self, name: str) -> np.ndarray:
         return np.flatnonzero(self.metrics[name].notna().to_numpy())
 
-    def baseline(self) -> tuple[dict, np.ndarray | None]:
+    def baseline(self) -> tuple[dict[str, Any], np.ndarray | None]:
         """Reader-vs-rest point values and the resampled mean over readers."""
         matrix = self.wide.to_numpy(dtype=float)
         point = reader_vs_rest(matrix, self.readers)

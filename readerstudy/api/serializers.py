@@ -33,7 +33,9 @@ class ReaderStudySerializer(serializers.ModelSerializer):
 class ItemSerializer(serializers.ModelSerializer):
     """One item of a reader's own order: opaque id, position, questions, my answers, images."""
 
-    study = serializers.SlugRelatedField(source="reader.study", slug_field="slug", read_only=True)
+    study: serializers.SlugRelatedField[Study] = serializers.SlugRelatedField(
+        source="reader.study", slug_field="slug", read_only=True
+    )
     presentation = serializers.CharField(source="reader.study.presentation", read_only=True)
     total = serializers.SerializerMethodField()
     questions = serializers.SerializerMethodField()
@@ -79,7 +81,7 @@ class ItemSerializer(serializers.ModelSerializer):
 
     def get_questions(self, item) -> list[dict]:
         questions = self.context.get("questions") or item.reader.study.questions.all()
-        return QuestionSerializer(questions, many=True).data
+        return list(QuestionSerializer(questions, many=True).data)
 
     def get_scores(self, item) -> dict[str, int]:
         if "scores" in self.context:

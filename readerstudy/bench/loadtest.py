@@ -240,7 +240,7 @@ def paced(
         time.sleep(random.uniform(0, poll_s))
         while time.monotonic() < stop:
             started = time.monotonic()
-            headers = {"If-None-Match": etag} if etag else {}
+            headers: dict[str, str] = {"If-None-Match": etag} if etag else {}
             url = f"{base}/api/studies/{slug}/analysis/"
             response = rec.timed("dashboard_poll", http.get, url, headers=headers)
             if response is not None and response.status_code == 200:

@@ -213,7 +213,9 @@ class Assignment(models.Model):
                 assignment=self, question__in=[questions[key] for key in values]
             )
         }
-        saved, created, revisions = [], [], []
+        saved: list[Score] = []
+        created: list[Score] = []
+        revisions: list[tuple[Score, int | None]] = []
         for key, value in values.items():
             question = questions[key]
             score = existing.get(question.pk)

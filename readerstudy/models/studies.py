@@ -6,7 +6,7 @@ import io
 import logging
 import secrets
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Radiology anchors for a five-point Likert scale (1 worst, 5 best).
-DEFAULT_QUESTIONS = [
+DEFAULT_QUESTIONS: list[dict[str, Any]] = [
     {
         "key": "overall",
         "label": "Overall image quality",
