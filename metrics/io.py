@@ -36,13 +36,17 @@ def _check_size(path: Path, shape: tuple[int, ...]) -> None:
 def _read_npy(path: Path) -> np.ndarray:
     with open(path, "rb") as handle:
         version = np.lib.format.read_magic(handle)
-        read_header = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }.get(version)
-        if read_header is not None:  # version 3.0 (UTF-8 field names) is left to np.load
-            shape, _, _ = read_header(handle)
-            _check_size(path, shape)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ImageReadError(f"{path.name}: .npy format {version[0]}.{version[1]} is unknown")
+        # Format 3.0 has 2.0's layout; only its header's text encoding (UTF-8, for structured
+        # field names, which no image has) differs, so 2.0's reader gives its shape.
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, _ = read_header(handle)
+        _check_size(path, shape)
     return np.load(path, allow_pickle=False)
 
 

@@ -54,7 +54,7 @@ def score_rows(study: Study) -> Iterator[dict]:
     for score in scores.iterator():
         reconstruction = score.assignment.reconstruction
         yield {
-            "study": study.slug,
+            "study": safe_text(study.slug),
             "reader": safe_text(score.assignment.reader.user.username),
             "case": safe_text(reconstruction.case.name),
             "reconstruction": reconstruction.public_id,
@@ -90,7 +90,7 @@ def history_rows(study: Study) -> Iterator[dict]:
         assignment = revision.score.assignment
         reconstruction = assignment.reconstruction
         yield {
-            "study": study.slug,
+            "study": safe_text(study.slug),
             "reader": safe_text(assignment.reader.user.username),
             "case": safe_text(reconstruction.case.name),
             "reconstruction": reconstruction.public_id,
@@ -116,7 +116,7 @@ def metric_rows(study: Study) -> Iterator[dict]:
     for value in values.iterator():
         reconstruction = value.reconstruction
         yield {
-            "study": study.slug,
+            "study": safe_text(study.slug),
             "case": safe_text(reconstruction.case.name),
             "reconstruction": reconstruction.public_id,
             "method": safe_text(reconstruction.method),

@@ -109,6 +109,30 @@ class SavedScoresSerializer(serializers.Serializer):
     scores = serializers.DictField(child=serializers.IntegerField())
 
 
+# A study asks a handful of questions; a save naming more keys than this is not a reader's.
+MAX_ANSWERS_PER_SAVE = 50
+
+
+class AnswersField(serializers.DictField):
+    """{question key: value}, bounded in size before any value is looked at."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and len(data) > MAX_ANSWERS_PER_SAVE:
+            raise serializers.ValidationError(
+                f"{len(data):,} answers in one save; at most {MAX_ANSWERS_PER_SAVE}"
+            )
+        return super().to_internal_value(data)
+
+
+class SecondsField(serializers.FloatField):
+    """A duration in seconds: a number, not a boolean (JSON true is not one second)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ScoresInputSerializer(serializers.Serializer):
-    scores = serializers.DictField(child=serializers.JSONField(), allow_empty=False)
-    seconds_spent = serializers.FloatField(min_value=0, max_value=24 * 3600, default=0.0)
+    scores = AnswersField(child=serializers.JSONField(), allow_empty=False)
+    seconds_spent = SecondsField(min_value=0, max_value=24 * 3600, default=0.0)

@@ -241,10 +241,19 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["readerstudy.api.parsers.BoundedJSONParser"],
+    # The browsable API is a developer's tool: outside debug the API answers JSON only.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
     # A database that cannot be reached answers 503 with a sentence, not a 500 page.
     "EXCEPTION_HANDLER": "readerstudy.api.exceptions.exception_handler",
 }
+API_MAX_BODY_BYTES = 16 * 1024
 SPECTACULAR_SETTINGS = {
+    # The schema names every endpoint and field: for signed-in users only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "TITLE": "MR reader study API",
     "DESCRIPTION": "Blinded reading and scoring of MR reconstructions.",
     "VERSION": "0.1.0",

@@ -166,3 +166,137 @@ def test_hostile_files_are_refused_and_nothing_is_stored(images, capsys, setting
     assert "line 2:" not in err
     assert not Study.objects.exists() and not Reconstruction.objects.exists()
     assert stored_files(settings) == files_before, "no image file was stored"
+
+
+def write_raw_manifest(folder, text: bytes):
+    path = folder / "manifest.csv"
+    path.write_bytes(text)
+    return path
+
+
+HEADER = b"case,reference,reconstruction,method,acceleration,parameters\n"
+GOOD_ROW = b"a,ref-a.npy,rec-0.npy,zero-filled,4,\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "message"),
+    [
+        (GOOD_ROW + b"a,ref-a.npy,rec-1.npy,cs-tv\xff,4,\n", 3, "byte 0xff is not UTF-8"),
+        (
+            GOOD_ROW + b'a,ref-a.npy,rec-1.npy,cs-tv,4,"' + b"1" * 140_000 + b'"\n',
+            3,
+            "longer than",
+        ),
+        (
+            GOOD_ROW + b'a,ref-a.npy,rec-1.npy,cs-tv,4,"' + b"[" * 60_000 + b'"\n',
+            3,
+            "characters long",
+        ),
+        (GOOD_ROW + b'a,ref-a.npy,rec-1.npy,cs-tv,4,"' + b"[" * 5_000 + b'"\n', 3, "deeper"),
+        (GOOD_ROW + b'a,ref-a.npy,rec-1.npy,cs-tv,4,"{""lamda"": NaN}"\n', 3, "NaN"),
+        (GOOD_ROW + b'a,ref-a.npy,rec-1.npy,cs-tv,4,"{""x"": 1e999}"\n', 3, "beyond the range"),
+        (GOOD_ROW + b'a,ref-a.npy,rec-1.npy,cs-tv,4,"{""x"": ""\\u0000""}"\n', 3, "NUL"),
+        (GOOD_ROW + b"a,ref-a.npy,rec-1.npy,cs\x00tv,4,\n", 3, "U+0000"),
+        (GOOD_ROW + "a,ref-a.npy,rec-1.npy,cs\u202etv,4,\n".encode(), 3, "U+202E"),
+        (GOOD_ROW + b"a,ref-a.npy,rec-1.npy," + b"m" * 101 + b",4,\n", 3, "at most 100"),
+    ],
+    ids=[
+        "not-utf8",
+        "field-over-csv-limit",
+        "parameters-too-long",
+        "parameters-too-deep",
+        "nan",
+        "infinite-number",
+        "nul-in-json",
+        "nul-in-method",
+        "direction-override",
+        "method-too-long",
+    ],
+)
+def test_a_hostile_manifest_is_one_clear_error_on_its_line(
+    images, capsys, settings, body, line, message
+):
+    """Each was a traceback (or, for NaN, an IntegrityError that left an image file behind)."""
+    manifest = write_raw_manifest(images, HEADER + body)
+    files_before = stored_files(settings)
+    code, err = run_import(manifest, capsys)
+    assert code == 2 and f"line {line}: " in err and message in err, err
+    assert "Traceback" not in err
+    assert not Study.objects.exists() and stored_files(settings) == files_before
+
+
+def test_line_numbers_are_the_lines_an_editor_shows(images, capsys):
+    """Blank lines and a quoted field over three lines count as the lines they are (these
+    errors were reported on lines 3 and 5)."""
+    manifest = write_raw_manifest(
+        images,
+        HEADER
+        + GOOD_ROW
+        + b"\n"
+        + b"\r\n"
+        + b'a,ref-a.npy,missing.npy,cs-tv,4,"{\n""lamda"": 0.05\n}"\n'  # lines 5-7
+        + b"b,ref-b.npy,rec-1.npy,cs-tv,fast,\n",  # line 8
+    )
+    code, err = run_import(manifest, capsys)
+    assert code == 2
+    assert "line 5: " in err and "missing.npy" in err.split("line 5: ")[1].splitlines()[0]
+    assert "line 8: " in err and "not a number" in err.split("line 8: ")[1].splitlines()[0]
+
+
+def test_values_beyond_float32_name_their_file(images, capsys):
+    np.save(images / "bright.npy", smooth_image(0).astype(np.float64) * 1e300)
+    manifest = write_manifest(images, [("a", "ref-a.npy", "bright.npy", "cs-tv", "4", "")])
+    code, err = run_import(manifest, capsys)
+    assert code == 2 and "line 2: bright.npy: holds values up to" in err and "float32" in err
+
+
+@pytest.mark.parametrize(
+    ("slug", "title", "message"),
+    [
+        ("", "Mine", "--study ''"),
+        ("-2+3", "Mine", "--study '-2+3'"),
+        ("=cmd", "Mine", "--study '=cmd'"),
+        ("has space", "Mine", "--study"),
+        ("x" * 51, "Mine", "--study"),
+        ("mine", "   ", "--title is empty"),
+        ("mine", "Knee\x00study", "--title contains the control character U+0000"),
+    ],
+)
+def test_study_slug_and_title_are_checked_before_anything(images, capsys, slug, title, message):
+    """An empty slug or one that starts like a formula imported, could not be reached on the
+    web, and went unescaped into every export's study column."""
+    manifest = write_manifest(images, [("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", "")])
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import_study", str(manifest), f"--study={slug}", f"--title={title}")
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not Study.objects.exists()
+
+
+def test_a_database_refusal_after_the_checks_leaves_no_file(images, capsys, settings, monkeypatch):
+    """Whatever fails after the images are written (here the database, on the last row), the
+    rows are rolled back and every file written for them is removed."""
+    from django.db import IntegrityError
+
+    from readerstudy.models import Reconstruction as ReconstructionModel
+
+    manifest = write_manifest(
+        images,
+        [
+            ("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", ""),
+            ("b", "ref-b.npy", "rec-1.npy", "cs-tv", "8", ""),
+        ],
+    )
+    original_save = ReconstructionModel.save
+
+    def failing_save(self, *args, **kwargs):
+        if self.method == "cs-tv":
+            raise IntegrityError("CHECK constraint failed: JSON")
+        return original_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReconstructionModel, "save", failing_save)
+    files_before = stored_files(settings)
+    code, err = run_import(manifest, capsys)
+    assert code == 2 and "line 3: the database refused this row" in err
+    assert not Study.objects.exists() and not Case.objects.exists()
+    assert stored_files(settings) == files_before, "the four files written were removed"
