@@ -23,7 +23,9 @@ from readerstudy.config.database import database_url
 # CI replays the same examples on every run, so a red build is reproducible and a property
 # failure is found by `HYPOTHESIS_PROFILE=search`, not by chance on someone else's push.
 hypothesis_settings.register_profile("ci", derandomize=True, max_examples=40)
-hypothesis_settings.register_profile("search", max_examples=10_000)
+hypothesis_settings.register_profile(
+    "search", max_examples=int(os.environ.get("HYPOTHESIS_SEARCH_EXAMPLES", "10000"))
+)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parent.parent

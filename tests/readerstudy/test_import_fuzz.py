@@ -148,22 +148,48 @@ accelerations = st.one_of(
 )
 
 
+def usually(good: st.SearchStrategy, hostile: st.SearchStrategy) -> st.SearchStrategy:
+    """Mostly a usable value, so that rows get past their first check and imports succeed
+    often enough to be explored too; otherwise a hostile one."""
+    return st.integers(0, 3).flatmap(lambda roll: hostile if roll == 0 else good)
+
+
 @st.composite
 def manifests(draw, files: list[str]) -> bytes:
-    paths = st.one_of(
-        st.sampled_from(files or ["missing.npy"]),
+    hostile_paths = st.one_of(
+        st.sampled_from(files),
         st.sampled_from(["../outside.npy", "/etc/passwd", "missing.npy", "", ".", "x" * 300]),
         texts,
     )
+    # A usable row: case a has file0 as reference, case b file1 (both always good images).
+    good = st.tuples(
+        st.sampled_from([("a", files[0]), ("b", files[1])]),
+        st.sampled_from(files[2:] or files),
+        st.sampled_from(["zero-filled", "cs-tv", "unet"]),
+        st.sampled_from(["2", "4", "8"]),
+        st.sampled_from(["", '{"lamda": 0.05}']),
+    ).map(lambda r: (r[0][0], r[0][1], r[1], r[2], r[3], r[4]))
+    hostile = (hostile_text, hostile_paths, hostile_paths, hostile_text, accelerations, parameters)
+
+    @st.composite
+    def spoiled(draw) -> tuple[str, ...]:
+        """A usable row with one field replaced by a hostile value."""
+        fields = list(draw(good))
+        column = draw(st.integers(0, len(fields) - 1))
+        fields[column] = draw(hostile[column])
+        return tuple(fields)
+
+    row = usually(good, spoiled())
     rows = draw(
         st.lists(
-            st.tuples(hostile_text, paths, paths, hostile_text, accelerations, parameters),
-            min_size=0,
+            row,
+            min_size=draw(st.sampled_from([1] * 9 + [0])),
             max_size=5,
+            unique_by=lambda r: (r[0], r[2]),
         )
     )
     header = list(COLUMNS)
-    variant = draw(st.sampled_from(["plain", "plain", "plain", "missing", "repeated", "extra"]))
+    variant = draw(st.sampled_from(["plain"] * 12 + ["missing", "repeated", "extra"]))
     if variant == "missing":
         header.remove(draw(st.sampled_from(COLUMNS[:5])))
     elif variant == "repeated":
@@ -179,11 +205,11 @@ def manifests(draw, files: list[str]) -> bytes:
             buffer.write(newline)  # a blank line
         writer.writerow(row[: len(header)] if variant == "missing" else row)
     text = buffer.getvalue()
-    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "latin-1", "utf-16"]))
+    encoding = draw(st.sampled_from(["utf-8"] * 12 + ["utf-8-sig", "latin-1", "utf-16"]))
     data = text.encode(encoding, errors="replace")
-    if draw(st.integers(0, 9)) == 0:
+    if draw(st.integers(0, 19)) == 0:
         data = data[: draw(st.integers(0, len(data)))]  # truncated anywhere
-    if draw(st.integers(0, 9)) == 0:
+    if draw(st.integers(0, 19)) == 0:
         at = draw(st.integers(0, len(data)))
         data = data[:at] + draw(st.binary(min_size=1, max_size=4)) + data[at:]
     return data
@@ -191,7 +217,14 @@ def manifests(draw, files: list[str]) -> bytes:
 
 @st.composite
 def studies(draw) -> tuple[list[tuple[str, bytes | None]], bytes]:
-    images = draw(st.lists(image_file(), min_size=1, max_size=5))
+    good_reference = st.integers(0, 3).map(
+        lambda seed: (".npy", npy_bytes(smooth_image(seed, shape=SHAPE)))
+    )
+    images = [
+        draw(good_reference),
+        draw(good_reference),
+        *draw(st.lists(image_file(), min_size=1, max_size=4)),
+    ]
     names = [f"file{index}{suffix}" for index, (suffix, _) in enumerate(images)]
     return list(zip(names, (content for _, content in images), strict=True)), draw(
         manifests(names)
@@ -217,7 +250,11 @@ def write_study(folder: Path, files: list[tuple[str, bytes | None]], manifest: b
 
 
 def snapshot(media: Path) -> tuple:
-    files = sorted(str(p.relative_to(media)) for p in media.rglob("*")) if media.exists() else []
+    files = (
+        sorted(str(p.relative_to(media)) for p in media.rglob("*") if not p.is_dir())
+        if media.exists()
+        else []
+    )
     counts = tuple(model.objects.count() for model in (Study, Case, Reconstruction, Score))
     return counts, files
 
