@@ -46,13 +46,23 @@ def study():
 
 @pytest.fixture
 def page(browser):
+    """A page whose test fails if anything the site loads breaks its Content-Security-Policy
+    (every browser test runs with the production policy on)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     # In front, so that its animation frames (cornerstone draws in them, and Playwright's
     # wait_for_function polls in them) are not throttled.
     page.bring_to_front()
     yield page
     context.close()
+    assert not violations, f"the page broke its Content-Security-Policy: {violations}"
 
 
 @pytest.fixture

@@ -101,9 +101,9 @@ def wheel_zoom_is_linked(page) -> None:
     before = page.evaluate(scales)
     page.hover("#viewport-reconstruction")
     page.mouse.wheel(0, -100)
-    page.wait_for_function(f"(s => s[1] !== {before[1]})({scales})")
+    page.wait_for_function(f"() => (s => s[1] !== {before[1]})({scales})")
     # The linked view follows on the next animation frame.
-    page.wait_for_function(f"(s => Math.abs(s[0] - s[1]) < 1e-6)({scales})", timeout=3000)
+    page.wait_for_function(f"() => (s => Math.abs(s[0] - s[1]) < 1e-6)({scales})", timeout=3000)
 
 
 def test_zoom_on_one_viewport_zooms_the_other(page, live_server, study):
@@ -149,9 +149,41 @@ def test_volumes_scroll_slice_by_slice_in_both_views(page, live_server):
     frames = "['#viewport-reference', '#viewport-reconstruction'].map(s => cornerstone.getImage(document.querySelector(s)).imageId.split('frame=')[1])"
     assert page.evaluate(frames) == ["1", "1"]
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"{frames}.every(f => f === '2')")
+    page.wait_for_function(f"() => {frames}.every(f => f === '2')")
     assert page.inner_text("#slice") == "Slice 3 of 3"
     page.keyboard.press("ArrowRight")  # already the last slice: stays
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"{frames}.every(f => f === '0')")
+    page.wait_for_function(f"() => {frames}.every(f => f === '0')")
+
+
+def draft_keys(page) -> list[str]:
+    return page.evaluate(
+        "Object.keys(localStorage).filter(k => k.startsWith('readerstudy-draft:'))"
+    )
+
+
+def test_unsaved_answers_are_the_readers_alone_on_a_shared_browser(page, live_server, study):
+    """A reader's unsaved answers stay in the browser for them (reload) and are gone when they
+    sign out; a page opened by another account removes any left behind (an expired session)."""
+    open_reader(page, live_server, study)
+    page.keyboard.press("4")
+    page.keyboard.press("2")
+    assert len(draft_keys(page)) == 1, "an unsaved answer is kept"
+    page.reload()
+    page.wait_for_selector("#reader[data-ready]")
+    assert len(draft_keys(page)) == 1, "and survives a reload"
+    page.click("form.logout button")
+    page.wait_for_url("**/accounts/login/**")
+    assert draft_keys(page) == [], "signing out removes it"
+    assert not Score.objects.exists(), "it was never saved"
+
+    # Left behind by someone whose session expired: the next account's first page removes it.
+    page.evaluate("localStorage.setItem('readerstudy-draft:999:abc', '{\"overall\": 5}')")
+    colleague = UserFactory(username="colleague")
+    study.assign_reader(colleague)
+    page.fill("#id_username", "colleague")
+    page.fill("#id_password", "password")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert draft_keys(page) == []

@@ -71,7 +71,7 @@ def test_database_restart_while_scoring_keeps_the_answer_and_saves_it_once(
             proxy.cut()
             page.keyboard.press("Enter")
             page.wait_for_function(
-                "document.getElementById('message').textContent.includes('trying again')"
+                "() => document.getElementById('message').textContent.includes('trying again')"
             )
             text = message(page)
             assert "Not saved yet" in text and "database cannot be reached" in text, text
@@ -136,7 +136,7 @@ def test_session_expiring_mid_read_loses_nothing(browser, live_server, study, sc
         end_every_session()  # the session expires while the reader looks
         page.keyboard.press("Enter")
         page.wait_for_function(
-            "document.getElementById('message').textContent.includes('session has ended')"
+            "() => document.getElementById('message').textContent.includes('session has ended')"
         )
         assert page.evaluate("document.getElementById('reader').dataset.ready") == first
         sign_in = page.locator("#message a")

@@ -97,3 +97,16 @@ def test_the_pause_ends_after_the_cool_off(client, settings):
     )
     assert sign_in(client, "password").status_code == 302
     assert AccessAttempt.objects.count() == 0, "a successful sign-in clears the failures"
+
+
+def test_every_page_carries_a_content_security_policy(client, study):
+    """Scripts from this site only (no inline script, no eval), no plugins, no framing; the
+    browser tests run every page under it and fail on any violation."""
+    reader = study.readers.first().user if study.readers.exists() else UserFactory()
+    client.force_login(reader)
+    for url in (reverse("login"), reverse("readerstudy:home")):
+        policy = client.get(url)["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+        assert directives["script-src"] == "'self'"
+        assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+        assert "blob:" in directives["worker-src"], "the viewer decodes in blob: workers"

@@ -134,17 +134,10 @@
     refreshQuestions();
   }
 
-  // --- drafts: answers not yet saved survive a failed save, a reload or a new sign-in ----
-  function draftKey(publicId) { return "readerstudy-draft:" + publicId; }
-  function keepDraft() {
-    try { localStorage.setItem(draftKey(state.item.public_id), JSON.stringify(state.answers)); } catch (e) { /* storage off: the tab still holds them */ }
-  }
-  function takeDraft(publicId) {
-    try { return JSON.parse(localStorage.getItem(draftKey(publicId)) || "{}"); } catch (e) { return {}; }
-  }
-  function dropDraft(publicId) {
-    try { localStorage.removeItem(draftKey(publicId)); } catch (e) { /* nothing kept */ }
-  }
+  // --- drafts: answers not yet saved, kept for this reader only (drafts.js) -------------
+  function keepDraft() { window.readerDrafts.keep(state.item.public_id, state.answers); }
+  function takeDraft(publicId) { return window.readerDrafts.take(publicId); }
+  function dropDraft(publicId) { window.readerDrafts.drop(publicId); }
 
   // --- items ----------------------------------------------------------------------------
   function csrfToken() {
