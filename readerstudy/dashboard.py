@@ -56,11 +56,30 @@ def data_version(study: Study) -> str:
         metric_values["n"],
         metric_values["last"],
         ",".join(names),
-        study.readers.count(),
-        Reconstruction.objects.filter(case__study=study).count(),
         settings.DASHBOARD_BOOTSTRAP,
+        _labels_digest(study),
     ]
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
+
+
+def _labels_digest(study: Study) -> str:
+    """Everything the dashboard labels with, as it is now: each reconstruction's case, method
+    and acceleration, the questions and the readers. An edit in the admin changes no count and
+    no score time, so the version must see the labels themselves (one query each, a few
+    milliseconds for thousands of reconstructions)."""
+    digest = hashlib.sha256()
+    for rows in (
+        Reconstruction.objects.filter(case__study=study)
+        .order_by("pk")
+        .values_list("pk", "case_id", "case__name", "method", "acceleration"),
+        study.questions.order_by("pk").values_list("pk", "key", "label", "position"),
+        study.readers.order_by("pk").values_list("pk", "user__username"),
+        [(study.title,)],
+    ):
+        for row in rows:
+            digest.update(repr(row).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -17,6 +17,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from metrics.models import MetricValue
+
 if TYPE_CHECKING:
     from readerstudy.models.reading import Reader
 
@@ -74,6 +76,34 @@ DEFAULT_QUESTIONS: list[dict[str, Any]] = [
 def new_public_id() -> str:
     """An opaque, unguessable id for URLs that readers see (says nothing about the item)."""
     return secrets.token_urlsafe(12)
+
+
+class ImageTracking(models.Model):
+    """Knows whether its image file was replaced since it was read from the database: the
+    metric values computed on the old file no longer describe it."""
+
+    IMAGE_FIELD = ""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        stored = getattr(self, "_stored_image", None)
+        current = getattr(self, self.IMAGE_FIELD)
+        replaced = self.pk is not None and stored is not None and stored != current.name
+        super().save(*args, **kwargs)
+        self._stored_image = current.name
+        if replaced:
+            self.image_replaced()
+
+    def image_replaced(self) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stored_image = instance.__dict__.get(cls.IMAGE_FIELD)
+        return instance
 
 
 def image_upload_path(instance: models.Model, filename: str) -> str:
@@ -188,8 +218,10 @@ class Question(models.Model):
         return f"{self.study.slug}: {self.label}"
 
 
-class Case(models.Model):
+class Case(ImageTracking):
     """The reference image or volume of one subject or slice; its reconstructions are graded."""
+
+    IMAGE_FIELD = "reference"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
     name = models.CharField(
@@ -218,6 +250,11 @@ class Case(models.Model):
     def load_reference(self) -> np.ndarray:
         with self.reference.open("rb") as handle:
             return np.load(handle, allow_pickle=False)
+
+    def image_replaced(self) -> None:
+        """A new reference: every metric value of the case was computed against the old one."""
+        MetricValue.objects.filter(reconstruction__case=self).delete()
+        self.queue_metrics()
 
     def queue_metrics(self) -> None:
         """Send this case's metric task once the current transaction commits."""
@@ -249,8 +286,10 @@ def send_metrics_task(case_pk: int) -> str | None:
     return None
 
 
-class Reconstruction(models.Model):
+class Reconstruction(ImageTracking):
     """One reconstruction of a case. Method, acceleration and parameters are hidden from readers."""
+
+    IMAGE_FIELD = "image"
 
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="reconstructions")
@@ -267,6 +306,11 @@ class Reconstruction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case.name} / {self.method} x{self.acceleration:g}"
+
+    def image_replaced(self) -> None:
+        """A new image: its metric values described the old one."""
+        self.metric_values.all().delete()
+        self.case.queue_metrics()
 
     def load_image(self) -> np.ndarray:
         with self.image.open("rb") as handle:

@@ -262,3 +262,51 @@ def test_dashboard_resamples_whole_cases_and_ranks_by_aligned_spearman(client, s
         ("ssim", pytest.approx(-1.0)),
     ]
     assert overall[0]["resampling"] == "cases" and overall[1]["polarity"] == "1"
+
+
+def test_a_relabel_in_the_admin_is_seen_at_the_next_poll(client, study):
+    """Editing a reconstruction's method, acceleration or case, or a question, changes no count
+    and no score time; the dashboard kept the old labels (with 304s) for up to a day."""
+    client.force_login(study.researchers.get())
+    etag = client.get(analysis_url(study))["ETag"]
+    recon = ReconstructionFactory._meta.model.objects.filter(case__study=study).first()
+    for change in (
+        lambda: setattr(recon, "method", "unet"),
+        lambda: setattr(recon, "acceleration", 12.0),
+        lambda: setattr(recon, "case", ReconstructionFactory(case__study=study).case),
+    ):
+        change()
+        recon.save()
+        response = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
+        assert response.status_code == 200, "the edit changed the version"
+        etag = response["ETag"]
+    assert "unet" in response.json()["analysis"]["questions"]["overall"]["by_method"]
+    question = study.questions.get(key="overall")
+    question.label = "Overall impression"
+    question.save()
+    assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
+def test_a_replaced_image_drops_its_metric_values_and_queues_them_again(
+    study, django_capture_on_commit_callbacks
+):
+    """Metric values describe the file they were computed on: a new image (the admin allows
+    it) removes them, and the case's task is queued to compute them again."""
+    from readerstudy.models import array_file
+
+    recon = ReconstructionFactory._meta.model.objects.filter(case__study=study).first()
+    other = ReconstructionFactory._meta.model.objects.filter(case__study=study).last()
+    assert recon.metric_values.exists()
+    recon.method = "renamed"
+    recon.save()
+    assert recon.metric_values.exists(), "a relabel keeps the values"
+    with django_capture_on_commit_callbacks() as queued:
+        recon.image.save("new.npy", array_file(np.zeros((32, 32), np.float32)), save=True)
+    assert not recon.metric_values.exists() and len(queued) == 1
+    assert other.metric_values.exists(), "other reconstructions keep theirs"
+
+    case = other.case
+    with django_capture_on_commit_callbacks() as queued:
+        case.reference.save("ref.npy", array_file(np.ones((32, 32), np.float32)), save=True)
+    assert not MetricValue.objects.filter(reconstruction__case=case).exists()
+    assert len(queued) == 1
