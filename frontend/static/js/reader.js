@@ -30,19 +30,37 @@
   cornerstoneTools.setToolActive("Pan", { mouseButtonMask: 4 });
   cornerstoneTools.setToolActive("ZoomMouseWheel", {});
 
-  // A synchronizer whose handler throws stays switched off for good (it sets its "ignore"
-  // flag, then never clears it). cornerstone-tools' handlers throw when the other view has
-  // no image yet, which is the case whenever one image arrives before the other: link only
-  // views that both show an image.
-  function whenBothShowImages(handler) {
-    return function (synchronizer, source, target, eventData, distance) {
-      if (!cornerstone.getEnabledElement(source).image || !cornerstone.getEnabledElement(target).image) { return; }
-      handler(synchronizer, source, target, eventData, distance);
-    };
+  // Linked views: the view the reader last touched (pointer, wheel, key) leads; every render
+  // of any view makes the others show the leader's zoom, pan and window. Only the leader's
+  // values are ever copied, never a follower's back: cornerstone-tools' synchronizers copy
+  // both ways, so a follower's render, one frame late, could write its older zoom back into
+  // the view being zoomed and lose notches (seen: one view stopped at 13.75 while the other
+  // reached 20). A view without an image yet is left alone; it follows once it has one.
+  let leader = viewports[viewports.length - 1];
+  function follow(source, target) {
+    if (!cornerstone.getEnabledElement(source).image || !cornerstone.getEnabledElement(target).image) { return; }
+    const from = cornerstone.getViewport(source);
+    const to = cornerstone.getViewport(target);
+    if (to.scale === from.scale && to.translation.x === from.translation.x && to.translation.y === from.translation.y &&
+        to.voi.windowWidth === from.voi.windowWidth && to.voi.windowCenter === from.voi.windowCenter && to.invert === from.invert) { return; }
+    to.scale = from.scale;
+    to.translation = { x: from.translation.x, y: from.translation.y };
+    to.voi = { windowWidth: from.voi.windowWidth, windowCenter: from.voi.windowCenter };
+    to.invert = from.invert;
+    cornerstone.setViewport(target, to);
   }
-  const panZoom = new cornerstoneTools.Synchronizer("cornerstoneimagerendered", whenBothShowImages(cornerstoneTools.panZoomSynchronizer));
-  const windowLevel = new cornerstoneTools.Synchronizer("cornerstoneimagerendered", whenBothShowImages(cornerstoneTools.wwwcSynchronizer));
-  viewports.forEach(function (element) { panZoom.add(element); windowLevel.add(element); });
+  viewports.forEach(function (element) {
+    ["pointerdown", "wheel", "touchstart"].forEach(function (type) {
+      element.addEventListener(type, function () { leader = element; }, { capture: true, passive: true });
+    });
+    element.addEventListener(cornerstone.EVENTS.IMAGE_RENDERED, function () {
+      if (element === leader) {
+        viewports.forEach(function (other) { if (other !== element) { follow(element, other); } });
+      } else {
+        follow(leader, element);
+      }
+    });
+  });
 
   // Volumes arrive as multi-frame DICOM: one image id per frame, the same slice in both views.
   function imageIds(item, which) {
