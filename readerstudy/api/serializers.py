@@ -125,10 +125,11 @@ class AnswersField(serializers.DictField):
 
 
 class SecondsField(serializers.FloatField):
-    """A duration in seconds: a number, not a boolean (JSON true is not one second)."""
+    """A duration in seconds: a JSON number, not a boolean (true is not one second) nor a
+    string (the state-machine fuzzer found "5" taken as five seconds)."""
 
     def to_internal_value(self, data):
-        if isinstance(data, bool):
+        if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
         return super().to_internal_value(data)
 

@@ -149,6 +149,7 @@ def test_changing_an_answer_keeps_its_history(study, reader):
         ),
         ({}, "scores", "required"),
         ({"scores": {"overall": 3}, "seconds_spent": True}, "seconds_spent", "valid number"),
+        ({"scores": {"overall": 3}, "seconds_spent": "5"}, "seconds_spent", "valid number"),
         ({"scores": {f"q{i}": 3 for i in range(51)}}, "scores", "at most 50"),
     ],
 )
