@@ -130,8 +130,29 @@ def test_huge_declared_dimensions_are_refused_before_decoding(tmp_path):
     with pytest.raises(ImageReadError, match=r"huge\.npy: declares 100000 x 100000"):
         load_image(tmp_path / "huge.npy")
 
+    # Format 3.0 headers (UTF-8 field names) were left to np.load, which decoded a complete
+    # 1 x 11586 x 11586 float64 file (1 GiB) that format 1.0 had refused.
+    for version in (2, 3):
+        header = {"descr": "<f8", "fortran_order": False, "shape": (1, 11586, 11586)}
+        with open(tmp_path / f"huge-v{version}.npy", "wb") as handle:
+            handle.write(np.lib.format.magic(version, 0))
+            text = repr(header).encode("utf-8")
+            text += b" " * (-(len(text) + 13) % 64) + b"\n"
+            handle.write(len(text).to_bytes(4, "little") + text + b"\x00" * 64)
+        with pytest.raises(
+            ImageReadError, match=rf"huge-v{version}\.npy: declares 1 x 11586 x 11586"
+        ):
+            load_image(tmp_path / f"huge-v{version}.npy")
+
     with h5py.File(tmp_path / "huge.h5", "w") as handle:
         # chunked and empty: the file is tiny, the declared dataset is 2**30 voxels
         handle.create_dataset("reconstruction", shape=(16, 8192, 8192), dtype="f4", chunks=True)
     with pytest.raises(ImageReadError, match="more than the 134,217,728"):
         load_image(tmp_path / "huge.h5")
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+def test_every_npy_format_version_reads(tmp_path, version):
+    with open(tmp_path / "image.npy", "wb") as handle:
+        np.lib.format.write_array(handle, IMAGE, version=version)
+    assert np.array_equal(load_image(tmp_path / "image.npy"), IMAGE.astype(np.float64))

@@ -90,3 +90,16 @@ def test_researcher_downloads_and_others_get_404(client, study):
             ).status_code
             == 404
         )
+
+
+def test_the_study_column_is_neutralised_too(client, study):
+    """import_study refuses such slugs now; one made in the admin before that still exports
+    safely (it was the one column written unescaped)."""
+    knee, _, _, researcher = study
+    knee.slug = "-2-3"
+    knee.save()
+    client.force_login(researcher)
+    for kind in ("scores", "metrics"):
+        url = reverse("readerstudy:export", kwargs={"slug": knee.slug, "kind": kind})
+        rows = read(client.get(url).content.decode())
+        assert rows and {row["study"] for row in rows} == {"'-2-3"}
