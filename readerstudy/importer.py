@@ -147,7 +147,7 @@ def study_problems(slug: str, title: str) -> list[ManifestProblem]:
     problems = []
     try:
         validate_slug(slug)
-        if len(slug) > Study._meta.get_field("slug").max_length:
+        if len(slug) > (Study._meta.get_field("slug").max_length or 50):
             raise ValidationError("too long")
         if slug.startswith(("-", "_")):
             raise ValidationError("starts with - or _")
@@ -159,7 +159,7 @@ def study_problems(slug: str, title: str) -> list[ManifestProblem]:
                 "with a letter or digit",
             )
         )
-    problem = text_problem(title, Study._meta.get_field("title").max_length)
+    problem = text_problem(title, Study._meta.get_field("title").max_length or 200)
     if not title.strip() or problem:
         problems.append(ManifestProblem(0, f"--title {problem or 'is empty'}"))
     if not problems and Study.objects.filter(slug=slug).exists():

@@ -113,9 +113,9 @@ def read_records(
             continue  # a blank line
         if columns is None:
             columns = [name.strip() for name in fields]
-            problem = _header_problem(columns, required)
-            if problem:
-                return [], [ManifestProblem(line, problem)]
+            header_problem = _header_problem(columns, required)
+            if header_problem:
+                return [], [ManifestProblem(line, header_problem)]
             continue
         known = required + optional
         values = {

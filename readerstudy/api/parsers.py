@@ -6,6 +6,8 @@ megabytes of nonsense. The largest honest body (a save with every question answe
 hundred bytes.
 """
 
+from typing import IO, Any, cast
+
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -26,7 +28,8 @@ class BoundedJSONParser(JSONParser):
             raise RequestTooLarge(
                 f"the request body is {int(declared):,} bytes; at most {limit:,}"
             )
-        return super().parse(_Limited(stream, limit), media_type, parser_context)
+        # _Limited has the one method the parser calls on a stream, read().
+        return super().parse(cast(IO[Any], _Limited(stream, limit)), media_type, parser_context)
 
 
 class _Limited:

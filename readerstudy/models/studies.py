@@ -100,8 +100,8 @@ class ImageTracking(models.Model):
         raise NotImplementedError
 
     @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db, field_names, values, **kwargs):
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._stored_image = instance.__dict__.get(cls.IMAGE_FIELD)
         return instance
 
