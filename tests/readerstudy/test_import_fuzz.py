@@ -105,7 +105,9 @@ def image_file(draw) -> tuple[str, bytes | None]:
         return draw(st.sampled_from([".npy", ".png", ".dcm"])), b""
     if kind == "dir":
         return ".npy", None
-    return ".npy", b"->" + draw(st.sampled_from([b"outside.npy", b"file0.npy", b"nowhere.npy"]))
+    return ".npy", b"->" + draw(
+        st.sampled_from([b"outside.npy", b"file0.npy", b"nowhere.npy", b"self"])
+    )
 
 
 # --- manifests ----------------------------------------------------------------------------
@@ -238,11 +240,11 @@ def write_study(folder: Path, files: list[tuple[str, bytes | None]], manifest: b
         if content is None:
             path.mkdir()
         elif content.startswith(b"->"):
-            path.symlink_to(
-                folder.parent / "outside.npy"
-                if b"outside" in content
-                else folder / content[2:].decode()
-            )
+            target = content[2:].decode()
+            if target == "outside.npy":
+                path.symlink_to(folder.parent / "outside.npy")
+            else:  # a sibling, a missing file, or itself (a loop)
+                path.symlink_to(path if target == "self" else folder / target)
         else:
             path.write_bytes(content)
     (folder / "manifest.csv").write_bytes(manifest)
