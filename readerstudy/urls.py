@@ -5,6 +5,7 @@ from readerstudy import views
 app_name = "readerstudy"
 urlpatterns = [
     path("", views.StudyList.as_view(), name="home"),
+    path("studies/new/", views.NewStudy.as_view(), name="new-study"),
     path("studies/<slug:slug>/", views.StudyDetail.as_view(), name="detail"),
     path("read/<slug:slug>/", views.ReadingPage.as_view(), name="read"),
     path("studies/<slug:slug>/export/<str:kind>.csv", views.study_export, name="export"),

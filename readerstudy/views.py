@@ -4,13 +4,15 @@ import io
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
-from django.views.generic import DetailView, TemplateView
+from django.views.generic import CreateView, DetailView, TemplateView
 from PIL import Image
 
 from metrics.models import MetricValue, configured_metrics
@@ -26,6 +28,7 @@ from readerstudy.export import (
     score_rows,
     write_csv,
 )
+from readerstudy.forms import NewStudyForm
 from readerstudy.metric_status import metric_progress
 from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study
 
@@ -44,6 +47,27 @@ class StudyList(LoginRequiredMixin, TemplateView):
             running=Study.objects.run_by(user),
             **kwargs,
         )
+
+
+class NewStudy(LoginRequiredMixin, PermissionRequiredMixin, CreateView):
+    """Create a study: a draft with the default questions, run by its creator. Who may create
+    studies is Django's `add_study` permission (staff grant it, or a group that has it)."""
+
+    permission_required = "readerstudy.add_study"
+    form_class = NewStudyForm
+    template_name = "readerstudy/new_study.html"
+
+    def handle_no_permission(self):
+        if self.request.user.is_authenticated:  # signed in, not allowed: 403, not the login page
+            raise PermissionDenied
+        return super().handle_no_permission()
+
+    def form_valid(self, form):
+        with transaction.atomic():
+            study = form.save()
+            study.add_default_questions()
+            study.researchers.add(self.request.user)
+        return HttpResponseRedirect(study.get_absolute_url())
 
 
 class ReadingPage(LoginRequiredMixin, DetailView):

@@ -58,3 +58,31 @@ def test_researcher_sees_methods_metrics_and_reader_progress(page, live_server, 
     assert page.locator("tr", has_text="reader1").locator(".count").inner_text() == "0/2"
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / "researcher-study.png", full_page=True)
+
+
+def test_a_researcher_creates_a_draft_study_in_the_browser(page, live_server, screenshot_dir):
+    """The first step of running a study without a shell: the form explains a taken address
+    beside the field, then creates the draft and lands on its page."""
+    from django.contrib.auth.models import Permission
+
+    from readerstudy.models import Study
+
+    StudyFactory(slug="knee-2027")
+    lead = UserFactory(username="lead")
+    lead.user_permissions.add(
+        Permission.objects.get(content_type__app_label="readerstudy", codename="add_study")
+    )
+    log_in(page, live_server, "lead")
+    page.click("text=New study")
+    page.fill("#id_title", "Knee 2027")
+    page.fill("#id_instructions", "Score each reconstruction against its reference.")
+    page.click("#create")
+    assert "exists already" in page.inner_text("#slug-error")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "new-study-error.png", full_page=True)
+    page.fill("#id_slug", "knee-2027-b")
+    page.click("#create")
+    page.wait_for_url(f"{live_server.url}/studies/knee-2027-b/")
+    assert "Knee 2027" in page.inner_text("h1")
+    study = Study.objects.get(slug="knee-2027-b")
+    assert study.status == Study.Status.DRAFT and list(study.researchers.all()) == [lead]

@@ -7,6 +7,7 @@ anonymous visitors of pages (401/403 for anonymous API calls).
 """
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -31,6 +32,9 @@ def world():
         "staff": UserFactory(username="staff", is_staff=True, is_superuser=True),
     }
     study.researchers.add(users["researcher"])
+    users["researcher"].user_permissions.add(
+        Permission.objects.get(content_type__app_label="readerstudy", codename="add_study")
+    )
     StudyFactory(slug="elsewhere").researchers.add(users["other_researcher"])
     item = study.assign_reader(users["reader"]).assignments.get()
     study.assign_reader(users["other_reader"])
@@ -58,6 +62,12 @@ def matrix(study, recon, item):
             reverse("readerstudy:home"),
             None,
             dict.fromkeys(ROLES, 200) | {"anonymous": LOGIN},
+        ),
+        (
+            "get",
+            reverse("readerstudy:new-study"),
+            None,
+            dict.fromkeys(ROLES, DENIED) | {"anonymous": LOGIN, "researcher": 200, "staff": 200},
         ),
         ("get", reverse("readerstudy:read", args=[slug]), None, study_readers),
         (

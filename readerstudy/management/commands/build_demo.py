@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -70,6 +71,10 @@ class Command(BaseCommand):
             researcher.set_password(RESEARCHER[1])
             researcher.save()
         study.researchers.add(researcher)
+        # The demo's researcher may also create studies of their own (/studies/new/).
+        researcher.user_permissions.add(
+            Permission.objects.get(content_type__app_label="readerstudy", codename="add_study")
+        )
         for username, password in READERS:
             user, created = users.objects.get_or_create(username=username)
             if created:
