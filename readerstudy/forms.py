@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import forms
 from django.utils.text import slugify
 
-from readerstudy.manifest import text_problem
 from readerstudy.models import Study
 
 
@@ -27,14 +26,14 @@ class NewStudyForm(forms.ModelForm):
 
     def clean_title(self) -> str:
         title = self.cleaned_data["title"].strip()
-        problem = text_problem(title, 200)
+        problem = Study.title_problem(title)
         if problem:
             raise forms.ValidationError(f"The title {problem}.")
         return title
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data.get("slug") or slugify(self.cleaned_data.get("title", ""))[:50]
-        if not slug or slug.startswith(("-", "_")):
+        if not Study.slug_is_usable(slug):
             raise forms.ValidationError(
                 "Give an address of letters and digits (it may not start with - or _)."
             )

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.core.exceptions import ValidationError
 from django.core.files.storage import Storage
-from django.core.validators import validate_slug
 from django.db import DatabaseError, models, transaction
 
 from metrics.image import MetricInputError, check_pair
@@ -145,13 +143,7 @@ def study_problems(slug: str, title: str) -> list[ManifestProblem]:
     """Why `slug` and `title` cannot name a new study: a slug must be reachable on the web and
     harmless in a spreadsheet (it is the `study` column of every export)."""
     problems = []
-    try:
-        validate_slug(slug)
-        if len(slug) > (Study._meta.get_field("slug").max_length or 50):
-            raise ValidationError("too long")
-        if slug.startswith(("-", "_")):
-            raise ValidationError("starts with - or _")
-    except ValidationError:
+    if not Study.slug_is_usable(slug):
         problems.append(
             ManifestProblem(
                 0,
@@ -159,9 +151,9 @@ def study_problems(slug: str, title: str) -> list[ManifestProblem]:
                 "with a letter or digit",
             )
         )
-    problem = text_problem(title, Study._meta.get_field("title").max_length or 200)
-    if not title.strip() or problem:
-        problems.append(ManifestProblem(0, f"--title {problem or 'is empty'}"))
+    problem = Study.title_problem(title)
+    if problem:
+        problems.append(ManifestProblem(0, f"--title {problem}"))
     if not problems and Study.objects.filter(slug=slug).exists():
         problems.append(ManifestProblem(0, f"a study with slug {slug!r} already exists"))
     return problems
@@ -196,6 +188,7 @@ def import_manifest(manifest: Path, *, slug: str, title: str) -> Study:
     checked = check_manifest(manifest)
     if checked.problems:
         raise ManifestError(checked.problems)
+    base = manifest.resolve().parent
     files = _WrittenFiles()
     line = 0
     try:
@@ -216,7 +209,7 @@ def import_manifest(manifest: Path, *, slug: str, title: str) -> Study:
                     method=row.method,
                     acceleration=row.acceleration,
                     parameters=row.parameters,
-                    source_name=str(row.reconstruction.relative_to(manifest.resolve().parent)),
+                    source_name=str(row.reconstruction.relative_to(base)),
                 )
                 files.store(reconstruction.image, checked.images[row.reconstruction])
                 reconstruction.save()

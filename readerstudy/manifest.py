@@ -98,6 +98,7 @@ def read_records(
     reader = csv.reader(io.StringIO(text, newline=""))
     records: list[Record] = []
     columns: list[str] | None = None
+    known = required + optional
     while True:
         line = reader.line_num + 1
         try:
@@ -117,7 +118,6 @@ def read_records(
             if header_problem:
                 return [], [ManifestProblem(line, header_problem)]
             continue
-        known = required + optional
         values = {
             name: value.strip()
             for name, value in zip(columns, fields, strict=False)

@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, validate_slug
 from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from metrics.models import MetricValue
+from readerstudy.manifest import text_problem
 
 if TYPE_CHECKING:
     from readerstudy.models.reading import Reader
@@ -129,6 +131,10 @@ class StudyQuerySet(models.QuerySet):
         return self.filter(readers__user=user, status=Study.Status.OPEN)
 
 
+SLUG_LENGTH = 50
+TITLE_LENGTH = 200
+
+
 class Study(models.Model):
     """A reader study: what readers are asked, how images are shown, who reads and who runs it."""
 
@@ -141,8 +147,8 @@ class Study(models.Model):
         SIDE_BY_SIDE = "side-by-side", "Reference beside the reconstruction"
         ALONE = "alone", "Reconstruction alone"
 
-    slug = models.SlugField(unique=True)
-    title = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True, max_length=SLUG_LENGTH)
+    title = models.CharField(max_length=TITLE_LENGTH)
     instructions = models.TextField(blank=True)
     end_message = models.TextField(
         blank=True, default="Thank you: every item of this study is scored."
@@ -167,6 +173,24 @@ class Study(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("readerstudy:detail", kwargs={"slug": self.slug})
+
+    @classmethod
+    def slug_is_usable(cls, slug: str) -> bool:
+        """A slug that is reachable on the web and harmless in a spreadsheet (it is the
+        `study` column of every export): letters, digits, - and _, within the field's length,
+        not starting with - or _. The one rule for import_study and the new-study form."""
+        try:
+            validate_slug(slug)
+        except ValidationError:
+            return False
+        return len(slug) <= SLUG_LENGTH and not slug.startswith(("-", "_"))
+
+    @classmethod
+    def title_problem(cls, title: str) -> str | None:
+        """Why `title` cannot name a study (empty, too long, control characters), or None."""
+        if not title.strip():
+            return "is empty"
+        return text_problem(title, TITLE_LENGTH)
 
     def add_default_questions(self) -> None:
         for position, question in enumerate(DEFAULT_QUESTIONS):
