@@ -7,13 +7,14 @@ number; only a manifest without problems is stored, in one transaction.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.core.files.storage import Storage
-from django.db import DatabaseError, models, transaction
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, transaction
 
 from metrics.image import MetricInputError, check_pair
 from metrics.io import ImageReadError, load_image
@@ -25,13 +26,20 @@ from readerstudy.manifest import (
     read_records,
     text_problem,
 )
-from readerstudy.models import Case, Reconstruction, Study, array_file
+from readerstudy.models import Case, Reconstruction, Study, array_file, image_upload_path
 
 REQUIRED_COLUMNS = ("case", "reference", "reconstruction", "method", "acceleration")
 OPTIONAL_COLUMNS = ("parameters",)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-__all__ = ["ManifestError", "ManifestProblem", "check_manifest", "import_manifest"]
+__all__ = [
+    "ImportResult",
+    "ManifestError",
+    "ManifestProblem",
+    "add_cases",
+    "import_manifest",
+    "stage_manifest",
+]
 
 
 class ManifestError(Exception):
@@ -51,13 +59,6 @@ class _Row:
     method: str
     acceleration: float
     parameters: dict[str, Any]
-
-
-@dataclass
-class _CheckedManifest:
-    rows: list[_Row] = field(default_factory=list)
-    images: dict[Path, np.ndarray] = field(default_factory=dict)
-    problems: list[ManifestProblem] = field(default_factory=list)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -96,30 +97,47 @@ def _parse_row(record: Record, base: Path) -> _Row:
     )
 
 
-def _load(checked: _CheckedManifest, path: Path) -> np.ndarray:
-    """The image as it will be stored (float32), read once however many rows name it."""
-    if path not in checked.images:
-        image = load_image(path)
-        largest = float(np.abs(image).max())
-        if largest > FLOAT32_MAX:
-            raise ImageReadError(
-                f"{path.name}: holds values up to {largest:.3g}, beyond the float32 range "
-                f"(+-{FLOAT32_MAX:.3g}) images are stored in; rescale it"
-            )
-        checked.images[path] = image.astype(np.float32)
-    return checked.images[path]
+ProgressCallback = Callable[[int, int], None]
 
 
-def check_manifest(manifest: Path) -> _CheckedManifest:
-    """Read and check every row; collect every problem instead of stopping at the first."""
-    checked = _CheckedManifest()
+@dataclass
+class _StagedManifest:
+    """A checked manifest whose images are written to storage (unless it had problems):
+    every image is read, checked and written once, so memory holds one case's reference and
+    one reconstruction at a time, however large the upload."""
+
+    rows: list[_Row] = field(default_factory=list)
+    problems: list[ManifestProblem] = field(default_factory=list)
+    references: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    images: dict[int, str] = field(default_factory=dict)  # stored file name by manifest line
+    files: _WrittenFiles = field(default_factory=lambda: _WrittenFiles())
+
+
+def _load(path: Path) -> np.ndarray:
+    """The image as it will be stored (float32)."""
+    image = load_image(path)
+    largest = float(np.abs(image).max())
+    if largest > FLOAT32_MAX:
+        raise ImageReadError(
+            f"{path.name}: holds values up to {largest:.3g}, beyond the float32 range "
+            f"(+-{FLOAT32_MAX:.3g}) images are stored in; rescale it"
+        )
+    return image.astype(np.float32)
+
+
+def _parse_rows(manifest: Path, taken_cases: set[str], staged: _StagedManifest) -> list[_Row]:
     base = manifest.resolve().parent
-    records, checked.problems = read_records(manifest, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+    records, staged.problems = read_records(manifest, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
     references: dict[str, Path] = {}
     seen: dict[tuple[str, Path], int] = {}
+    rows = []
     for record in records:
         try:
             row = _parse_row(record, base)
+            if row.case in taken_cases:
+                raise ValueError(
+                    f"case {row.case!r} is in the study already; give new cases new names"
+                )
             known = references.setdefault(row.case, row.reference)
             if known != row.reference:
                 raise ValueError(f"case {row.case!r} already has reference {known.name}")
@@ -129,14 +147,59 @@ def check_manifest(manifest: Path) -> _CheckedManifest:
                     f"({row.reconstruction.name} in case {row.case!r})"
                 )
             seen[row.case, row.reconstruction] = row.line
-            reference = _load(checked, row.reference)
-            check_pair(reference, _load(checked, row.reconstruction))
-            checked.rows.append(row)
-        except (ValueError, ImageReadError, MetricInputError) as error:
-            checked.problems.append(ManifestProblem(record.line, str(error)))
-    if not checked.rows and not checked.problems:
-        checked.problems.append(ManifestProblem(0, "the manifest has no rows"))
-    return checked
+            rows.append(row)
+        except ValueError as error:  # ImageReadError is one: a path that leaves the folder
+            staged.problems.append(ManifestProblem(record.line, str(error)))
+    if not records and not staged.problems:
+        staged.problems.append(ManifestProblem(0, "the manifest has no rows"))
+    return rows
+
+
+def stage_manifest(
+    manifest: Path,
+    *,
+    taken_cases: set[str] | frozenset[str] = frozenset(),
+    progress: ProgressCallback | None = None,
+) -> _StagedManifest:
+    """Read and check every row, collecting every problem instead of stopping at the first,
+    and write the images of a manifest without problems to storage (removed again by
+    `staged.files.remove_all()` if it fails later). `taken_cases`: names already in the
+    study. `progress(rows checked, rows)` is called as rows are checked."""
+    staged = _StagedManifest()
+    rows = _parse_rows(manifest, set(taken_cases), staged)
+    by_case: dict[str, list[_Row]] = {}
+    for row in rows:
+        by_case.setdefault(row.case, []).append(row)
+    checked = 0
+    for case, case_rows in by_case.items():
+        try:
+            reference = _load(case_rows[0].reference)
+        except ImageReadError as error:
+            reference = None
+            for row in case_rows:
+                staged.problems.append(ManifestProblem(row.line, str(error)))
+        if reference is not None and not staged.problems:
+            name = staged.files.store_array(reference)
+            staged.references[case] = (name, list(reference.shape))
+        for row in case_rows:
+            if reference is not None:
+                try:
+                    image = _load(row.reconstruction)
+                    check_pair(reference, image)
+                    staged.rows.append(row)
+                    if not staged.problems:
+                        staged.images[row.line] = staged.files.store_array(image)
+                    del image
+                except (ImageReadError, MetricInputError) as error:
+                    staged.problems.append(ManifestProblem(row.line, str(error)))
+            checked += 1
+            if progress is not None:
+                progress(checked, len(rows))
+        del reference
+    if staged.problems:
+        staged.files.remove_all()  # nothing of a manifest with problems stays
+        staged.problems.sort(key=lambda problem: problem.line)
+    return staged
 
 
 def study_problems(slug: str, title: str) -> list[ManifestProblem]:
@@ -160,19 +223,85 @@ def study_problems(slug: str, title: str) -> list[ManifestProblem]:
 
 
 class _WrittenFiles:
-    """Image files written for an import, removed again if it fails: every file is written
-    after the whole manifest is checked, and recorded before its row is inserted."""
+    """Image files written for an import, removed again if it fails: recorded as they are
+    written, before any row that names them is inserted."""
 
     def __init__(self) -> None:
-        self.written: list[tuple[Storage, str]] = []
+        self.storage = default_storage
+        self.written: list[str] = []
 
-    def store(self, file: models.fields.files.FieldFile, image: np.ndarray) -> None:
-        file.save("image.npy", array_file(image), save=False)
-        self.written.append((file.storage, file.name or ""))
+    def store_array(self, image: np.ndarray) -> str:
+        name = self.storage.save(image_upload_path(None, "image.npy"), array_file(image))
+        self.written.append(name)
+        return name
 
     def remove_all(self) -> None:
-        for storage, name in self.written:
-            storage.delete(name)
+        for name in self.written:
+            self.storage.delete(name)
+        self.written.clear()
+
+
+@dataclass
+class ImportResult:
+    study: Study
+    cases: list[Case]
+    reconstructions: int
+
+
+class _RowRefusedError(Exception):
+    def __init__(self, line: int, error: DatabaseError):
+        self.line, self.error = line, error
+
+
+def _insert(study: Study, manifest: Path, staged: _StagedManifest) -> ImportResult:
+    base = manifest.resolve().parent
+    cases: dict[str, Case] = {}
+    for row in staged.rows:
+        try:
+            if row.case not in cases:
+                name, shape = staged.references[row.case]
+                case = Case(study=study, name=row.case, shape=shape)
+                case.reference.name = name
+                case.save()
+                cases[row.case] = case
+            reconstruction = Reconstruction(
+                case=cases[row.case],
+                method=row.method,
+                acceleration=row.acceleration,
+                parameters=row.parameters,
+                source_name=str(row.reconstruction.relative_to(base)),
+            )
+            reconstruction.image.name = staged.images[row.line]
+            reconstruction.save()
+        except DatabaseError as error:
+            # A value that passed every check and still failed: say so with its line.
+            raise _RowRefusedError(row.line, error) from error
+    for case in cases.values():
+        case.queue_metrics()
+    return ImportResult(study, list(cases.values()), len(staged.rows))
+
+
+def _stage_and_insert(
+    manifest: Path, create_study, progress: ProgressCallback | None, taken: set[str]
+) -> ImportResult:
+    staged = stage_manifest(manifest, taken_cases=taken, progress=progress)
+    if staged.problems:
+        raise ManifestError(staged.problems)
+    try:
+        with transaction.atomic():
+            study = create_study()
+            result = _insert(study, manifest, staged)
+            # Readers who joined already get the new items shuffled into what they have not
+            # scored (Reader.extend_order), never as one block at the end.
+            study.extend_orders()
+    except _RowRefusedError as refused:
+        staged.files.remove_all()
+        message = f"the database refused this row ({refused.error}); nothing stored"
+        raise ManifestError([ManifestProblem(refused.line, message)]) from refused.error
+    except BaseException:
+        staged.files.remove_all()
+        raise
+    return result
 
 
 def import_manifest(manifest: Path, *, slug: str, title: str) -> Study:
@@ -185,42 +314,24 @@ def import_manifest(manifest: Path, *, slug: str, title: str) -> Study:
     problems = study_problems(slug, title)
     if problems:
         raise ManifestError(problems)
-    checked = check_manifest(manifest)
-    if checked.problems:
-        raise ManifestError(checked.problems)
-    base = manifest.resolve().parent
-    files = _WrittenFiles()
-    line = 0
-    try:
-        with transaction.atomic():
-            study = Study.objects.create(slug=slug, title=title.strip())
-            study.add_default_questions()
-            cases: dict[str, Case] = {}
-            for row in checked.rows:
-                line = row.line
-                if row.case not in cases:
-                    reference = checked.images[row.reference]
-                    case = Case(study=study, name=row.case, shape=list(reference.shape))
-                    files.store(case.reference, reference)
-                    case.save()
-                    cases[row.case] = case
-                reconstruction = Reconstruction(
-                    case=cases[row.case],
-                    method=row.method,
-                    acceleration=row.acceleration,
-                    parameters=row.parameters,
-                    source_name=str(row.reconstruction.relative_to(base)),
-                )
-                files.store(reconstruction.image, checked.images[row.reconstruction])
-                reconstruction.save()
-            study.queue_metrics()
-    except DatabaseError as error:
-        files.remove_all()
-        # A value that passed every check above and still failed: say so with its line.
-        raise ManifestError(
-            [ManifestProblem(line, f"the database refused this row ({error}); nothing stored")]
-        ) from error
-    except BaseException:
-        files.remove_all()
-        raise
-    return study
+
+    def create_study() -> Study:
+        study = Study.objects.create(slug=slug, title=title.strip())
+        study.add_default_questions()
+        return study
+
+    return _stage_and_insert(manifest, create_study, None, set()).study
+
+
+def add_cases(
+    study: Study, manifest: Path, *, progress: ProgressCallback | None = None
+) -> ImportResult:
+    """Add the cases of `manifest` to an existing study, all or nothing, and queue their
+    metrics; readers who joined already get the new items shuffled into their unscored rest.
+
+    Raises:
+        ManifestError: any row has a problem (a case name the study has already is one);
+            nothing is stored.
+    """
+    taken = set(study.cases.values_list("name", flat=True))
+    return _stage_and_insert(manifest, lambda: study, progress, taken)

@@ -280,6 +280,31 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
 }
 
+# RESEARCHERS' UPLOADS AND INVITATIONS
+# ------------------------------------------------------------------------------
+# An upload is streamed to disk (never held in memory) and unpacked by a worker into
+# UPLOADS_DIR/<import id>/, removed once imported. Limits, each refused with a sentence that
+# names it: the request's size, the number of files in it (an archive's members included) and
+# the size of everything unpacked (a zip bomb stops at this).
+UPLOADS_DIR = Path(env.str("READERSTUDY_UPLOADS_DIR", default=str(DATA_DIR / "uploads")))
+UPLOADS_DIR.mkdir(parents=True, exist_ok=True)
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=8 * 2**30)
+UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=20_000)
+UPLOAD_MAX_UNPACKED_BYTES = env.int("UPLOAD_MAX_UNPACKED_BYTES", default=16 * 2**30)
+# Files above this size are written to FILE_UPLOAD_TEMP_DIR as they arrive.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
+FILE_UPLOAD_TEMP_DIR = str(UPLOADS_DIR)
+# Several files in one request (a manifest and its images) are each a form field.
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
+# How long an invitation link stays usable.
+INVITATION_LIFETIME_DAYS = env.int("INVITATION_LIFETIME_DAYS", default=14)
+# Invitations are links to copy; with EMAIL_URL set (e.g. smtp+tls://user:pass@host:587) the
+# study's people page can also send them, from DEFAULT_FROM_EMAIL.
+EMAIL_ENABLED = bool(env.str("EMAIL_URL", default=""))
+if EMAIL_ENABLED:
+    vars().update(env.email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="readerstudy@localhost")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

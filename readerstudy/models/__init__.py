@@ -2,6 +2,7 @@
 (reading.py). Imported from here, as Django and the migrations expect."""
 
 from readerstudy.models.reading import Assignment, Reader, ReadingOrder, Score, ScoreRevision
+from readerstudy.models.setup import Invitation, InvitationError, StudyImport, token_digest
 from readerstudy.models.studies import (
     DEFAULT_QUESTIONS,
     Case,
@@ -18,6 +19,8 @@ __all__ = [
     "DEFAULT_QUESTIONS",
     "Assignment",
     "Case",
+    "Invitation",
+    "InvitationError",
     "Question",
     "Reader",
     "ReadingOrder",
@@ -25,8 +28,10 @@ __all__ = [
     "Score",
     "ScoreRevision",
     "Study",
+    "StudyImport",
     "array_file",
     "image_upload_path",
     "new_public_id",
     "send_metrics_task",
+    "token_digest",
 ]

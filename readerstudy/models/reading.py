@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, F, Sum
 
 from readerstudy.models.studies import Question, Reconstruction, Study, new_public_id
 
@@ -44,6 +44,12 @@ class ReadingOrder:
         return next((i for i, (*_, answered) in enumerate(self.items) if answered < needed), None)
 
 
+def random_interleaving(kept: int, added: int, rng: np.random.Generator) -> set[int]:
+    """The slots, among kept + added, of `added` new items merged into `kept` ones that keep
+    their order: every such merge is equally likely (each of C(kept + added, added))."""
+    return set(rng.choice(kept + added, size=added, replace=False).tolist())
+
+
 def _items_by_reader(readers: list[int]) -> dict[int, list[tuple[int, str, int]]]:
     """(assignment pk, public id, answers stored) of each reader's items, in their order."""
     items: dict[int, list[tuple[int, str, int]]] = defaultdict(list)
@@ -60,8 +66,15 @@ def _items_by_reader(readers: list[int]) -> dict[int, list[tuple[int, str, int]]
 
 class ReaderQuerySet(models.QuerySet):
     def of_user(self, user) -> ReaderQuerySet:
-        """`user`'s memberships of studies that are no longer drafts (a draft is not read)."""
-        return self.filter(user=user).exclude(study__status=Study.Status.DRAFT)
+        """`user`'s memberships of studies that are no longer drafts (a draft is not read),
+        except those a researcher removed them from."""
+        return self.filter(user=user, removed_at__isnull=True).exclude(
+            study__status=Study.Status.DRAFT
+        )
+
+    def active(self) -> ReaderQuerySet:
+        """Readers not removed from their study."""
+        return self.filter(removed_at__isnull=True)
 
     def reading_orders(self) -> dict[int, ReadingOrder]:
         """Each reader's ReadingOrder by reader pk, in three queries however many readers."""
@@ -87,6 +100,11 @@ class Reader(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reader_memberships"
     )
     joined_at = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a researcher removed this reader: they read no more, their scores stay",
+    )
 
     objects = ReaderQuerySet.as_manager()
 
@@ -111,22 +129,67 @@ class Reader(models.Model):
         order = self.reading_order()
         return order.done, order.total
 
-    def extend_order(self) -> None:
-        """Shuffle every reconstruction of the study this reader does not have yet in after
-        their existing items, so that what a reader has seen never moves."""
+    def seconds_spent(self) -> float:
+        """Time this reader spent on their answers, as the reading room measured it."""
+        total = Score.objects.filter(assignment__reader=self).aggregate(s=Sum("seconds_spent"))
+        return float(total["s"] or 0.0)
+
+    @transaction.atomic
+    def extend_order(self, rng: np.random.Generator | None = None) -> int:
+        """Give this reader every reconstruction of the study they do not have yet, shuffled
+        into the unscored rest of their order at random positions; returns how many.
+
+        Items up to the last one with a score never move. New items are not appended as one
+        block: a block would tell the reader which items arrived together (often one method
+        or one batch of cases). The unscored rest keeps its relative order, and each new item
+        is equally likely at every position among it.
+        """
+        rng = rng if rng is not None else np.random.default_rng(secrets.randbits(64))
         assigned = self.assignments.values_list("reconstruction_id", flat=True)
         new = list(
             Reconstruction.objects.filter(case__study=self.study_id)
             .exclude(pk__in=assigned)
+            .order_by("pk")
             .values_list("pk", flat=True)
         )
-        if new:
-            order = np.random.default_rng(secrets.randbits(64)).permutation(len(new))
-            start = (self.assignments.aggregate(last=Max("position"))["last"] or 0) + 1
-            Assignment.objects.bulk_create(
-                Assignment(reader=self, reconstruction_id=new[i], position=start + offset)
-                for offset, i in enumerate(order)
+        if not new:
+            return 0
+        # Lock this reader's items: a score saved meanwhile cannot land on an item being moved.
+        items = list(self.assignments.select_for_update().order_by("position"))
+        scored = set(
+            Score.objects.filter(assignment__reader=self).values_list("assignment", flat=True)
+        )
+        last_scored = max((i for i, item in enumerate(items) if item.pk in scored), default=-1)
+        rest = items[last_scored + 1 :]
+        start = items[last_scored].position + 1 if last_scored >= 0 else 1
+        slots = len(rest) + len(new)
+        new_slots = random_interleaving(len(rest), len(new), rng)
+        shuffled_new = iter(rng.permutation(new).tolist())
+        rest_items = iter(rest)
+        moved: list[Assignment] = []
+        created: list[Assignment] = []
+        if rest:
+            # Out of the way first, so that no position is held twice at any moment (the
+            # unique (reader, position) constraint is checked row by row).
+            offset = max(item.position for item in items) + slots + 1
+            Assignment.objects.filter(pk__in=[item.pk for item in rest]).update(
+                position=F("position") + offset
             )
+        for slot in range(slots):
+            position = start + slot
+            if slot in new_slots:
+                created.append(
+                    Assignment(
+                        reader=self, reconstruction_id=next(shuffled_new), position=position
+                    )
+                )
+            else:
+                item = next(rest_items)
+                item.position = position
+                moved.append(item)
+        Assignment.objects.bulk_update(moved, ["position"])
+        Assignment.objects.bulk_create(created)
+        return len(created)
 
 
 class AssignmentQuerySet(models.QuerySet):

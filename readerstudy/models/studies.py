@@ -108,7 +108,7 @@ class ImageTracking(models.Model):
         return instance
 
 
-def image_upload_path(instance: models.Model, filename: str) -> str:
+def image_upload_path(instance: models.Model | None, filename: str) -> str:
     # Random names: nothing about the method, case or original file survives in storage paths.
     return f"images/{uuid.uuid4().hex}.npy"
 
@@ -207,10 +207,33 @@ class Study(models.Model):
     @transaction.atomic
     def assign_reader(self, user) -> Reader:
         """Make `user` a reader with their own random order of every reconstruction (drawn
-        once and stored; Reader.extend_order). Safe to call again."""
+        once and stored; Reader.extend_order). Safe to call again; a removed reader who is
+        added again reads on where they stopped."""
         reader, _ = self.readers.get_or_create(user=user)
+        if reader.removed_at is not None:
+            reader.removed_at = None
+            reader.save(update_fields=["removed_at"])
         reader.extend_order()
         return reader
+
+    def extend_orders(self) -> None:
+        """Shuffle reconstructions added since into every reader's unscored rest."""
+        for reader in self.readers.all():
+            reader.extend_order()
+
+    def has_scores(self) -> bool:
+        """Whether any reader answered anything: from then on the questions are fixed."""
+        from readerstudy.models.reading import Score
+
+        return Score.objects.filter(question__study=self).exists()
+
+    def opening_problem(self) -> str | None:
+        """Why the study cannot be opened for reading yet, or None."""
+        if not self.questions.exists():
+            return "it has no questions"
+        if not Reconstruction.objects.filter(case__study=self).exists():
+            return "it has no images yet: upload them first"
+        return None
 
     def queue_metrics(self) -> None:
         """Queue the metrics of every case once the current transaction commits."""

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from readerstudy.models import Assignment, Score
@@ -40,14 +41,46 @@ def test_each_reader_gets_their_own_order():
     assert len(orders) == 3, "20! orders: three readers sharing one would be a bug, not luck"
 
 
-def test_reconstructions_added_later_go_after_what_a_reader_has():
-    study = study_with_reconstructions(count=5)
+def test_late_reconstructions_are_shuffled_into_the_unscored_rest_never_before_a_score():
+    study = study_with_reconstructions(count=12)
     reader = study.assign_reader(UserFactory())
     before = order_of(reader)
-    late = ReconstructionFactory(case=study.cases.first())
-    study.assign_reader(reader.user)
+    items = list(reader.assignments.order_by("position"))
+    # Item 3 has one answer (a half-scored item is scored): items 0-3 are fixed.
+    Score.objects.create(assignment=items[3], question=study.questions.first(), value=2)
+    late = [ReconstructionFactory(case=study.cases.first()).pk for _ in range(12)]
+    added = reader.extend_order(np.random.default_rng(7))
     after = order_of(reader)
-    assert after[:5] == before and after[5] == late.pk
+    assert added == 12 and sorted(after) == sorted(before + late)
+    assert after[:4] == before[:4], "what was scored, and what came before it, never moves"
+    assert [pk for pk in after if pk not in late] == before, "the rest keeps its order"
+    slots = [after.index(pk) - 4 for pk in late]
+    assert max(slots) - min(slots) > len(late) - 1, "not one block"
+    positions = list(reader.assignments.order_by("position").values_list("position", flat=True))
+    assert len(set(positions)) == len(positions) == 24
+    assert reader.extend_order() == 0, "nothing new: nothing moves"
+    assert order_of(reader) == after
+
+
+def test_every_interleaving_of_late_items_is_equally_likely():
+    """By simulation: one late item among 4 unscored ones lands in each of the 5 slots with
+    probability 1/5 (chi-square, 10,000 draws), and 3 among 3 in each of the C(6, 3) = 20
+    merges with probability 1/20."""
+    from scipy.stats import chisquare
+
+    from readerstudy.models.reading import random_interleaving
+
+    rng = np.random.default_rng(2026)
+    draws = 10_000
+    single = np.bincount(
+        [next(iter(random_interleaving(4, 1, rng))) for _ in range(draws)], minlength=5
+    )
+    assert chisquare(single).pvalue > 0.001
+    merges: dict[tuple[int, ...], int] = {}
+    for _ in range(draws):
+        key = tuple(sorted(random_interleaving(3, 3, rng)))
+        merges[key] = merges.get(key, 0) + 1
+    assert len(merges) == 20 and chisquare(list(merges.values())).pvalue > 0.001
 
 
 def test_progress_counts_items_with_every_question_answered():

@@ -1,0 +1,153 @@
+"""What a researcher does to a study over time: uploads of images and invitations of readers."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from readerstudy.models.studies import Study
+
+
+def token_digest(token: str) -> str:
+    """Invitations are stored by the SHA-256 of their token: a copy of the database is no
+    key to the study."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class InvitationError(Exception):
+    """An invitation link that cannot be used (unknown, used, expired, revoked, study closed)."""
+
+
+class InvitationQuerySet(models.QuerySet):
+    def pending(self) -> InvitationQuerySet:
+        return self.filter(used_at__isnull=True, revoked_at__isnull=True).filter(
+            expires_at__gt=timezone.now()
+        )
+
+
+class Invitation(models.Model):
+    """A single-use link that lets one radiologist join a study as a reader."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="invitations")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    note = models.CharField(
+        max_length=200, blank=True, help_text="Whom it is for (the researcher's note)"
+    )
+    email = models.EmailField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"invitation to {self.study.slug} ({self.note or self.email or self.pk})"
+
+    @classmethod
+    def create(
+        cls, study: Study, *, by, note: str = "", email: str = ""
+    ) -> tuple[Invitation, str]:
+        """A new invitation and its token (shown once: only its digest is stored)."""
+        token = secrets.token_urlsafe(24)
+        lifetime = timedelta(days=settings.INVITATION_LIFETIME_DAYS)
+        invitation = cls.objects.create(
+            study=study,
+            digest=token_digest(token),
+            note=note,
+            email=email,
+            created_by=by,
+            expires_at=timezone.now() + lifetime,
+        )
+        return invitation, token
+
+    @classmethod
+    def usable(cls, token: str) -> Invitation:
+        """The invitation of `token`, if it can still be used; else InvitationError saying why."""
+        invitation = cls.objects.select_related("study").filter(digest=token_digest(token)).first()
+        if invitation is None:
+            raise InvitationError(
+                "This invitation link is not valid. Ask the researcher for a new one."
+            )
+        if invitation.used_at is not None:
+            raise InvitationError(
+                "This invitation link was used already; each link admits one reader. Sign in, "
+                "or ask the researcher for a new link."
+            )
+        if invitation.revoked_at is not None:
+            raise InvitationError("This invitation was withdrawn by the researcher.")
+        if invitation.expires_at <= timezone.now():
+            raise InvitationError(
+                f"This invitation expired on {invitation.expires_at:%Y-%m-%d %H:%M} UTC. Ask "
+                "the researcher for a new one."
+            )
+        if invitation.study.status == Study.Status.CLOSED:
+            raise InvitationError("This study is closed: reading has ended.")
+        return invitation
+
+    @transaction.atomic
+    def accept(self, user):
+        """Make `user` a reader of the study and use the invitation up (once, even when two
+        tabs accept at the same moment). Returns the Reader."""
+        fresh = Invitation.objects.select_for_update().get(pk=self.pk)
+        if fresh.used_at is not None:
+            raise InvitationError("This invitation link was used already.")
+        fresh.used_at = timezone.now()
+        fresh.used_by = user
+        fresh.save(update_fields=["used_at", "used_by"])
+        return self.study.assign_reader(user)
+
+
+class StudyImport(models.Model):
+    """One upload of images to a study and its import by a background task."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        UNPACKING = "unpacking", "Unpacking"
+        CHECKING = "checking", "Checking and storing images"
+        DONE = "done", "Imported"
+        FAILED = "failed", "Failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="imports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    file_names = models.JSONField(default=list, help_text="What was uploaded")
+    upload_bytes = models.BigIntegerField(default=0)
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, help_text="Every problem, one sentence each")
+    cases_added = models.PositiveIntegerField(default=0)
+    reconstructions_added = models.PositiveIntegerField(default=0)
+    queue_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} into {self.study.slug} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)
