@@ -9,6 +9,7 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from fixtures.dicom_series import AXIAL, write_series
 from metrics.io import ImageReadError, load_image
 
 IMAGE = (np.arange(24 * 20).reshape(24, 20) % 251).astype(np.uint16)
@@ -156,3 +157,96 @@ def test_every_npy_format_version_reads(tmp_path, version):
     with open(tmp_path / "image.npy", "wb") as handle:
         np.lib.format.write_array(handle, IMAGE, version=version)
     assert np.array_equal(load_image(tmp_path / "image.npy"), IMAGE.astype(np.float64))
+
+
+# --- DICOM series: a folder of single-frame files is one volume -------------------------------
+
+OBLIQUE = (0.866025, 0.5, 0.0, 0.0, 0.0, -1.0)  # rows tilted 30 degrees, columns down the z axis
+
+
+def series_volume(slices=6, seed=3):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 4000, size=(slices, 12, 10)).astype(np.uint16)
+
+
+@pytest.mark.parametrize("orientation", [AXIAL, OBLIQUE, None], ids=["axial", "oblique", "none"])
+def test_a_series_folder_is_one_volume_in_slice_order(tmp_path, orientation):
+    """Files named in a random order come back in the order of their positions along the
+    slice normal (or of InstanceNumber without positions): the volume written, exactly."""
+    volume = series_volume()
+    write_series(tmp_path / "series", volume, orientation=orientation, seed=11)
+    np.testing.assert_array_equal(load_image(tmp_path / "series"), volume.astype(np.float64))
+
+
+def test_position_not_file_order_or_instance_number_decides(tmp_path):
+    """InstanceNumbers that disagree with the positions (a scanner numbering in acquisition
+    order) do not reorder the slices; they break ties only."""
+    volume = series_volume()
+    files = write_series(tmp_path / "series", volume, seed=5)
+    for k, path in enumerate(files):
+        ds = pydicom.dcmread(path)
+        ds.InstanceNumber = len(files) - k
+        ds.save_as(path)
+    np.testing.assert_array_equal(load_image(tmp_path / "series"), volume.astype(np.float64))
+
+
+def _edit(path, **tags):
+    ds = pydicom.dcmread(path)
+    for tag, value in tags.items():
+        setattr(ds, tag, value)
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda files: files[3].unlink(), "a slice is missing"),
+        (lambda files: _edit(files[2], SeriesInstanceUID=generate_uid()), "another series"),
+        (lambda files: _edit(files[2], Rows=6, PixelData=b"\0" * 120), "Rows 6"),
+        (lambda files: _edit(files[4], PixelSpacing=["0.7", "0.7"]), "PixelSpacing"),
+        (
+            lambda files: _edit(files[1], ImageOrientationPatient=list(map(str, OBLIQUE))),
+            "ImageOrientationPatient differs",
+        ),
+        (
+            lambda files: _edit(files[1], ImagePositionPatient=files and _position_of(files[0])),
+            "at the same position",
+        ),
+        (lambda files: files[0].write_bytes(b"not dicom at all"), "not a DICOM file"),
+        (lambda files: (files[0].parent / "sub").mkdir(), "holds only files"),
+    ],
+    ids=[
+        "missing",
+        "mixed",
+        "size",
+        "spacing",
+        "orientation",
+        "duplicate",
+        "garbage",
+        "subfolder",
+    ],
+)
+def test_a_broken_series_is_one_error_naming_the_file(tmp_path, damage, message):
+    files = write_series(tmp_path / "series", series_volume(), seed=2)
+    damage(files)
+    with pytest.raises(ImageReadError, match=message) as raised:
+        load_image(tmp_path / "series")
+    named = [p.name for p in files] + ["series/", "sub"]
+    assert any(name in str(raised.value) for name in named), raised.value
+
+
+def _position_of(path):
+    return list(pydicom.dcmread(path).ImagePositionPatient)
+
+
+def test_a_series_without_positions_needs_consecutive_instance_numbers(tmp_path):
+    files = write_series(tmp_path / "series", series_volume(), orientation=None)
+    files[2].unlink()
+    with pytest.raises(ImageReadError, match="InstanceNumber 4 follows 2"):
+        load_image(tmp_path / "series")
+
+
+def test_an_empty_series_folder_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ImageReadError, match="empty"):
+        load_image(tmp_path / "empty")
