@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
 from django.utils.text import slugify
 
-from readerstudy.models import Study
+from readerstudy.manifest import text_problem
+from readerstudy.models import Question, Study
 
 
 class NewStudyForm(forms.ModelForm):
@@ -42,3 +45,202 @@ class NewStudyForm(forms.ModelForm):
                 f"A study at /read/{slug}/ exists already; choose another."
             )
         return slug
+
+
+class StudySettingsForm(forms.ModelForm):
+    """What readers are told and shown. The presentation is fixed once any score exists:
+    every answer of a study must have been given looking at the same thing."""
+
+    class Meta:
+        model = Study
+        fields = ["title", "instructions", "end_message", "presentation"]
+        widgets = {
+            "instructions": forms.Textarea(attrs={"rows": 4}),
+            "end_message": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args, locked: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if locked:
+            self.fields["presentation"].disabled = True
+            self.fields["presentation"].help_text = "Fixed: readers have scored already."
+
+    def clean_title(self) -> str:
+        title = self.cleaned_data["title"].strip()
+        problem = Study.title_problem(title)
+        if problem:
+            raise forms.ValidationError(f"The title {problem}.")
+        return title
+
+
+# Readers answer with the number keys, so a scale lies within 0..9.
+SCALE_LOWEST, SCALE_HIGHEST = 0, 9
+
+
+def parse_anchors(text: str) -> dict[str, str]:
+    """Lines `1 = Non-diagnostic` as {"1": "Non-diagnostic"}; ValidationError naming the line."""
+    anchors: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        level, separator, words = line.partition("=")
+        if not separator or not level.strip().isdigit() or not words.strip():
+            raise forms.ValidationError(
+                f"Line {number}: write each anchor as “level = text”, e.g. “1 = Non-diagnostic”."
+            )
+        key = str(int(level.strip()))
+        if key in anchors:
+            raise forms.ValidationError(f"Line {number}: level {key} has two anchors.")
+        problem = text_problem(words.strip(), 100)
+        if problem:
+            raise forms.ValidationError(f"Line {number}: the anchor {problem}.")
+        anchors[key] = words.strip()
+    return anchors
+
+
+def format_anchors(anchors: dict[str, str]) -> str:
+    return "\n".join(
+        f"{level} = {text}" for level, text in sorted(anchors.items(), key=lambda kv: int(kv[0]))
+    )
+
+
+class QuestionForm(forms.ModelForm):
+    """One question: its label, its Likert range and the words of its levels."""
+
+    anchors_text = forms.CharField(
+        label="Anchors",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="One level per line, e.g. “1 = Non-diagnostic”.",
+    )
+
+    class Meta:
+        model = Question
+        fields = ["label", "key", "scale_min", "scale_max"]
+        labels = {"scale_min": "Lowest", "scale_max": "Highest"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].required = False
+        self.fields["key"].help_text = "Its column in the exports; made from the label if empty."
+        if self.instance.pk:
+            self.initial["anchors_text"] = format_anchors(self.instance.anchors or {})
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"].strip()
+        problem = text_problem(label, 200) if label else "is empty"
+        if problem:
+            raise forms.ValidationError(f"The label {problem}.")
+        return label
+
+    def clean(self):
+        data = super().clean()
+        if data is None:
+            return data
+        if not data.get("key") and data.get("label"):
+            data["key"] = slugify(data["label"])[:50] or "question"
+        low, high = data.get("scale_min"), data.get("scale_max")
+        if (
+            low is not None
+            and high is not None
+            and not SCALE_LOWEST <= low < high <= SCALE_HIGHEST
+        ):
+            self.add_error(
+                "scale_max",
+                f"The scale runs from a lower to a higher level within {SCALE_LOWEST}-"
+                f"{SCALE_HIGHEST} (readers answer with the number keys).",
+            )
+        try:
+            anchors = parse_anchors(data.get("anchors_text", ""))
+        except forms.ValidationError as error:
+            self.add_error("anchors_text", error)
+            return data
+        if low is not None and high is not None:
+            outside = [level for level in anchors if not low <= int(level) <= high]
+            if outside:
+                self.add_error(
+                    "anchors_text", f"Level {outside[0]} is outside the scale {low}-{high}."
+                )
+        data["anchors"] = anchors
+        return data
+
+    def save(self, commit: bool = True) -> Question:
+        self.instance.key = self.cleaned_data["key"]
+        self.instance.anchors = self.cleaned_data.get("anchors", {})
+        return super().save(commit=commit)
+
+
+class BaseQuestionFormSet(forms.BaseModelFormSet):
+    def clean(self) -> None:
+        super().clean()
+        keys: set[str] = set()
+        kept = 0
+        for form in self.forms:
+            if not form.has_changed() and not form.instance.pk:
+                continue
+            if (form.cleaned_data or {}).get("DELETE"):
+                continue
+            kept += 1
+            key = str((form.cleaned_data or {}).get("key"))
+            if key in keys:
+                form.add_error("key", f"Two questions use the key “{key}”; give each its own.")
+            keys.add(key)
+        if kept == 0:
+            raise forms.ValidationError("A study asks at least one question.")
+
+
+QuestionFormSet = forms.modelformset_factory(
+    Question,
+    form=QuestionForm,
+    formset=BaseQuestionFormSet,
+    extra=1,
+    can_delete=True,
+    can_order=True,
+)
+
+
+class UsernameForm(forms.Form):
+    """A user of this server, by user name (a reader or a co-researcher to add)."""
+
+    username = forms.CharField(max_length=150, label="User name")
+
+    def clean_username(self):
+        name = self.cleaned_data["username"].strip()
+        user = get_user_model().objects.filter(username=name).first()
+        if user is None:
+            raise forms.ValidationError(
+                f"No user is called “{name[:60]}” here. Create an invitation link instead: "
+                "it lets them choose a user name and password."
+            )
+        return user
+
+
+class InvitationForm(forms.Form):
+    note = forms.CharField(
+        max_length=200, required=False, label="For whom", help_text="e.g. Dr. Lee, MSK fellow"
+    )
+    email = forms.EmailField(
+        required=False,
+        label="Send it to (optional)",
+        help_text="Mailed from this server; the link is shown to copy either way.",
+    )
+
+    def __init__(self, *args, email_enabled: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not email_enabled:
+            del self.fields["email"]
+
+    def clean_note(self) -> str:
+        note = self.cleaned_data["note"].strip()
+        problem = text_problem(note, 200)
+        if problem:
+            raise forms.ValidationError(f"The note {problem}.")
+        return note
+
+
+class SignUpForm(UserCreationForm):
+    """A radiologist's account, made through an invitation link."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)

@@ -7,6 +7,7 @@ number; only a manifest without problems is stored, in one transaction.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,9 @@ from readerstudy.manifest import (
 from readerstudy.models import Case, Reconstruction, Study, array_file, image_upload_path
 
 REQUIRED_COLUMNS = ("case", "reference", "reconstruction", "method", "acceleration")
-OPTIONAL_COLUMNS = ("parameters",)
+# `id`: a reconstruction's id, kept only when a study archive is restored.
+OPTIONAL_COLUMNS = ("parameters", "id")
+RECONSTRUCTION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 __all__ = [
@@ -59,6 +62,7 @@ class _Row:
     method: str
     acceleration: float
     parameters: dict[str, Any]
+    id: str = ""
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -94,6 +98,7 @@ def _parse_row(record: Record, base: Path) -> _Row:
         method=values["method"],
         acceleration=acceleration,
         parameters=parse_parameters(values["parameters"]),
+        id=values.get("id", ""),
     )
 
 
@@ -253,7 +258,9 @@ class _RowRefusedError(Exception):
         self.line, self.error = line, error
 
 
-def _insert(study: Study, manifest: Path, staged: _StagedManifest) -> ImportResult:
+def _insert(
+    study: Study, manifest: Path, staged: _StagedManifest, *, keep_ids: bool
+) -> ImportResult:
     base = manifest.resolve().parent
     cases: dict[str, Case] = {}
     for row in staged.rows:
@@ -271,6 +278,8 @@ def _insert(study: Study, manifest: Path, staged: _StagedManifest) -> ImportResu
                 parameters=row.parameters,
                 source_name=str(row.reconstruction.relative_to(base)),
             )
+            if keep_ids and row.id:
+                reconstruction.public_id = row.id
             reconstruction.image.name = staged.images[row.line]
             reconstruction.save()
         except DatabaseError as error:
@@ -282,15 +291,26 @@ def _insert(study: Study, manifest: Path, staged: _StagedManifest) -> ImportResu
 
 
 def _stage_and_insert(
-    manifest: Path, create_study, progress: ProgressCallback | None, taken: set[str]
+    manifest: Path,
+    create_study: Callable[[], Study],
+    progress: ProgressCallback | None,
+    taken: set[str],
+    *,
+    keep_ids: bool = False,
+    then: Callable[[Study], object] | None = None,
 ) -> ImportResult:
     staged = stage_manifest(manifest, taken_cases=taken, progress=progress)
+    if keep_ids:
+        staged.problems += _id_problems(staged.rows)
     if staged.problems:
+        staged.files.remove_all()
         raise ManifestError(staged.problems)
     try:
         with transaction.atomic():
             study = create_study()
-            result = _insert(study, manifest, staged)
+            result = _insert(study, manifest, staged, keep_ids=keep_ids)
+            if then is not None:
+                then(study)
             # Readers who joined already get the new items shuffled into what they have not
             # scored (Reader.extend_order), never as one block at the end.
             study.extend_orders()
@@ -304,8 +324,31 @@ def _stage_and_insert(
     return result
 
 
-def import_manifest(manifest: Path, *, slug: str, title: str) -> Study:
+def _id_problems(rows: list[_Row]) -> list[ManifestProblem]:
+    problems = []
+    ids = [row.id for row in rows]
+    taken = set(
+        Reconstruction.objects.filter(public_id__in=ids).values_list("public_id", flat=True)
+    )
+    for row in rows:
+        if not RECONSTRUCTION_ID.fullmatch(row.id):
+            problems.append(ManifestProblem(row.line, "id must be 1-32 letters, digits, - and _"))
+        elif row.id in taken:
+            problems.append(ManifestProblem(row.line, f"id {row.id} is taken on this server"))
+    return problems
+
+
+def import_manifest(
+    manifest: Path,
+    *,
+    slug: str,
+    title: str,
+    keep_ids: bool = False,
+    then: Callable[[Study], object] | None = None,
+) -> Study:
     """Create study `slug` from `manifest`, with the default questions, and queue its metrics.
+    `keep_ids` (restoring an archive): reconstructions keep the manifest's `id`, and the
+    study gets no questions (`then(study)`, run in the same transaction, adds the archive's).
 
     Raises:
         ManifestError: the slug or title is unusable, the study exists already, or any row
@@ -317,10 +360,13 @@ def import_manifest(manifest: Path, *, slug: str, title: str) -> Study:
 
     def create_study() -> Study:
         study = Study.objects.create(slug=slug, title=title.strip())
-        study.add_default_questions()
+        if not keep_ids:
+            study.add_default_questions()
         return study
 
-    return _stage_and_insert(manifest, create_study, None, set()).study
+    return _stage_and_insert(
+        manifest, create_study, None, set(), keep_ids=keep_ids, then=then
+    ).study
 
 
 def add_cases(

@@ -1,12 +1,18 @@
 from django.urls import path
 
-from readerstudy import views
+from readerstudy import researcher_views, views
 
 app_name = "readerstudy"
 urlpatterns = [
     path("", views.StudyList.as_view(), name="home"),
     path("studies/new/", views.NewStudy.as_view(), name="new-study"),
     path("studies/<slug:slug>/", views.StudyDetail.as_view(), name="detail"),
+    path("studies/<slug:slug>/setup/", researcher_views.study_setup, name="setup"),
+    path("studies/<slug:slug>/images/", researcher_views.study_images, name="images"),
+    path("studies/<slug:slug>/people/", researcher_views.study_people, name="people"),
+    path("studies/<slug:slug>/status/", researcher_views.study_status, name="status"),
+    path("studies/<slug:slug>/archive.zip", researcher_views.study_archive, name="archive"),
+    path("invite/<str:token>/", researcher_views.accept_invitation, name="invitation"),
     path("read/<slug:slug>/", views.ReadingPage.as_view(), name="read"),
     path("studies/<slug:slug>/export/<str:kind>.csv", views.study_export, name="export"),
     path("studies/<slug:slug>/score-history/", views.ScoreHistory.as_view(), name="score-history"),

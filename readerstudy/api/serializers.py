@@ -3,7 +3,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from readerstudy.models import Assignment, Question, Study
+from readerstudy.models import Assignment, Question, Study, StudyImport
 
 
 class QuestionSerializer(serializers.ModelSerializer):
@@ -137,3 +137,37 @@ class SecondsField(serializers.FloatField):
 class ScoresInputSerializer(serializers.Serializer):
     scores = AnswersField(child=serializers.JSONField(), allow_empty=False)
     seconds_spent = SecondsField(min_value=0, max_value=24 * 3600, default=0.0)
+
+
+class StudyImportSerializer(serializers.ModelSerializer):
+    """One upload's import: where it is, and every problem or what it added."""
+
+    state_label = serializers.CharField(source="get_state_display", read_only=True)
+    finished = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = StudyImport
+        fields = [
+            "id",
+            "state",
+            "state_label",
+            "finished",
+            "file_names",
+            "upload_bytes",
+            "steps_done",
+            "steps_total",
+            "problems",
+            "cases_added",
+            "reconstructions_added",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class UploadSerializer(serializers.Serializer):
+    """What the upload form sends: files, and for each the path it had on the researcher's
+    disk (a folder's structure; browsers send bare file names otherwise)."""
+
+    files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+    paths = serializers.ListField(child=serializers.CharField(max_length=1000), required=False)

@@ -1,10 +1,17 @@
 """The API. The reader's endpoints are scoped to the requesting reader, the analysis to the
 study's researchers: anything else is 404."""
 
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,9 +20,12 @@ from readerstudy.api.serializers import (
     ReaderStudySerializer,
     SavedScoresSerializer,
     ScoresInputSerializer,
+    StudyImportSerializer,
+    UploadSerializer,
 )
 from readerstudy.dashboard import dashboard_payload
-from readerstudy.models import Assignment, Reader, Study
+from readerstudy.models import Assignment, Reader, Study, StudyImport
+from readerstudy.uploads import UploadRefusedError, safe_relative_path
 
 
 def my_items(request):
@@ -127,3 +137,85 @@ class StudyAnalysis(APIView):
         response["ETag"] = etag
         response["Cache-Control"] = "private, no-cache"
         return response
+
+
+class UploadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "upload_too_large"
+
+
+class StudyImports(APIView):
+    """Upload images to a study (multipart: `files`, and `paths` with each file's relative
+    path), imported by a background task; or list the study's imports, newest first.
+    Researchers of the study only."""
+
+    parser_classes = [MultiPartParser]
+
+    def study(self, request, slug) -> Study:
+        return get_object_or_404(Study.objects.run_by(request.user), slug=slug)
+
+    @extend_schema(responses=StudyImportSerializer(many=True))
+    def get(self, request, slug):
+        imports = self.study(request, slug).imports.all()[:20]
+        return Response(StudyImportSerializer(imports, many=True).data)
+
+    @extend_schema(request=UploadSerializer, responses={202: StudyImportSerializer})
+    def post(self, request, slug):
+        study = self.study(request, slug)
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        limit = settings.UPLOAD_MAX_BYTES
+        if declared > limit:
+            # Refused before a byte of the body is read.
+            raise UploadTooLarge(
+                f"the upload is {declared:,} bytes; at most {limit:,} (UPLOAD_MAX_BYTES): "
+                "split it into several uploads"
+            )
+        form = UploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        files = form.validated_data["files"]
+        paths = form.validated_data.get("paths") or [file.name for file in files]
+        if len(paths) != len(files):
+            raise ValidationError({"paths": f"{len(paths)} paths for {len(files)} files"})
+        try:
+            for path in paths:
+                safe_relative_path(path)
+        except UploadRefusedError as refused:
+            raise ValidationError({"paths": str(refused)}) from None
+        with transaction.atomic():
+            job = StudyImport.objects.create(
+                study=study,
+                created_by=request.user,
+                file_names=paths,
+                upload_bytes=sum(file.size for file in files),
+            )
+            incoming = job.folder() / "incoming"
+            incoming.mkdir(parents=True, exist_ok=True)
+            for index, file in enumerate(files):
+                keep_upload(file, incoming / str(index))
+            job.queue()
+        return Response(StudyImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def keep_upload(file, destination: Path) -> None:
+    """Move a streamed upload into place (same disk: FILE_UPLOAD_TEMP_DIR is UPLOADS_DIR), or
+    write a small one held in memory."""
+    temporary = getattr(file, "temporary_file_path", None)
+    if temporary is not None:
+        # Moved while open, as Django's storage does: closing it then finds nothing to delete.
+        shutil.move(temporary(), destination)
+        file.close()
+    else:
+        with open(destination, "wb") as out:
+            for chunk in file.chunks():
+                out.write(chunk)
+
+
+class StudyImportDetail(generics.RetrieveAPIView):
+    """One import's state and progress (the upload page polls it)."""
+
+    serializer_class = StudyImportSerializer
+
+    def get_queryset(self):
+        return StudyImport.objects.filter(
+            study__in=Study.objects.run_by(self.request.user), study__slug=self.kwargs["slug"]
+        )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models, transaction
@@ -151,3 +153,33 @@ class StudyImport(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in (self.State.DONE, self.State.FAILED)
+
+    def folder(self) -> Path:
+        """Where the upload waits for the worker and is unpacked (removed when it ends)."""
+        return Path(settings.UPLOADS_DIR) / f"import-{self.pk}"
+
+    def queue(self) -> None:
+        """Send the import task once the current transaction commits."""
+        pk = self.pk
+        transaction.on_commit(lambda: send_import_task(pk))
+
+
+def send_import_task(import_pk: int) -> None:
+    """Publish one import's task; an unreachable broker fails the import with a sentence."""
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from readerstudy.tasks import import_upload
+
+    try:
+        import_upload.apply_async(kwargs={"import_pk": import_pk})
+    except (BrokerError, OSError) as error:
+        job = StudyImport.objects.get(pk=import_pk)
+        shutil.rmtree(job.folder(), ignore_errors=True)
+        StudyImport.objects.filter(pk=import_pk).update(
+            state=StudyImport.State.FAILED,
+            finished_at=timezone.now(),
+            problems=[
+                f"the task queue is unreachable ({error}); nothing was imported: upload again "
+                "once the workers' broker is back"
+            ],
+        )

@@ -127,8 +127,10 @@ class StudyQuerySet(models.QuerySet):
         return self.filter(researchers=user)
 
     def read_by(self, user) -> StudyQuerySet:
-        """The open studies `user` reads."""
-        return self.filter(readers__user=user, status=Study.Status.OPEN)
+        """The open studies `user` reads (and was not removed from)."""
+        return self.filter(
+            readers__user=user, readers__removed_at__isnull=True, status=Study.Status.OPEN
+        )
 
 
 SLUG_LENGTH = 50

@@ -43,7 +43,10 @@ def world():
 
 def matrix(study, recon, item):
     """(method, url, body, {role: expected}) for every endpoint."""
+    from readerstudy.models import StudyImport
+
     slug, public_id = study.slug, item.public_id
+    job = StudyImport.objects.create(study=study, state=StudyImport.State.DONE)
     reader_only = {
         "anonymous": LOGIN,
         "reader": 200,
@@ -93,6 +96,26 @@ def matrix(study, recon, item):
             researcher_only,
         ),
         ("get", reverse("readerstudy:dashboard", args=[slug]), None, researcher_only),
+        ("get", reverse("readerstudy:setup", args=[slug]), None, researcher_only),
+        ("get", reverse("readerstudy:images", args=[slug]), None, researcher_only),
+        ("get", reverse("readerstudy:people", args=[slug]), None, researcher_only),
+        ("get", reverse("readerstudy:archive", args=[slug]), None, researcher_only),
+        # A bad status change is refused back to the study page (302) for its researchers.
+        (
+            "post",
+            reverse("readerstudy:status", args=[slug]),
+            {"status": "draft"},
+            {**researcher_only, "researcher": 302},
+        ),
+        # An unusable invitation link says so to anyone (410), signed in or not.
+        (
+            "get",
+            reverse("readerstudy:invitation", args=["x" * 32]),
+            None,
+            dict.fromkeys(ROLES, 410),
+        ),
+        ("get", reverse("api:imports", args=[slug]), None, researcher_only | api),
+        ("get", reverse("api:import-detail", args=[slug, job.pk]), None, researcher_only | api),
         ("get", reverse("readerstudy:dashboard-table", args=[slug]), None, researcher_only),
         (
             "get",
@@ -127,6 +150,8 @@ def test_permission_matrix(world):
                 client.force_login(users[role])
             if method == "put":
                 response = client.put(url, body, content_type="application/json")
+            elif method == "post":
+                response = client.post(url, body)
             else:
                 response = client.get(url)
             got = outcome(response)

@@ -1,0 +1,112 @@
+"""The study app's background task: importing a researcher's upload (on the `default` queue).
+
+Thin: unpacking is readerstudy/uploads.py, checking and storing readerstudy/importer.py. The
+web process puts the upload in `StudyImport.folder()/incoming/`; the worker must see the same
+UPLOADS_DIR (one machine, or a shared volume).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from metrics.tasks import idempotent_task
+from readerstudy.importer import ManifestError, add_cases
+from readerstudy.models import StudyImport
+from readerstudy.uploads import UploadLimits, UploadRefusedError, find_manifest, unpack
+
+logger = logging.getLogger(__name__)
+# Progress is written at most this often: a row update per image would be most of the work.
+PROGRESS_INTERVAL_S = 0.5
+
+
+class _Progress:
+    def __init__(self, job: StudyImport):
+        self.job = job
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int | None = None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_INTERVAL_S:
+            return
+        self.last = now
+        fields = {"steps_done": done}
+        if total is not None:
+            fields["steps_total"] = total
+        StudyImport.objects.filter(pk=self.job.pk).update(**fields)
+
+
+def _set(job: StudyImport, **fields) -> None:
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.save(update_fields=list(fields))
+
+
+@idempotent_task(soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def import_upload(*, import_pk: int) -> None:
+    """Unpack, check and store one upload, all or nothing; its StudyImport says how it went."""
+    job = StudyImport.objects.select_related("study").filter(pk=import_pk).first()
+    if job is None or job.finished:
+        return  # a redelivered message of an import that ended
+    folder = job.folder()
+    unpacked = folder / "files"
+    shutil.rmtree(unpacked, ignore_errors=True)  # a rerun after a lost worker starts afresh
+    progress = _Progress(job)
+    try:
+        incoming = folder / "incoming"
+        sources = [(name, incoming / str(i)) for i, name in enumerate(job.file_names)]
+        _set(job, state=StudyImport.State.UNPACKING, steps_done=0, steps_total=job.upload_bytes)
+        limits = UploadLimits(settings.UPLOAD_MAX_FILES, settings.UPLOAD_MAX_UNPACKED_BYTES)
+        unpack(sources, unpacked, limits, progress=lambda written: progress(written))
+        manifest = find_manifest(unpacked)
+        _set(job, state=StudyImport.State.CHECKING, steps_done=0, steps_total=0)
+        result = add_cases(job.study, manifest, progress=lambda done, total: progress(done, total))
+        _set(
+            job,
+            state=StudyImport.State.DONE,
+            cases_added=len(result.cases),
+            reconstructions_added=result.reconstructions,
+            steps_done=result.reconstructions,
+            steps_total=result.reconstructions,
+            finished_at=timezone.now(),
+        )
+    except UploadRefusedError as refused:
+        _set(
+            job,
+            state=StudyImport.State.FAILED,
+            problems=[str(refused)],
+            finished_at=timezone.now(),
+        )
+    except ManifestError as invalid:
+        name = _manifest_name(unpacked)
+        _set(
+            job,
+            state=StudyImport.State.FAILED,
+            problems=[f"{name}: {problem}" for problem in invalid.problems],
+            finished_at=timezone.now(),
+        )
+    except Exception as error:
+        logger.exception("import %s failed", import_pk)
+        _set(
+            job,
+            state=StudyImport.State.FAILED,
+            problems=[
+                f"the import stopped unexpectedly ({type(error).__name__}: {error}); "
+                "nothing was stored"
+            ],
+            finished_at=timezone.now(),
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _manifest_name(unpacked: Path) -> str:
+    try:
+        return str(find_manifest(unpacked).relative_to(unpacked))
+    except UploadRefusedError:
+        return "manifest"

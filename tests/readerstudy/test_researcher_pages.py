@@ -1,0 +1,243 @@
+"""The researcher's side without a shell: questions, opening and closing, readers and
+invitations, uploads imported by the task, and the archive restored."""
+
+import io
+import zipfile
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from readerstudy.archive import study_record
+from readerstudy.models import Invitation, Reader, Study, StudyImport
+from readerstudy.tasks import import_upload
+from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def lead(client):
+    user = UserFactory(username="lead")
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def draft(lead):
+    study = StudyFactory(slug="knee", status=Study.Status.DRAFT)
+    study.researchers.add(lead)
+    return study
+
+
+def question_post(study, **changes):
+    """The setup form as the page posts it, with `changes` to the first question's fields."""
+    data = {
+        "study-title": study.title,
+        "study-instructions": "",
+        "study-end_message": "Done.",
+        "study-presentation": study.presentation,
+    }
+    questions = list(study.questions.order_by("position"))
+    data |= {
+        "q-TOTAL_FORMS": str(len(questions) + 1),
+        "q-INITIAL_FORMS": str(len(questions)),
+        "q-MIN_NUM_FORMS": "0",
+        "q-MAX_NUM_FORMS": "1000",
+    }
+    for i, question in enumerate(questions):
+        data |= {
+            f"q-{i}-id": str(question.pk),
+            f"q-{i}-label": question.label,
+            f"q-{i}-key": question.key,
+            f"q-{i}-scale_min": str(question.scale_min),
+            f"q-{i}-scale_max": str(question.scale_max),
+            f"q-{i}-ORDER": str(i + 1),
+            f"q-{i}-anchors_text": "\n".join(f"{k} = {v}" for k, v in question.anchors.items()),
+        }
+    data |= {f"q-0-{name}": value for name, value in changes.items()}
+    return data
+
+
+def test_questions_are_edited_with_errors_beside_the_field_and_locked_once_scored(client, draft):
+    url = reverse("readerstudy:setup", args=[draft.slug])
+    bad = client.post(url, question_post(draft, anchors_text="1 = Bad\n7 = Out of range"))
+    assert bad.status_code == 200 and "Level 7 is outside the scale 1-5" in bad.content.decode()
+    assert 'id="q-0-anchors_text-error"' in bad.content.decode()
+    good = client.post(
+        url,
+        question_post(
+            draft,
+            label="Diagnostic confidence",
+            scale_min="0",
+            scale_max="3",
+            anchors_text="0 = None\n3 = Certain",
+        )
+        | {"q-4-label": "Motion", "q-4-scale_min": "1", "q-4-scale_max": "4", "q-4-ORDER": "0"},
+    )
+    assert good.status_code == 302
+    first, *_ = draft.questions.order_by("position")
+    assert first.key == "motion", "the new question asked first (order 0)"
+    confidence = draft.questions.get(key="overall")
+    assert (confidence.label, confidence.scale_min, confidence.scale_max) == (
+        "Diagnostic confidence",
+        0,
+        3,
+    )
+    assert confidence.anchors == {"0": "None", "3": "Certain"}
+    # A score: the questions are fixed, the page says so, and a post cannot change them.
+    recon = ReconstructionFactory(case__study=draft)
+    draft.status = Study.Status.OPEN
+    draft.save()
+    item = draft.assign_reader(UserFactory()).assignments.get(reconstruction=recon)
+    item.save_scores({"motion": 2})
+    page = client.get(url).content.decode()
+    assert 'id="questions-locked"' in page
+    client.post(url, question_post(draft, label="Changed after scoring"))
+    assert not draft.questions.filter(label="Changed after scoring").exists()
+
+
+def test_a_study_opens_only_with_images_and_closing_stops_scoring(client, draft):
+    url = reverse("readerstudy:status", args=[draft.slug])
+    client.post(url, {"status": "open"})
+    draft.refresh_from_db()
+    assert draft.status == Study.Status.DRAFT
+    ReconstructionFactory(case__study=draft)
+    client.post(url, {"status": "open"})
+    draft.refresh_from_db()
+    assert draft.status == Study.Status.OPEN
+    item = draft.assign_reader(UserFactory()).assignments.get()
+    client.post(url, {"status": "closed"})
+    draft.refresh_from_db()
+    assert draft.status == Study.Status.CLOSED
+    with pytest.raises(Exception, match="closed"):
+        item.save_scores({"overall": 3})
+
+
+def test_readers_are_added_by_name_removed_with_their_scores_kept(client, draft):
+    ReconstructionFactory(case__study=draft)
+    draft.status = Study.Status.OPEN
+    draft.save()
+    url = reverse("readerstudy:people", args=[draft.slug])
+    unknown = client.post(url, {"action": "add-reader", "reader-username": "nobody"})
+    assert "No user is called" in unknown.content.decode()
+    UserFactory(username="dr-lee")
+    client.post(url, {"action": "add-reader", "reader-username": "dr-lee"})
+    reader = Reader.objects.get(study=draft, user__username="dr-lee")
+    assert reader.assignments.count() == 1
+    reader.assignments.get().save_scores({"overall": 4})
+    client.post(url, {"action": "remove-reader", "reader": reader.pk})
+    reader.refresh_from_db()
+    assert reader.removed_at is not None and reader.assignments.get().scores.count() == 1
+    client.force_login(reader.user)
+    assert client.get(reverse("readerstudy:read", args=[draft.slug])).status_code == 404
+    assert client.get(reverse("api:next-item", args=[draft.slug])).status_code == 404
+
+
+def test_an_invitation_admits_one_new_reader_and_lands_them_in_the_study(client, draft):
+    ReconstructionFactory(case__study=draft)
+    draft.status = Study.Status.OPEN
+    draft.save()
+    page = client.post(
+        reverse("readerstudy:people", args=[draft.slug]),
+        {"action": "invite", "invite-note": "Dr. Lee"},
+    ).content.decode()
+    link = page.split('id="invitation-link" readonly value="')[1].split('"')[0]
+    path = link.split("testserver", 1)[1]
+    client.logout()
+    assert client.get(path).status_code == 200
+    joined = client.post(
+        path, {"username": "dr-lee", "password1": "Vf7#kq-lung", "password2": "Vf7#kq-lung"}
+    )
+    assert joined.status_code == 302 and joined["Location"] == reverse(
+        "readerstudy:read", args=[draft.slug]
+    )
+    assert Reader.objects.filter(study=draft, user__username="dr-lee").exists()
+    assert client.get(joined["Location"]).status_code == 200, "signed in and reading"
+    client.logout()
+    again = client.get(path)
+    assert again.status_code == 410 and "used already" in again.content.decode()
+    expired, token = Invitation.create(draft, by=None)
+    Invitation.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    response = client.get(reverse("readerstudy:invitation", args=[token]))
+    assert response.status_code == 410 and "expired" in response.content.decode()
+    assert client.get(reverse("readerstudy:invitation", args=["forged"])).status_code == 410
+
+
+def upload_zip(members) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, np.float32))
+    return buffer.getvalue()
+
+
+def test_an_upload_is_imported_by_the_task_all_or_nothing(client, draft, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    rng = np.random.default_rng(0)
+    ref = rng.random((16, 16)) + 1
+    members = {
+        "manifest.csv": "case,reference,reconstruction,method,acceleration\n"
+        "a,a/ref.npy,a/rec.npy,unet,4\n"
+        "a,a/ref.npy,a/missing.npy,cs,4\n",
+        "a/ref.npy": npy(ref),
+        "a/rec.npy": npy(ref * 0.9),
+    }
+    url = reverse("api:imports", args=[draft.slug])
+
+    def send(data):
+        response = client.post(
+            url, {"files": [SimpleUploadedFile("study.zip", data)], "paths": ["study.zip"]}
+        )
+        assert response.status_code == 202, response.content
+        job = StudyImport.objects.get(pk=response.json()["id"])
+        import_upload(import_pk=job.pk)  # what the worker runs (a real worker: browser test)
+        job.refresh_from_db()
+        return job
+
+    failed = send(upload_zip(members))
+    assert failed.state == "failed" and draft.cases.count() == 0
+    assert any("manifest.csv: line 3" in p and "missing.npy" in p for p in failed.problems)
+    members["a/missing.npy"] = npy(ref * 0.8)
+    done = send(upload_zip(members))
+    assert done.state == "done" and (done.cases_added, done.reconstructions_added) == (1, 2)
+    assert not done.folder().exists(), "the upload's files are removed once imported"
+    status = client.get(reverse("api:import-detail", args=[draft.slug, done.pk])).json()
+    assert status["state"] == "done" and status["finished"] is True
+    settings.UPLOAD_MAX_BYTES = 100
+    too_big = client.post(url, {"files": [SimpleUploadedFile("study.zip", upload_zip(members))]})
+    assert too_big.status_code == 413 and "UPLOAD_MAX_BYTES" in too_big.json()["detail"]
+
+
+def test_the_archive_restores_the_whole_study(client, draft, tmp_path):
+    for method in ("unet", "cs"):
+        ReconstructionFactory(case__study=draft, method=method, parameters={"lambda": 0.1})
+    draft.status = Study.Status.OPEN
+    draft.save()
+    reader = draft.assign_reader(UserFactory(username="dr-lee"))
+    first = reader.assignments.order_by("position").first()
+    first.save_scores({"overall": 2, "snr": 4}, seconds_spent=3.5)
+    first.save_scores({"overall": 3}, seconds_spent=1.0)
+    from metrics.tasks import compute_case_metrics
+
+    for case in draft.cases.all():
+        compute_case_metrics(case_pk=case.pk)
+    before = study_record(draft)
+    response = client.get(reverse("readerstudy:archive", args=[draft.slug]))
+    archive = tmp_path / "knee-archive.zip"
+    archive.write_bytes(b"".join(response.streaming_content))
+    draft.delete()
+    call_command("import_study", str(archive))
+    restored = Study.objects.get(slug="knee")
+    after = study_record(restored)
+    assert after == before, "settings, questions, orders, scores, revisions and metric values"
