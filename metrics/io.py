@@ -295,12 +295,20 @@ def load_image(path: str | Path) -> np.ndarray:
             NaN or infinite values.
     """
     path = Path(path)
-    reader = _read_dicom_series if path.is_dir() else READERS.get(suffix_of(path))
+    try:
+        is_folder = path.is_dir()
+    except OSError:  # a name too long for the file system, say: reported below as unusable
+        is_folder = False
+    reader = _read_dicom_series if is_folder else READERS.get(suffix_of(path))
     if reader is None:
         raise ImageReadError(
             f"{path.name}: unsupported file type; use one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    if not path.exists():
+    try:
+        present = path.exists()
+    except OSError as error:
+        raise ImageReadError(f"{path.name[:80]}: not a usable path ({error.strerror})") from None
+    if not present:
         raise ImageReadError(f"{path}: no such file")
     try:
         data = np.asarray(reader(path))
