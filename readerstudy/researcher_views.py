@@ -163,6 +163,7 @@ def study_people(request, slug: str):
                 settings.DEFAULT_FROM_EMAIL,
                 [invitation.email],
             )
+        invitation_form = InvitationForm(prefix="invite", email_enabled=settings.EMAIL_ENABLED)
     if action in ("remove-reader", "restore-reader"):
         reader = get_object_or_404(study.readers, pk=request.POST.get("reader"))
         if action == "remove-reader":

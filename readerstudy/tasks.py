@@ -84,10 +84,14 @@ def import_upload(*, import_pk: int) -> None:
         )
     except ManifestError as invalid:
         name = _manifest_name(unpacked)
+        # Paths as the researcher knows them (inside the upload), not the server's folders.
+        inside = f"{unpacked.resolve()}/"
         _set(
             job,
             state=StudyImport.State.FAILED,
-            problems=[f"{name}: {problem}" for problem in invalid.problems],
+            problems=[
+                f"{name}: {str(problem).replace(inside, '')}" for problem in invalid.problems
+            ],
             finished_at=timezone.now(),
         )
     except Exception as error:

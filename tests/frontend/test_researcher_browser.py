@@ -89,7 +89,8 @@ def test_a_researcher_runs_a_study_from_the_browser(
     page.click("#upload")
     page.wait_for_selector("#import-problems", timeout=60_000)
     problems = page.inner_text("#import-problems")
-    assert "manifest.csv: line 3" in problems and "zf-3x.npy" in problems
+    assert "manifest.csv: line 3: s1-axial/zf-3x.npy: no such file" in problems
+    assert "/uploads/" not in problems, "no server folder in a message"
     assert study.cases.count() == 0, "all or nothing"
     shot("researcher-upload-error")
     page.set_input_files("#files", study_zip(tmp_path, broken=False))

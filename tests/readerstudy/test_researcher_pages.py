@@ -241,3 +241,15 @@ def test_the_archive_restores_the_whole_study(client, draft, tmp_path):
     restored = Study.objects.get(slug="knee")
     after = study_record(restored)
     assert after == before, "settings, questions, orders, scores, revisions and metric values"
+
+
+def test_with_email_configured_an_invitation_is_also_mailed(client, draft, settings, mailoutbox):
+    settings.EMAIL_ENABLED = True
+    client.post(
+        reverse("readerstudy:people", args=[draft.slug]),
+        {"action": "invite", "invite-note": "Dr. Lee", "invite-email": "lee@example.org"},
+    )
+    (mail,) = mailoutbox
+    assert mail.to == ["lee@example.org"] and "/invite/" in mail.body
+    token = mail.body.split("/invite/")[1].split("/")[0]
+    assert Invitation.usable(token).email == "lee@example.org"
