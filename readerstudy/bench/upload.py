@@ -85,7 +85,10 @@ def _children(pid: int) -> list[int]:
 
 def _peak_rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    if found is None:
+        raise SystemExit(f"no VmHWM in /proc/{pid}/status: peak memory needs Linux")
+    return int(found.group(1)) / 1024
 
 
 def _upload(base: str, archive: Path, session: str, csrf: str) -> tuple[float, dict]:
