@@ -11,7 +11,20 @@ from readerstudy.manifest import text_problem
 from readerstudy.models import Question, Study
 
 
-class NewStudyForm(forms.ModelForm):
+class StudyTitleMixin:
+    """The title as Study.title_problem allows it (the one rule, shared with import_study)."""
+
+    cleaned_data: dict
+
+    def clean_title(self) -> str:
+        title = self.cleaned_data["title"].strip()
+        problem = Study.title_problem(title)
+        if problem:
+            raise forms.ValidationError(f"The title {problem}.")
+        return title
+
+
+class NewStudyForm(StudyTitleMixin, forms.ModelForm):
     """A new study: a draft with the default questions, run by the researcher who made it."""
 
     class Meta:
@@ -27,13 +40,6 @@ class NewStudyForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["slug"].required = False
 
-    def clean_title(self) -> str:
-        title = self.cleaned_data["title"].strip()
-        problem = Study.title_problem(title)
-        if problem:
-            raise forms.ValidationError(f"The title {problem}.")
-        return title
-
     def clean_slug(self) -> str:
         slug = self.cleaned_data.get("slug") or slugify(self.cleaned_data.get("title", ""))[:50]
         if not Study.slug_is_usable(slug):
@@ -47,7 +53,7 @@ class NewStudyForm(forms.ModelForm):
         return slug
 
 
-class StudySettingsForm(forms.ModelForm):
+class StudySettingsForm(StudyTitleMixin, forms.ModelForm):
     """What readers are told and shown. The presentation is fixed once any score exists:
     every answer of a study must have been given looking at the same thing."""
 
@@ -64,13 +70,6 @@ class StudySettingsForm(forms.ModelForm):
         if locked:
             self.fields["presentation"].disabled = True
             self.fields["presentation"].help_text = "Fixed: readers have scored already."
-
-    def clean_title(self) -> str:
-        title = self.cleaned_data["title"].strip()
-        problem = Study.title_problem(title)
-        if problem:
-            raise forms.ValidationError(f"The title {problem}.")
-        return title
 
 
 # Readers answer with the number keys, so a scale lies within 0..9.
