@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, manifest: Path, study: str | None, title: str | None, **options):
         if manifest.suffix.lower() == ".zip":
             return self.restore(manifest, study)
-        if not study or not title:
+        if study is None or title is None:
             self.stderr.write("a manifest needs --study SLUG and --title TITLE")
             sys.exit(2)
         try:
