@@ -253,3 +253,13 @@ def test_with_email_configured_an_invitation_is_also_mailed(client, draft, setti
     assert mail.to == ["lee@example.org"] and "/invite/" in mail.body
     token = mail.body.split("/invite/")[1].split("/")[0]
     assert Invitation.usable(token).email == "lee@example.org"
+
+
+def test_a_zip_that_is_not_a_study_archive_is_one_clear_error(tmp_path, capsys):
+    archive = tmp_path / "photos.zip"
+    archive.write_bytes(upload_zip({"cat.png": b"meow"}))
+    with pytest.raises(SystemExit) as exited:
+        call_command("import_study", str(archive))
+    assert exited.value.code == 2
+    assert "not a study archive: no readable study.json" in capsys.readouterr().err
+    assert not Study.objects.exists()
