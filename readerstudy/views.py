@@ -111,7 +111,10 @@ class StudyDetail(LoginRequiredMixin, DetailView):
                 reconstruction.metric_cells = [by_name.get(name) for name in names]  # type: ignore[attr-defined]
         readers = study.readers.select_related("user")
         orders = readers.reading_orders()
-        readers = [(r.user.username, orders[r.pk].done, orders[r.pk].total) for r in readers]
+        readers = [
+            (r.user.username, orders[r.pk].done, orders[r.pk].total, r.removed_at is not None)
+            for r in readers
+        ]
         return super().get_context_data(
             cases=cases,
             metric_names=names,

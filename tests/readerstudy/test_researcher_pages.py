@@ -237,10 +237,13 @@ def test_the_archive_restores_the_whole_study(client, draft, tmp_path):
     archive = tmp_path / "knee-archive.zip"
     archive.write_bytes(b"".join(response.streaming_content))
     draft.delete()
+    reader.user.delete()  # as on a server that never had this reader's account
     call_command("import_study", str(archive))
     restored = Study.objects.get(slug="knee")
     after = study_record(restored)
     assert after == before, "settings, questions, orders, scores, revisions and metric values"
+    account = restored.readers.get().user
+    assert account.username == "dr-lee" and not account.has_usable_password()
 
 
 def test_with_email_configured_an_invitation_is_also_mailed(client, draft, settings, mailoutbox):
