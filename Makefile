@@ -72,13 +72,15 @@ bench-load: $(VENV)/.test-installed
 	  DJANGO_READ_DOT_ENV=false $(PY) manage.py bench_load $(BENCH_ARGS)
 
 # Production: the environment holds the settings (README, Configuration). gunicorn serves the
-# app and whitenoise its static files; put a TLS-terminating proxy in front.
+# app and whitenoise its static files; put a TLS-terminating proxy in front. A sync worker
+# reading an upload is killed after GUNICORN_TIMEOUT seconds: the proxy buffers request bodies
+# (docs/deployment.md, Uploads), so that this covers only the copy from the proxy.
 serve-prod: $(VENV)/.runtime-installed
 	$(PY) manage.py check --deploy
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(VENV)/bin/gunicorn readerstudy.config.wsgi --bind "$${BIND:-127.0.0.1:8000}" \
-	  --workers "$${WEB_CONCURRENCY:-4}" --timeout 60 --access-logfile -
+	  --workers "$${WEB_CONCURRENCY:-4}" --timeout "$${GUNICORN_TIMEOUT:-300}" --access-logfile -
 
 # A Celery worker; on a GPU machine run WORKER_QUEUES=metrics (same database, broker, media).
 worker: $(VENV)/.runtime-installed
