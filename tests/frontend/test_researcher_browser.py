@@ -85,6 +85,12 @@ def test_a_researcher_runs_a_study_from_the_browser(
     shot("researcher-new-study")
     page.click("#create")
     study = Study.objects.get(slug="knee-zero-filled-2027")
+    page.click("text=Settings and questions")
+    page.fill("#id_q-0-anchors_text", "1 = Non-diagnostic\n9 = Beyond the scale")
+    page.click("#save-setup")
+    assert "Level 9 is outside the scale 1-5" in page.inner_text("#q-0-anchors_text-error")
+    shot("researcher-setup-error")
+    page.click("text=← Knee zero-filled 2027")
 
     page.click("text=Images")
     page.set_input_files("#files", study_zip(tmp_path, broken=True))
