@@ -1,0 +1,156 @@
+"""Reader preferences between reconstructions of one case, and how well a metric follows them.
+
+Issue 20's ranking and forced-choice designs both come down to preferences: a reader's ranking
+of a case's reconstructions gives a pair for every two of them with different ranks (the
+better one first), and a forced choice gives one pair; equal ranks and "no difference" give
+none. A metric agrees with a pair when, in its own direction (`polarity`: +1 higher is
+better, -1 lower is better), it orders the two the same way; a tie in the metric counts half.
+The **concordance** of a metric is the share of pairs it agrees with, (1 + Kendall's tau-a)/2
+for a single complete ranking, so 0.5 is chance and 1 is perfect. Its interval resamples whole
+cases (the pairs of a case share its reference and its readers' view of it). The
+**inter-reader concordance** puts readers on the same yardstick: each reader's pairs against
+the majority of the other readers on the same two reconstructions (a split majority counts
+half), the agreement a metric would need to read like one more radiologist.
+
+Pure NumPy/pandas: no Django (the study app turns stored answers into pair frames).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from metrics.stats.bootstrap import cluster_counts, percentile_interval
+
+PAIR_COLUMNS = ("case", "reader", "better", "worse")
+
+
+def pairs_from_ranks(ranks: pd.DataFrame) -> pd.DataFrame:
+    """Preference pairs from rankings: `ranks` has case, reader, reconstruction, rank (1 is
+    best; equal ranks are ties and give no pair). One ranking is one (case, reader) group, or
+    one (case, reader, set) group when a case was split into subsets (a `set` column)."""
+    keys = ["case", "reader", *(["set"] if "set" in ranks.columns else [])]
+    rows = []
+    for (case, reader, *_), group in ranks.groupby(keys, sort=False):
+        ordered = group.sort_values("rank")
+        items = list(zip(ordered["reconstruction"], ordered["rank"], strict=True))
+        for (first, first_rank), (second, second_rank) in combinations(items, 2):
+            if first_rank != second_rank:
+                rows.append((case, reader, first, second))
+    return pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
+
+
+def pairs_from_choices(choices: pd.DataFrame) -> pd.DataFrame:
+    """Preference pairs from forced choices: `choices` has case, reader, left, right, chosen
+    (the chosen reconstruction, or empty/NaN for "no difference", which gives no pair)."""
+    made = choices[choices["chosen"].notna() & (choices["chosen"].astype(str) != "")]
+    other = np.where(made["chosen"] == made["left"], made["right"], made["left"])
+    return pd.DataFrame(
+        {
+            "case": made["case"].to_numpy(),
+            "reader": made["reader"].to_numpy(),
+            "better": made["chosen"].to_numpy(),
+            "worse": other,
+        }
+    )
+
+
+def agreement_with_metric(pairs: pd.DataFrame, values: pd.Series, polarity: int) -> np.ndarray:
+    """Per pair: 1 when the metric (values by reconstruction, oriented by `polarity`) prefers
+    the reader's better reconstruction, 0.5 on a tie, 0 otherwise; NaN when a value is missing."""
+    better = pairs["better"].map(values).to_numpy(dtype=np.float64)
+    worse = pairs["worse"].map(values).to_numpy(dtype=np.float64)
+    difference = polarity * (better - worse)
+    agreement = np.where(difference > 0, 1.0, np.where(difference == 0, 0.5, 0.0))
+    agreement[np.isnan(difference)] = np.nan
+    return agreement
+
+
+def _by_case(pairs: pd.DataFrame, agreement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of agreement and number of usable pairs per case (codes in order of appearance)."""
+    usable = ~np.isnan(agreement)
+    codes, _ = pd.factorize(pairs["case"])
+    n_cases = int(codes.max()) + 1 if codes.size else 0
+    sums = np.bincount(codes[usable], weights=agreement[usable], minlength=n_cases)
+    counts = np.bincount(codes[usable], minlength=n_cases).astype(np.float64)
+    return sums, counts
+
+
+def concordance(
+    pairs: pd.DataFrame,
+    values: pd.Series,
+    polarity: int,
+    *,
+    resamples: int = 1000,
+    rng: np.random.Generator | None = None,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """The metric's concordance with the readers' pairs, with a case-level percentile
+    bootstrap interval, and the same per reader (no interval). Never NaN: an undefined
+    figure is None with a `reason`."""
+    agreement = agreement_with_metric(pairs, values, polarity)
+    usable = ~np.isnan(agreement)
+    if not usable.any():
+        return {
+            "n_pairs": 0,
+            "concordance": None,
+            "concordance_ci": None,
+            "per_reader": {},
+            "reason": "no reader preference has both metric values",
+        }
+    sums, counts = _by_case(pairs, agreement)
+    rng = rng if rng is not None else np.random.default_rng(0)
+    weights = cluster_counts(np.arange(len(sums)), resamples, rng)  # (cases, B)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        resampled = (sums @ weights) / (counts @ weights)
+    per_reader = (
+        pd.Series(agreement[usable], index=pairs["reader"].to_numpy()[usable])
+        .groupby(level=0, sort=True)
+        .mean()
+    )
+    return {
+        "n_pairs": int(usable.sum()),
+        "n_cases": int((counts > 0).sum()),
+        "concordance": float(sums.sum() / counts.sum()),
+        "concordance_ci": percentile_interval(resampled[np.isfinite(resampled)], level),
+        "per_reader": {str(reader): float(value) for reader, value in per_reader.items()},
+    }
+
+
+def inter_reader_concordance(pairs: pd.DataFrame) -> dict[str, Any]:
+    """Each reader against the majority of the other readers on the same two reconstructions
+    of a case: 1 when the majority agrees, 0.5 when it is split, 0 when it disagrees; pairs no
+    other reader judged are left out. Returns per reader and their mean."""
+    if pairs.empty:
+        return {"per_reader": {}, "mean": None, "reason": "no preferences yet"}
+    first = np.where(
+        pairs["better"].astype(str) < pairs["worse"].astype(str), pairs["better"], pairs["worse"]
+    )
+    second = np.where(first == pairs["better"], pairs["worse"], pairs["better"])
+    frame = pd.DataFrame(
+        {
+            "case": pairs["case"].to_numpy(),
+            "first": first,
+            "second": second,
+            "reader": pairs["reader"].to_numpy(),
+            "vote": np.where(first == pairs["better"], 1, -1),  # +1: first preferred
+        }
+    )
+    key = ["case", "first", "second"]
+    totals = frame.groupby(key)["vote"].transform("sum")
+    judged = frame.groupby(key)["vote"].transform("size")
+    others = totals - frame["vote"]  # the other readers' net vote on this pair
+    has_others = (judged > 1).to_numpy()
+    agree = np.sign(others.to_numpy()) * frame["vote"].to_numpy()
+    score = np.where(agree > 0, 1.0, np.where(agree == 0, 0.5, 0.0))[has_others]
+    readers = frame["reader"].to_numpy()[has_others]
+    if not score.size:
+        return {"per_reader": {}, "mean": None, "reason": "no pair was judged by two readers"}
+    per_reader = pd.Series(score, index=readers).groupby(level=0, sort=True).mean()
+    return {
+        "per_reader": {str(reader): float(value) for reader, value in per_reader.items()},
+        "mean": float(per_reader.mean()),
+    }
