@@ -154,3 +154,26 @@ def inter_reader_concordance(pairs: pd.DataFrame) -> dict[str, Any]:
         "per_reader": {str(reader): float(value) for reader, value in per_reader.items()},
         "mean": float(per_reader.mean()),
     }
+
+
+def kendalls_w(ranks: np.ndarray) -> float | None:
+    """Kendall's coefficient of concordance W of `ranks` (m readers x n reconstructions of one
+    case; 1 is best), with the correction for tied ranks: 1 when every reader gives the same
+    order, 0 when their orders cancel. None for fewer than 2 readers or 2 items, or when every
+    reader tied everything."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if ranks.ndim != 2 or ranks.shape[0] < 2 or ranks.shape[1] < 2:
+        return None
+    m, n = ranks.shape
+    # Average ranks within each reader, so that ties are handled whatever numbers were given.
+    ranked = np.vstack([pd.Series(row).rank(method="average").to_numpy() for row in ranks])
+    totals = ranked.sum(axis=0)
+    spread = float(((totals - totals.mean()) ** 2).sum())
+    ties = 0.0
+    for row in ranked:
+        _, sizes = np.unique(row, return_counts=True)
+        ties += float((sizes**3 - sizes).sum())
+    denominator = m**2 * (n**3 - n) - m * ties
+    if denominator <= 0:
+        return None
+    return 12 * spread / denominator

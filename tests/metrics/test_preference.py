@@ -119,3 +119,20 @@ def test_nothing_to_compare_is_a_reason_not_nan():
     empty = pd.DataFrame(columns=["case", "reader", "better", "worse"])
     assert concordance(empty, pd.Series(dtype=float), +1)["concordance"] is None
     assert inter_reader_concordance(empty)["mean"] is None
+
+
+def test_kendalls_w_equals_friedmans_statistic_rescaled():
+    """W = chi2_F / (m (n - 1)) with scipy's Friedman test (tie-corrected in both)."""
+    from scipy.stats import friedmanchisquare
+
+    from metrics.stats.preference import kendalls_w
+
+    rng = np.random.default_rng(5)
+    for ties in (False, True):
+        scores = rng.integers(1, 4, size=(6, 5)) if ties else rng.standard_normal((6, 5))
+        ranks = np.vstack([pd.Series(-row).rank().to_numpy() for row in scores])
+        chi2 = friedmanchisquare(*ranks.T).statistic
+        assert kendalls_w(ranks) == pytest.approx(chi2 / (6 * (5 - 1)), rel=1e-12)
+    assert kendalls_w(np.array([[1, 2, 3], [1, 2, 3]])) == pytest.approx(1.0)
+    assert kendalls_w(np.array([[1, 2], [2, 1]])) == pytest.approx(0.0)
+    assert kendalls_w(np.array([[1, 2, 3]])) is None
