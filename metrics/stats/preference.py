@@ -12,6 +12,9 @@ cases (the pairs of a case share its reference and its readers' view of it). The
 the majority of the other readers on the same two reconstructions (a split majority counts
 half), the agreement a metric would need to read like one more radiologist.
 
+Also here: Kendall's W for agreement within ranked cases, and the quadratically weighted kappa
+of a reader's first and repeat reads (intra-reader agreement on a Likert scale).
+
 Pure NumPy/pandas: no Django (the study app turns stored answers into pair frames).
 """
 
@@ -177,3 +180,24 @@ def kendalls_w(ranks: np.ndarray) -> float | None:
     if denominator <= 0:
         return None
     return 12 * spread / denominator
+
+
+def quadratic_kappa(first: np.ndarray, second: np.ndarray, levels: list[int]) -> float | None:
+    """Cohen's kappa with quadratic weights between two reads of the same items (a reader's
+    first and repeat read: intra-reader agreement on a Likert scale of `levels`). None when
+    it is undefined (fewer than 2 items, or every answer the same level in both reads)."""
+    first, second = np.asarray(first), np.asarray(second)
+    if first.shape != second.shape or first.size < 2:
+        return None
+    index = {level: k for k, level in enumerate(levels)}
+    k = len(levels)
+    observed = np.zeros((k, k))
+    np.add.at(observed, ([index[v] for v in first], [index[v] for v in second]), 1)
+    observed /= observed.sum()
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
+    grid = np.arange(k)
+    weights = (grid[:, None] - grid[None, :]) ** 2 / max((k - 1) ** 2, 1)
+    disagreement_expected = float((weights * expected).sum())
+    if disagreement_expected == 0:
+        return None
+    return 1 - float((weights * observed).sum()) / disagreement_expected

@@ -136,3 +136,19 @@ def test_kendalls_w_equals_friedmans_statistic_rescaled():
     assert kendalls_w(np.array([[1, 2, 3], [1, 2, 3]])) == pytest.approx(1.0)
     assert kendalls_w(np.array([[1, 2], [2, 1]])) == pytest.approx(0.0)
     assert kendalls_w(np.array([[1, 2, 3]])) is None
+
+
+def test_quadratic_kappa_equals_scikit_learns():
+    from sklearn.metrics import cohen_kappa_score
+
+    from metrics.stats.preference import quadratic_kappa
+
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        first = rng.integers(1, 6, size=40)
+        second = np.clip(first + rng.integers(-1, 2, size=40), 1, 5)
+        expected = cohen_kappa_score(first, second, weights="quadratic", labels=[1, 2, 3, 4, 5])
+        assert quadratic_kappa(first, second, [1, 2, 3, 4, 5]) == pytest.approx(
+            expected, abs=1e-12
+        )
+    assert quadratic_kappa(np.array([3, 3]), np.array([3, 3]), [1, 2, 3, 4, 5]) is None
