@@ -3,12 +3,14 @@ from django.contrib import admin
 from readerstudy.models import (
     Assignment,
     Case,
+    Invitation,
     Question,
     Reader,
     Reconstruction,
     Score,
     ScoreRevision,
     Study,
+    StudyImport,
 )
 
 
@@ -105,4 +107,27 @@ class ScoreAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """For staff: who was invited when and whether the link was used (tokens are not stored)."""
+
+    list_display = ["study", "note", "email", "created_at", "expires_at", "used_at", "used_by"]
+    list_filter = ["study"]
+    readonly_fields = ["digest", "created_by", "created_at", "used_at", "used_by"]
+
+
+@admin.register(StudyImport)
+class StudyImportAdmin(admin.ModelAdmin):
+    """For staff: every upload's outcome, read-only (imports run only through the task)."""
+
+    list_display = ["study", "state", "created_by", "created_at", "cases_added"]
+    list_filter = ["state", "study"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

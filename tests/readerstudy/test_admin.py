@@ -29,7 +29,16 @@ def test_admin_lists_filter_and_search(client):
     admin_user = UserFactory(is_staff=True, is_superuser=True)
     StudyFactory(title="Knee CS")
     client.force_login(admin_user)
-    for name in ("study", "case", "reconstruction", "reader", "assignment", "score"):
+    for name in (
+        "study",
+        "case",
+        "reconstruction",
+        "reader",
+        "assignment",
+        "score",
+        "invitation",
+        "studyimport",
+    ):
         assert client.get(reverse(f"admin:readerstudy_{name}_changelist")).status_code == 200
     page = client.get(
         reverse("admin:readerstudy_study_changelist"), {"q": "Knee"}
