@@ -201,3 +201,48 @@ def quadratic_kappa(first: np.ndarray, second: np.ndarray, levels: list[int]) ->
     if disagreement_expected == 0:
         return None
     return 1 - float((weights * observed).sum()) / disagreement_expected
+
+
+def reader_drift(scores: pd.DataFrame, *, level: float = 0.95) -> dict[str, dict[str, Any]]:
+    """Does a reader's scoring drift over their reading order (fatigue, calibration)?
+
+    `scores` has reader, reconstruction, position (the item's place in that reader's order)
+    and score. For each item a reader shares with others, the deviation is their score minus
+    the other readers' mean for it, which removes the items' own quality; the deviation is
+    regressed on position (ordinary least squares). Per reader: the slope per 100 items with
+    its interval, the p-value, and `flagged` when the slope differs from 0 after a Bonferroni
+    correction over the readers (a clear trend, not one of many chance ones).
+    """
+    from scipy import stats
+
+    totals = scores.groupby("reconstruction")["score"].agg(["sum", "count"])
+    joined = scores.join(totals, on="reconstruction")
+    shared = joined[joined["count"] > 1]
+    others = (shared["sum"] - shared["score"]) / (shared["count"] - 1)
+    deviation = shared["score"] - others
+    readers = sorted(shared["reader"].unique(), key=str)
+    result: dict[str, dict[str, Any]] = {}
+    for reader in readers:
+        mine = shared["reader"] == reader
+        x = shared.loc[mine, "position"].to_numpy(dtype=np.float64)
+        y = deviation[mine].to_numpy(dtype=np.float64)
+        if x.size < 3 or np.ptp(x) == 0:
+            result[str(reader)] = {
+                "n": int(x.size),
+                "slope_per_100": None,
+                "reason": "too few shared items",
+            }
+            continue
+        fit = stats.linregress(x, y)
+        t = stats.t.ppf((1 + level) / 2, x.size - 2)
+        result[str(reader)] = {
+            "n": int(x.size),
+            "slope_per_100": float(fit.slope * 100),
+            "slope_per_100_ci": (
+                float((fit.slope - t * fit.stderr) * 100),
+                float((fit.slope + t * fit.stderr) * 100),
+            ),
+            "p": float(fit.pvalue),
+            "flagged": bool(fit.pvalue < (1 - level) / len(readers)),
+        }
+    return result
