@@ -1,5 +1,5 @@
 """A whole study as one zip, and its restoration on another server (docs/interfaces.md
-section 7): `manage.py import_study ARCHIVE.zip` reads what `write_archive` writes.
+section 9): `manage.py import_study ARCHIVE.zip` reads what `write_archive` writes.
 
 Inside: `study.json` (settings, questions, researchers, each reader's order, every score with
 its revisions, every stored metric value), `manifest.csv` with the images as `.npy` (an

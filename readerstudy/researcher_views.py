@@ -10,6 +10,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Sum
 from django.http import FileResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -184,10 +185,13 @@ def study_people(request, slug: str):
         user = get_object_or_404(others, pk=request.POST.get("researcher"))
         study.researchers.remove(user)
         return _back_to("readerstudy:people", study)
-    readers = list(study.readers.select_related("user"))
+    # Time spent: what the reading room measured, summed in the same query for every reader.
+    readers = study.readers.select_related("user").annotate(
+        seconds=Sum("assignments__scores__seconds_spent")
+    )
     orders = study.readers.reading_orders()
     rows = [
-        (reader, orders[reader.pk].done, orders[reader.pk].total, reader.seconds_spent())
+        (reader, orders[reader.pk].done, orders[reader.pk].total, reader.seconds or 0.0)
         for reader in readers
     ]
     return render(

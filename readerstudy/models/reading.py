@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F
 
 from readerstudy.models.studies import Question, Reconstruction, Study, new_public_id
 
@@ -72,10 +72,6 @@ class ReaderQuerySet(models.QuerySet):
             study__status=Study.Status.DRAFT
         )
 
-    def active(self) -> ReaderQuerySet:
-        """Readers not removed from their study."""
-        return self.filter(removed_at__isnull=True)
-
     def reading_orders(self) -> dict[int, ReadingOrder]:
         """Each reader's ReadingOrder by reader pk, in three queries however many readers."""
         studies = dict(self.values_list("pk", "study_id"))
@@ -129,11 +125,6 @@ class Reader(models.Model):
         order = self.reading_order()
         return order.done, order.total
 
-    def seconds_spent(self) -> float:
-        """Time this reader spent on their answers, as the reading room measured it."""
-        total = Score.objects.filter(assignment__reader=self).aggregate(s=Sum("seconds_spent"))
-        return float(total["s"] or 0.0)
-
     @transaction.atomic
     def extend_order(self, rng: np.random.Generator | None = None) -> int:
         """Give this reader every reconstruction of the study they do not have yet, shuffled
@@ -145,17 +136,16 @@ class Reader(models.Model):
         is equally likely at every position among it.
         """
         rng = rng if rng is not None else np.random.default_rng(secrets.randbits(64))
-        assigned = self.assignments.values_list("reconstruction_id", flat=True)
+        # Lock this reader's items: a score saved meanwhile cannot land on an item being moved.
+        items = list(self.assignments.select_for_update().order_by("position"))
         new = list(
             Reconstruction.objects.filter(case__study=self.study_id)
-            .exclude(pk__in=assigned)
+            .exclude(pk__in=[item.reconstruction_id for item in items])
             .order_by("pk")
             .values_list("pk", flat=True)
         )
         if not new:
             return 0
-        # Lock this reader's items: a score saved meanwhile cannot land on an item being moved.
-        items = list(self.assignments.select_for_update().order_by("position"))
         scored = set(
             Score.objects.filter(assignment__reader=self).values_list("assignment", flat=True)
         )
