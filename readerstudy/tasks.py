@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
@@ -30,9 +29,9 @@ class _Progress:
         self.job = job
         self.last = 0.0
 
-    def __call__(self, done: int, total: int | None = None, *, force: bool = False) -> None:
+    def __call__(self, done: int, total: int | None = None) -> None:
         now = time.monotonic()
-        if not force and now - self.last < PROGRESS_INTERVAL_S:
+        if now - self.last < PROGRESS_INTERVAL_S:
             return
         self.last = now
         fields = {"steps_done": done}
@@ -47,6 +46,10 @@ def _set(job: StudyImport, **fields) -> None:
     job.save(update_fields=list(fields))
 
 
+def _fail(job: StudyImport, problems: list[str]) -> None:
+    _set(job, state=StudyImport.State.FAILED, problems=problems, finished_at=timezone.now())
+
+
 @idempotent_task(soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
 def import_upload(*, import_pk: int) -> None:
     """Unpack, check and store one upload, all or nothing; its StudyImport says how it went."""
@@ -57,15 +60,16 @@ def import_upload(*, import_pk: int) -> None:
     unpacked = folder / "files"
     shutil.rmtree(unpacked, ignore_errors=True)  # a rerun after a lost worker starts afresh
     progress = _Progress(job)
+    manifest = None
     try:
         incoming = folder / "incoming"
         sources = [(name, incoming / str(i)) for i, name in enumerate(job.file_names)]
         _set(job, state=StudyImport.State.UNPACKING, steps_done=0, steps_total=job.upload_bytes)
         limits = UploadLimits(settings.UPLOAD_MAX_FILES, settings.UPLOAD_MAX_UNPACKED_BYTES)
-        unpack(sources, unpacked, limits, progress=lambda written: progress(written))
+        unpack(sources, unpacked, limits, progress=progress)
         manifest = find_manifest(unpacked)
         _set(job, state=StudyImport.State.CHECKING, steps_done=0, steps_total=0)
-        result = add_cases(job.study, manifest, progress=lambda done, total: progress(done, total))
+        result = add_cases(job.study, manifest, progress=progress)
         _set(
             job,
             state=StudyImport.State.DONE,
@@ -76,41 +80,20 @@ def import_upload(*, import_pk: int) -> None:
             finished_at=timezone.now(),
         )
     except UploadRefusedError as refused:
-        _set(
-            job,
-            state=StudyImport.State.FAILED,
-            problems=[str(refused)],
-            finished_at=timezone.now(),
-        )
+        _fail(job, [str(refused)])
     except ManifestError as invalid:
-        name = _manifest_name(unpacked)
         # Paths as the researcher knows them (inside the upload), not the server's folders.
         inside = f"{unpacked.resolve()}/"
-        _set(
-            job,
-            state=StudyImport.State.FAILED,
-            problems=[
-                f"{name}: {str(problem).replace(inside, '')}" for problem in invalid.problems
-            ],
-            finished_at=timezone.now(),
-        )
+        name = manifest.relative_to(unpacked) if manifest is not None else "manifest"
+        _fail(job, [f"{name}: {str(problem).replace(inside, '')}" for problem in invalid.problems])
     except Exception as error:
         logger.exception("import %s failed", import_pk)
-        _set(
+        _fail(
             job,
-            state=StudyImport.State.FAILED,
-            problems=[
+            [
                 f"the import stopped unexpectedly ({type(error).__name__}: {error}); "
                 "nothing was stored"
             ],
-            finished_at=timezone.now(),
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _manifest_name(unpacked: Path) -> str:
-    try:
-        return str(find_manifest(unpacked).relative_to(unpacked))
-    except UploadRefusedError:
-        return "manifest"

@@ -142,7 +142,6 @@ class StudyImport(models.Model):
     problems = models.JSONField(default=list, help_text="Every problem, one sentence each")
     cases_added = models.PositiveIntegerField(default=0)
     reconstructions_added = models.PositiveIntegerField(default=0)
-    queue_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
