@@ -165,13 +165,17 @@ def stage_manifest(
     *,
     taken_cases: set[str] | frozenset[str] = frozenset(),
     progress: ProgressCallback | None = None,
+    keep_ids: bool = False,
 ) -> _StagedManifest:
     """Read and check every row, collecting every problem instead of stopping at the first,
     and write the images of a manifest without problems to storage (removed again by
     `staged.files.remove_all()` if it fails later). `taken_cases`: names already in the
-    study. `progress(rows checked, rows)` is called as rows are checked."""
+    study. `keep_ids`: the `id` column is checked too (restoring an archive).
+    `progress(rows checked, rows)` is called as rows are checked."""
     staged = _StagedManifest()
     rows = _parse_rows(manifest, set(taken_cases), staged)
+    if keep_ids:  # before any image is read: a bad id stops the writing of them all
+        staged.problems += _id_problems(rows)
     by_case: dict[str, list[_Row]] = {}
     for row in rows:
         by_case.setdefault(row.case, []).append(row)
@@ -299,11 +303,8 @@ def _stage_and_insert(
     keep_ids: bool = False,
     then: Callable[[Study], object] | None = None,
 ) -> ImportResult:
-    staged = stage_manifest(manifest, taken_cases=taken, progress=progress)
-    if keep_ids:
-        staged.problems += _id_problems(staged.rows)
+    staged = stage_manifest(manifest, taken_cases=taken, progress=progress, keep_ids=keep_ids)
     if staged.problems:
-        staged.files.remove_all()
         raise ManifestError(staged.problems)
     try:
         with transaction.atomic():

@@ -219,7 +219,7 @@ def test_an_upload_is_imported_by_the_task_all_or_nothing(client, draft, setting
     assert too_big.status_code == 413 and "UPLOAD_MAX_BYTES" in too_big.json()["detail"]
 
 
-def test_the_archive_restores_the_whole_study(client, draft, tmp_path):
+def test_the_archive_restores_the_whole_study(client, draft, tmp_path, settings, capsys):
     for method in ("unet", "cs"):
         ReconstructionFactory(case__study=draft, method=method, parameters={"lambda": 0.1})
     draft.status = Study.Status.OPEN
@@ -236,6 +236,13 @@ def test_the_archive_restores_the_whole_study(client, draft, tmp_path):
     response = client.get(reverse("readerstudy:archive", args=[draft.slug]))
     archive = tmp_path / "knee-archive.zip"
     archive.write_bytes(b"".join(response.streaming_content))
+    # Restored beside the original, its reconstruction ids are taken: refused, no file written.
+    files_before = sorted(settings.MEDIA_ROOT.rglob("*"))
+    with pytest.raises(SystemExit) as exited:
+        call_command("import_study", str(archive), study="knee-copy")
+    assert exited.value.code == 2 and "is taken on this server" in capsys.readouterr().err
+    assert sorted(settings.MEDIA_ROOT.rglob("*")) == files_before
+    assert not Study.objects.filter(slug="knee-copy").exists()
     draft.delete()
     reader.user.delete()  # as on a server that never had this reader's account
     call_command("import_study", str(archive))
