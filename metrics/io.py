@@ -117,7 +117,6 @@ def _read_dicom_series(folder: Path) -> np.ndarray:
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels.processing import apply_rescale
 
     files = _series_files(folder)
     _check_size(folder, (len(files), 1, 1))
@@ -189,15 +188,10 @@ def _read_dicom_series(folder: Path) -> np.ndarray:
                 )
     slices = []
     for i in order:
-        dataset = pydicom.dcmread(files[i])
-        if "PixelData" not in dataset:
-            raise ImageReadError(f"{files[i].name}: DICOM file has no pixel data")
-        if int(dataset.get("SamplesPerPixel", 1)) != 1:
-            raise ImageReadError(
-                f"{files[i].name}: DICOM is colour (SamplesPerPixel > 1), not an MR image"
-            )
         try:
-            slices.append(apply_rescale(dataset.pixel_array.astype(np.float64), dataset))
+            slices.append(_read_dicom(files[i]))  # each slice as a DICOM file of its own
+        except ImageReadError:
+            raise
         except Exception as error:  # each decoder raises its own types for corrupt pixels
             raise ImageReadError(f"{files[i].name}: cannot decode its pixels ({error})") from error
     return np.stack(slices)
