@@ -4,6 +4,7 @@ case or source file of a reconstruction."""
 
 import pytest
 
+from tests.frontend.test_reader_browser import wait_ready
 from tests.readerstudy.factories import (
     CaseFactory,
     ReconstructionFactory,
@@ -73,10 +74,7 @@ def test_a_full_reading_session_reveals_nothing(page, live_server):
         for digit in "4444":
             page.keyboard.press(digit)
         page.keyboard.press("Enter")
-        page.wait_for_function(
-            "prev => { const r = document.getElementById('reader').dataset.ready; return r && r !== prev; }",
-            arg=ready,
-        )
+        wait_ready(page, ready)
     assert page.evaluate("document.getElementById('reader').dataset.ready") == "done"
     page.goto(f"{live_server.url}/")
 

@@ -17,6 +17,7 @@ from fixtures.images import load_slices
 from readerstudy.archive import study_record
 from readerstudy.metric_status import metric_progress
 from readerstudy.models import Score, Study
+from tests.frontend.test_reader_browser import wait_ready
 from tests.readerstudy.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,11 +133,7 @@ def test_a_researcher_runs_a_study_from_the_browser(
         for digit in "3453":
             reader.keyboard.press(digit)
         reader.keyboard.press("Enter")
-        reader.wait_for_function(
-            "prev => { const r = document.getElementById('reader').dataset.ready; "
-            "return r && r !== prev; }",
-            arg=ready,
-        )
+        wait_ready(reader, ready)
     assert Score.objects.filter(assignment__reader__user__username="dr-lee").count() == 8
     reader_context.close()
 
