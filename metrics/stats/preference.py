@@ -246,3 +246,102 @@ def reader_drift(scores: pd.DataFrame, *, level: float = 0.95) -> dict[str, dict
             "flagged": bool(fit.pvalue < (1 - level) / len(readers)),
         }
     return result
+
+
+# A weak Gaussian prior on each log-strength keeps a reconstruction that every reader
+# preferred at a finite, very uncertain strength instead of infinity. choix penalises
+# alpha * sum(theta**2) (choix 0.4.1, opt.PairwiseFcts), a prior variance of 1 / (2 alpha).
+BRADLEY_TERRY_PRIOR = 0.01
+
+
+def bradley_terry(
+    pairs: pd.DataFrame, *, alpha: float = BRADLEY_TERRY_PRIOR, level: float = 0.95
+) -> pd.DataFrame:
+    """A Bradley-Terry scale per reconstruction from the readers' pairs, one case at a time.
+
+    Readers only compare reconstructions of the same case, so strengths are identified within
+    a case only, up to a constant: each case's log-strengths are centred to mean 0 (0 is the
+    case's average reconstruction). Fitted by `choix.opt_pairwise` (maximum a posteriori with
+    the prior above); the interval is Wald's, from the inverse of the penalised Hessian
+    projected onto the centred parameters. Returns case, reconstruction, strength, se, low,
+    high, n_pairs (the pairs it took part in); a case whose pairs do not connect all its
+    reconstructions still gets a scale, and its items' intervals are then very wide.
+    """
+    import choix
+    from scipy import stats
+
+    z = float(stats.norm.ppf((1 + level) / 2))
+    rows: list[tuple[Any, ...]] = []
+    for case, group in pairs.groupby("case", sort=False):
+        items = pd.unique(pd.concat([group["better"], group["worse"]]))
+        index = {item: k for k, item in enumerate(items)}
+        winners = group["better"].map(index).to_numpy()
+        losers = group["worse"].map(index).to_numpy()
+        n = len(items)
+        strengths = choix.opt_pairwise(
+            n, list(zip(winners.tolist(), losers.tolist(), strict=True)), alpha=alpha
+        )
+        strengths = strengths - strengths.mean()
+        p = 1 / (1 + np.exp(-(strengths[winners] - strengths[losers])))
+        hessian = 2 * alpha * np.eye(n)  # the penalty's, as choix's own Hessian has it
+        weight = p * (1 - p)
+        np.add.at(hessian, (winners, winners), weight)
+        np.add.at(hessian, (losers, losers), weight)
+        np.add.at(hessian, (winners, losers), -weight)
+        np.add.at(hessian, (losers, winners), -weight)
+        centring = np.eye(n) - 1 / n
+        covariance = centring @ np.linalg.inv(hessian) @ centring
+        se = np.sqrt(np.clip(np.diag(covariance), 0, None))
+        involved = np.bincount(winners, minlength=n) + np.bincount(losers, minlength=n)
+        for k, item in enumerate(items):
+            rows.append(
+                (
+                    case,
+                    item,
+                    float(strengths[k]),
+                    float(se[k]),
+                    float(strengths[k] - z * se[k]),
+                    float(strengths[k] + z * se[k]),
+                    int(involved[k]),
+                )
+            )
+    return pd.DataFrame(
+        rows, columns=["case", "reconstruction", "strength", "se", "low", "high", "n_pairs"]
+    )
+
+
+def spearman_with_scale(scale: pd.DataFrame, values: pd.Series, polarity: int) -> dict[str, Any]:
+    """Spearman of a metric with the Bradley-Terry scale, in the metric's direction. Both are
+    centred within each case first: readers never compared reconstructions of different
+    cases, so only a metric's order within a case can agree or disagree with them."""
+    from scipy import stats
+
+    frame = scale[["case", "reconstruction", "strength"]].copy()
+    frame["value"] = frame["reconstruction"].map(values).astype(np.float64)
+    frame = frame[np.isfinite(frame["value"])]
+    if len(frame) < 3:
+        return {"n": len(frame), "spearman": None, "reason": "fewer than 3 scaled values"}
+    centred_value = frame["value"] - frame.groupby("case")["value"].transform("mean")
+    centred_strength = frame["strength"]  # already centred per case
+    if np.ptp(centred_value) == 0 or np.ptp(centred_strength) == 0:
+        return {"n": len(frame), "spearman": None, "reason": "constant within every case"}
+    rho = stats.spearmanr(polarity * centred_value, centred_strength).statistic
+    return {"n": len(frame), "spearman": float(rho)}
+
+
+def ranking_agreement(ranks: pd.DataFrame) -> dict[str, Any]:
+    """Kendall's W of each ranked set (case, and `set` where cases were split) over the
+    readers who ranked all of it, and their mean: the agreement between readers within a
+    case (1: the same order)."""
+    keys = ["case", *(["set"] if "set" in ranks.columns else [])]
+    values: list[float] = []
+    for _, group in ranks.groupby(keys, sort=False):
+        table = group.pivot_table(
+            index="reader", columns="reconstruction", values="rank", aggfunc="first"
+        ).dropna()
+        w = kendalls_w(table.to_numpy())
+        if w is not None:
+            values.append(w)
+    if not values:
+        return {"kendalls_w": None, "n_sets": 0, "reason": "no set was ranked by two readers"}
+    return {"kendalls_w": float(np.mean(values)), "n_sets": len(values)}
