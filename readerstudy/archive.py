@@ -25,15 +25,18 @@ from metrics.models import MetricValue
 from readerstudy.export import (
     HISTORY_COLUMNS,
     METRIC_COLUMNS,
+    RANKING_COLUMNS,
     SCORE_COLUMNS,
     history_rows,
     metric_rows,
+    ranking_rows,
     score_rows,
     write_csv,
 )
 from readerstudy.importer import ManifestError, ManifestProblem, import_manifest
 from readerstudy.models import (
     Assignment,
+    Comparison,
     Question,
     Reader,
     Reconstruction,
@@ -69,30 +72,61 @@ def _when(value) -> str | None:
 
 def study_record(study: Study) -> dict[str, Any]:
     """Everything of a study but its images, as JSON-ready data."""
+    public = dict(Reconstruction.objects.filter(case__study=study).values_list("pk", "public_id"))
+    comparisons = {
+        comparison.pk: comparison
+        for comparison in Comparison.objects.filter(question__study=study)
+        .select_related("question", "case")
+        .prefetch_related("members")
+        .order_by("pk")
+    }
+
+    def comparison_key(pk: int) -> list:
+        comparison = comparisons[pk]
+        return [comparison.question.key, comparison.case.name, comparison.number]
+
+    def item_entry(item: Assignment) -> str | dict[str, Any]:
+        # A reconstruction by its public id; a comparison by (question, case, set) and the
+        # reader's layout.
+        if item.reconstruction_id is not None:
+            return public[item.reconstruction_id]
+        assert item.comparison_id is not None
+        return {
+            "comparison": comparison_key(item.comparison_id),
+            "layout": [public[pk] for pk in item.layout],
+        }
+
     readers = []
     for reader in study.readers.select_related("user").order_by("pk"):
-        items = reader.assignments.select_related("reconstruction").order_by("position")
+        items = reader.assignments.order_by("position")
         readers.append(
             {
                 "username": reader.user.username,
                 "joined_at": _when(reader.joined_at),
                 "removed_at": _when(reader.removed_at),
-                "order": [item.reconstruction.public_id for item in items],
+                "order": [item_entry(item) for item in items],
             }
         )
     scores = []
     for score in (
         Score.objects.filter(assignment__reader__study=study)
-        .select_related("assignment__reader__user", "assignment__reconstruction", "question")
+        .select_related("assignment__reader__user", "question")
         .prefetch_related("revisions__recorded_by")
         .order_by("pk")
     ):
+        item = score.assignment
+        answered: dict[str, Any] = (
+            {"reconstruction": public[item.reconstruction_id]}
+            if item.reconstruction_id is not None
+            else {"comparison": comparison_key(item.comparison_id or 0)}
+        )
         scores.append(
             {
-                "reader": score.assignment.reader.user.username,
-                "reconstruction": score.assignment.reconstruction.public_id,
+                "reader": item.reader.user.username,
+                **answered,
                 "question": score.question.key,
                 "value": score.value,
+                "ranks": score.ranks,
                 "seconds_spent": score.seconds_spent,
                 "created_at": _when(score.created_at),
                 "updated_at": _when(score.updated_at),
@@ -100,6 +134,8 @@ def study_record(study: Study) -> dict[str, Any]:
                     {
                         "previous_value": revision.previous_value,
                         "value": revision.value,
+                        "previous_ranks": revision.previous_ranks,
+                        "ranks": revision.ranks,
                         "seconds_spent": revision.seconds_spent,
                         "recorded_at": _when(revision.recorded_at),
                         "recorded_by": revision.recorded_by.username
@@ -147,9 +183,27 @@ def study_record(study: Study) -> dict[str, Any]:
         },
         "questions": list(
             study.questions.order_by("position", "pk").values(
-                "key", "label", "scale_min", "scale_max", "anchors", "position"
+                "key",
+                "label",
+                "kind",
+                "scale_min",
+                "scale_max",
+                "anchors",
+                "position",
+                "allow_ties",
+                "set_size",
+                "comparisons_per_reconstruction",
             )
         ),
+        "comparisons": [
+            {
+                "question": comparison.question.key,
+                "case": comparison.case.name,
+                "number": comparison.number,
+                "members": sorted(public[m.pk] for m in comparison.members.all()),
+            }
+            for comparison in comparisons.values()
+        ],
         "researchers": sorted(study.researchers.values_list("username", flat=True)),
         "readers": readers,
         "scores": scores,
@@ -194,6 +248,7 @@ def write_archive(study: Study) -> IO[bytes]:
             ("scores.csv", score_rows, SCORE_COLUMNS),
             ("metrics.csv", metric_rows, METRIC_COLUMNS),
             ("score-history.csv", history_rows, HISTORY_COLUMNS),
+            ("rankings.csv", ranking_rows, RANKING_COLUMNS),
         ):
             text = io.StringIO()
             write_csv(rows(study), columns, text)
@@ -253,6 +308,10 @@ def restore_archive(path: Path, *, slug: str | None = None) -> tuple[Study, list
     return study, notes
 
 
+def _ranks(ranks: Any) -> list[int] | None:
+    return None if ranks is None else [int(rank) for rank in ranks]
+
+
 def _restore_records(study: Study, record: dict[str, Any]) -> list[str]:
     try:
         return _restore_records_checked(study, record)
@@ -281,6 +340,10 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
             scale_max=int(q["scale_max"]),
             anchors=dict(q.get("anchors") or {}),
             position=int(q.get("position", 0)),
+            kind=Question.Kind(q.get("kind", Question.Kind.LIKERT)),
+            allow_ties=bool(q.get("allow_ties", False)),
+            set_size=int(q.get("set_size", 4)),
+            comparisons_per_reconstruction=q.get("comparisons_per_reconstruction"),
         )
     for name in record.get("researchers", []):
         user = users.objects.filter(username=name).first()
@@ -293,7 +356,27 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
     reconstructions = dict(
         Reconstruction.objects.filter(case__study=study).values_list("public_id", "pk")
     )
-    items: dict[tuple[str, str], Assignment] = {}
+    cases = dict(study.cases.values_list("name", "pk"))
+    comparisons: dict[tuple[str, str, int], Comparison] = {}
+    for entry in record.get("comparisons", []):
+        comparison = Comparison.objects.create(
+            question=questions[entry["question"]],
+            case_id=cases[entry["case"]],
+            number=int(entry["number"]),
+        )
+        comparison.members.set([reconstructions[public_id] for public_id in entry["members"]])
+        comparisons[entry["question"], entry["case"], int(entry["number"])] = comparison
+
+    def item_of(entry: str | dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The key a score names its item by, and the item's fields."""
+        if isinstance(entry, str):
+            return entry, {"reconstruction_id": reconstructions[entry]}
+        question, case, number = entry["comparison"]
+        key = (question, case, int(number))
+        layout = [reconstructions[public_id] for public_id in entry["layout"]]
+        return key, {"comparison": comparisons[key], "layout": layout}
+
+    items: dict[tuple[str, Any], Assignment] = {}
     accounts: dict[str, Any] = {}
     for entry in record["readers"]:
         name = entry["username"]
@@ -312,19 +395,24 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
         )
         if entry.get("joined_at"):
             Reader.objects.filter(pk=reader.pk).update(joined_at=_parse_when(entry["joined_at"]))
+        keyed = [item_of(item) for item in entry["order"]]
         created_items = Assignment.objects.bulk_create(
-            Assignment(
-                reader=reader, reconstruction_id=reconstructions[public_id], position=position
-            )
-            for position, public_id in enumerate(entry["order"], start=1)
+            Assignment(reader=reader, position=position, **fields)
+            for position, (_, fields) in enumerate(keyed, start=1)
         )
-        for public_id, item in zip(entry["order"], created_items, strict=True):
-            items[name, public_id] = item
+        for (key, _), item in zip(keyed, created_items, strict=True):
+            items[name, key] = item
     for entry in record["scores"]:
+        if "comparison" in entry:
+            question, case, number = entry["comparison"]
+            item_key: Any = (question, case, int(number))
+        else:
+            item_key = entry["reconstruction"]
         score = Score.objects.create(
-            assignment=items[entry["reader"], entry["reconstruction"]],
+            assignment=items[entry["reader"], item_key],
             question=questions[entry["question"]],
-            value=int(entry["value"]),
+            value=None if entry.get("value") is None else int(entry["value"]),
+            ranks=_ranks(entry.get("ranks")),
             seconds_spent=float(entry["seconds_spent"]),
         )
         # auto_now fields: the original times are written after the insert.
@@ -337,7 +425,9 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
             saved = ScoreRevision.objects.create(
                 score=score,
                 previous_value=revision["previous_value"],
-                value=int(revision["value"]),
+                value=None if revision.get("value") is None else int(revision["value"]),
+                previous_ranks=_ranks(revision.get("previous_ranks")),
+                ranks=_ranks(revision.get("ranks")),
                 seconds_spent=float(revision["seconds_spent"]),
                 recorded_by=accounts.get(by) or users.objects.filter(username=by).first(),
             )

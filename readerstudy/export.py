@@ -10,8 +10,10 @@ import csv
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+from django.db.models import Q
+
 from metrics.models import MetricValue
-from readerstudy.models import Score, ScoreRevision, Study
+from readerstudy.models import Reconstruction, Score, ScoreRevision, Study
 
 # Which reader's answer to which question about which reconstruction (method shown: these
 # files are for researchers only).
@@ -44,8 +46,9 @@ def safe_text(value: str) -> str:
 
 
 def score_rows(study: Study) -> Iterator[dict]:
+    """One row per Likert score (rank and forced-choice answers: ranking_rows)."""
     scores = (
-        Score.objects.filter(assignment__reader__study=study)
+        Score.objects.filter(assignment__reader__study=study, value__isnull=False)
         .select_related("assignment__reader__user", "assignment__reconstruction__case", "question")
         .order_by(
             "assignment__reader__user__username", "assignment__position", "question__position"
@@ -53,6 +56,7 @@ def score_rows(study: Study) -> Iterator[dict]:
     )
     for score in scores.iterator():
         reconstruction = score.assignment.reconstruction
+        assert reconstruction is not None  # a Likert value is about one reconstruction
         yield {
             "study": safe_text(study.slug),
             "reader": safe_text(score.assignment.reader.user.username),
@@ -67,6 +71,61 @@ def score_rows(study: Study) -> Iterator[dict]:
         }
 
 
+# One row per rank position of a ranking or forced choice (docs/interfaces.md section 3): a
+# forced choice is a ranking of two, "no difference" two rows of rank 1. `set` numbers the
+# case's comparisons for the question; `position` is the place on the reader's screen, 1
+# leftmost (their own random layout).
+RANKING_COLUMNS = [
+    "study",
+    "reader",
+    "question",
+    "kind",
+    "case",
+    "set",
+    "position",
+    "reconstruction",
+    "method",
+    "acceleration",
+    "rank",
+    "scored_at",
+    "duration_s",
+]
+
+
+def ranking_rows(study: Study) -> Iterator[dict]:
+    scores = (
+        Score.objects.filter(assignment__reader__study=study, ranks__isnull=False)
+        .select_related("assignment__reader__user", "assignment__comparison__case", "question")
+        .order_by("assignment__reader__user__username", "assignment__position")
+    )
+    reconstructions = {
+        r.pk: r for r in Reconstruction.objects.filter(case__study=study).select_related("case")
+    }
+    for score in scores.iterator():
+        assignment = score.assignment
+        assert assignment.comparison is not None and score.ranks is not None
+        number = assignment.comparison.number
+        for position, (pk, rank) in enumerate(
+            zip(assignment.layout, score.ranks, strict=True), start=1
+        ):
+            reconstruction = reconstructions[pk]
+            yield {
+                "study": safe_text(study.slug),
+                "reader": safe_text(assignment.reader.user.username),
+                "question": score.question.key,
+                "kind": score.question.kind,
+                "case": safe_text(reconstruction.case.name),
+                "set": number,
+                "position": position,
+                "reconstruction": reconstruction.public_id,
+                "method": safe_text(reconstruction.method),
+                "acceleration": reconstruction.acceleration,
+                "rank": rank,
+                "scored_at": score.updated_at.isoformat(),
+                "duration_s": round(score.seconds_spent, 3),
+            }
+
+
 HISTORY_COLUMNS = [*_ANSWER_COLUMNS, "previous_value", "value", "recorded_at", "recorded_by"]
 
 
@@ -79,31 +138,56 @@ def score_history(study: Study, *, edits_only: bool = False):
             "score__question",
             "score__assignment__reader__user",
             "score__assignment__reconstruction__case",
+            "score__assignment__comparison__case",
         )
         .order_by("-recorded_at", "-pk")
     )
-    return revisions.filter(previous_value__isnull=False) if edits_only else revisions
+    edits = Q(previous_value__isnull=False) | Q(previous_ranks__isnull=False)
+    return revisions.filter(edits) if edits_only else revisions
 
 
 def history_rows(study: Study) -> Iterator[dict]:
+    """The audit trail. A ranking's row names the reconstructions in the reader's layout order
+    (space-separated public ids, methods, accelerations) and its values are the ranks in that
+    order ("2 1 3")."""
+    reconstructions = Reconstruction.objects.filter(case__study=study).in_bulk()
     for revision in score_history(study).iterator():
         assignment = revision.score.assignment
-        reconstruction = assignment.reconstruction
+        if assignment.reconstruction is not None:
+            reconstruction = assignment.reconstruction
+            shown = {
+                "case": safe_text(reconstruction.case.name),
+                "reconstruction": reconstruction.public_id,
+                "method": safe_text(reconstruction.method),
+                "acceleration": reconstruction.acceleration,
+                "previous_value": revision.previous_value,
+                "value": revision.value,
+            }
+        else:
+            assert assignment.comparison is not None
+            layout = [reconstructions[pk] for pk in assignment.layout]
+            shown = {
+                "case": safe_text(assignment.comparison.case.name),
+                "reconstruction": " ".join(r.public_id for r in layout),
+                "method": safe_text(" ".join(r.method for r in layout)),
+                "acceleration": " ".join(f"{r.acceleration:g}" for r in layout),
+                "previous_value": _ranks_text(revision.previous_ranks),
+                "value": _ranks_text(revision.ranks),
+            }
         yield {
             "study": safe_text(study.slug),
             "reader": safe_text(assignment.reader.user.username),
-            "case": safe_text(reconstruction.case.name),
-            "reconstruction": reconstruction.public_id,
-            "method": safe_text(reconstruction.method),
-            "acceleration": reconstruction.acceleration,
+            **shown,
             "question": revision.score.question.key,
-            "previous_value": revision.previous_value,
-            "value": revision.value,
             "recorded_at": revision.recorded_at.isoformat(),
             "recorded_by": safe_text(
                 revision.recorded_by.username if revision.recorded_by else ""
             ),
         }
+
+
+def _ranks_text(ranks: list[int] | None) -> str:
+    return "" if ranks is None else " ".join(map(str, ranks))
 
 
 def metric_rows(study: Study) -> Iterator[dict]:

@@ -103,8 +103,15 @@ def format_anchors(anchors: dict[str, str]) -> str:
     )
 
 
+# Rank keys are digits, and more viewports than this beside the reference get too small.
+MOST_ON_ONE_SCREEN = 6
+DESIGN_FIELDS = ("kind", "set_size", "comparisons_per_reconstruction")
+
+
 class QuestionForm(forms.ModelForm):
-    """One question: its label, its Likert range and the words of its levels."""
+    """One question: its label and kind; for a Likert question its range and the words of its
+    levels, for a ranking the most reconstructions on one screen, for a forced choice the
+    design (every pair, or about n comparisons per reconstruction); whether ties count."""
 
     anchors_text = forms.CharField(
         label="Anchors",
@@ -115,13 +122,31 @@ class QuestionForm(forms.ModelForm):
 
     class Meta:
         model = Question
-        fields = ["label", "key", "scale_min", "scale_max"]
-        labels = {"scale_min": "Lowest", "scale_max": "Highest"}
+        fields = [
+            "label",
+            "key",
+            "kind",
+            "scale_min",
+            "scale_max",
+            "allow_ties",
+            "set_size",
+            "comparisons_per_reconstruction",
+        ]
+        labels = {
+            "scale_min": "Lowest",
+            "scale_max": "Highest",
+            "allow_ties": "Ties allowed",
+            "set_size": "Most per screen",
+            "comparisons_per_reconstruction": "Comparisons per reconstruction",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["key"].required = False
         self.fields["key"].help_text = "Its column in the exports; made from the label if empty."
+        # A form posted without them (older pages, scripts) asks a Likert question.
+        self.fields["kind"].required = False
+        self.fields["set_size"].required = False
         if self.instance.pk:
             self.initial["anchors_text"] = format_anchors(self.instance.anchors or {})
 
@@ -138,6 +163,11 @@ class QuestionForm(forms.ModelForm):
             return data
         if not data.get("key") and data.get("label"):
             data["key"] = slugify(data["label"])[:50] or "question"
+        data["kind"] = data.get("kind") or Question.Kind.LIKERT
+        if data.get("set_size") is None:
+            data["set_size"] = self.instance.set_size
+        if data.get("kind") in (Question.Kind.RANK, Question.Kind.CHOICE):
+            return self._clean_comparison(data)
         low, high = data.get("scale_min"), data.get("scale_max")
         if (
             low is not None
@@ -162,6 +192,29 @@ class QuestionForm(forms.ModelForm):
                 )
         data["anchors"] = anchors
         return data
+
+    def _clean_comparison(self, data: dict) -> dict:
+        size = data.get("set_size")
+        rank = data["kind"] == Question.Kind.RANK
+        if rank and size is not None and not 2 <= size <= MOST_ON_ONE_SCREEN:
+            self.add_error(
+                "set_size",
+                f"Show 2 to {MOST_ON_ONE_SCREEN} reconstructions on one screen; a case "
+                "with more is split into balanced sets.",
+            )
+        per_item = data.get("comparisons_per_reconstruction")
+        if per_item is not None and per_item < 2:
+            self.add_error(
+                "comparisons_per_reconstruction",
+                "At least 2 (fewer leaves some reconstructions never compared with the "
+                "rest); leave it empty for every pair.",
+            )
+        data["anchors"] = {}
+        return data
+
+    def design_changed(self) -> bool:
+        """Whether the comparisons drawn for this question no longer fit it."""
+        return bool(self.instance.pk) and any(f in self.changed_data for f in DESIGN_FIELDS)
 
     def save(self, commit: bool = True) -> Question:
         self.instance.key = self.cleaned_data["key"]

@@ -67,16 +67,22 @@ def study_setup(request, slug: str):
 
 
 def _save_questions(study: Study, formset) -> None:
+    """Save the questions, then bring every reader's order in line with them: no score exists
+    yet (else the questions are locked), so comparisons of a changed design are drawn again
+    and items of a removed question leave the orders."""
     for form in formset.deleted_forms:
         if form.instance.pk:
             form.instance.delete()
     # ordered_forms: the kept forms (new blank ones aside) by their ORDER field.
     kept = [f for f in formset.ordered_forms if f.has_changed() or f.instance.pk]
     for position, form in enumerate(kept):
+        if form.design_changed():
+            form.instance.comparisons.all().delete()
         question = form.save(commit=False)
         question.study = study
         question.position = position
         question.save()
+    study.extend_orders()
 
 
 @login_required

@@ -21,14 +21,16 @@ from readerstudy.dicom import blinded_dicom, to_stored_values
 from readerstudy.export import (
     HISTORY_COLUMNS,
     METRIC_COLUMNS,
+    RANKING_COLUMNS,
     SCORE_COLUMNS,
     history_rows,
     metric_rows,
+    ranking_rows,
     score_history,
     score_rows,
     write_csv,
 )
-from readerstudy.forms import NewStudyForm
+from readerstudy.forms import MOST_ON_ONE_SCREEN, NewStudyForm
 from readerstudy.metric_status import metric_progress
 from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study
 
@@ -78,6 +80,10 @@ class ReadingPage(LoginRequiredMixin, DetailView):
 
     def get_queryset(self):
         return Study.objects.read_by(self.request.user)
+
+    def get_context_data(self, **kwargs):
+        # One viewport per reconstruction a screen can show (a ranking's set size at most).
+        return super().get_context_data(slots=range(1, MOST_ON_ONE_SCREEN + 1), **kwargs)
 
 
 class StudyDetail(LoginRequiredMixin, DetailView):
@@ -131,16 +137,26 @@ def item_image(request, public_id: str, which: str):
     """One of my items as blinded DICOM; anyone else's item is 404."""
     item = get_object_or_404(
         Assignment.objects.of_reader(request.user).select_related(
-            "reconstruction__case", "reader__study"
+            "reconstruction__case", "comparison__case", "reader__study"
         ),
         public_id=public_id,
     )
     side_by_side = item.reader.study.presentation == Study.Presentation.SIDE_BY_SIDE
-    if which not in ("reconstruction", "reference") or (which == "reference" and not side_by_side):
-        raise Http404
-    # Both images of a case share the reference's scale, so neither range nor window tells.
-    reference = item.reconstruction.case.load_reference()
-    image = reference if which == "reference" else item.reconstruction.load_image()
+    if which == "reference":
+        if not side_by_side:
+            raise Http404
+        shown = None
+    elif which == "reconstruction" and item.reconstruction_id:
+        shown = item.reconstruction
+    else:
+        # A comparison's images by their place in this reader's layout: slot-1 is leftmost.
+        slots = {f"slot-{k}": pk for k, pk in enumerate(item.layout, start=1)}
+        if which not in slots:
+            raise Http404
+        shown = get_object_or_404(Reconstruction, pk=slots[which], case=item.case)
+    # All images of a case share the reference's scale, so neither range nor window tells.
+    reference = item.case.load_reference()
+    image = reference if shown is None else shown.load_image()
     body = blinded_dicom(
         image,
         reference_max=float(reference.max()),
@@ -155,6 +171,7 @@ EXPORTS = {
     "scores": (score_rows, SCORE_COLUMNS),
     "metrics": (metric_rows, METRIC_COLUMNS),
     "score-history": (history_rows, HISTORY_COLUMNS),
+    "rankings": (ranking_rows, RANKING_COLUMNS),
 }
 
 

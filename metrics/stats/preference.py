@@ -345,3 +345,98 @@ def ranking_agreement(ranks: pd.DataFrame) -> dict[str, Any]:
     if not values:
         return {"kendalls_w": None, "n_sets": 0, "reason": "no set was ranked by two readers"}
     return {"kendalls_w": float(np.mean(values)), "n_sets": len(values)}
+
+
+RANKING_COLUMNS = ("reader", "question", "case", "set", "reconstruction", "rank")
+
+
+def check_rankings(rankings: pd.DataFrame) -> pd.DataFrame:
+    """The rankings export (docs/interfaces.md section 3), or ValueError saying what is wrong:
+    a missing column, a rank that is not a whole number of at least 1."""
+    missing = [c for c in RANKING_COLUMNS if c not in rankings.columns]
+    if missing:
+        raise ValueError(f"rankings: missing column(s) {', '.join(missing)}")
+    ranks = pd.to_numeric(rankings["rank"], errors="coerce")
+    bad = ~np.isfinite(ranks) | (ranks < 1) | (ranks != np.round(ranks))
+    if bad.any():
+        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # the header is line 1
+        raise ValueError(
+            f"rankings: line {line}: rank {rankings['rank'].iloc[line - 2]!r} "
+            "is not a whole number of at least 1"
+        )
+    out = rankings.copy()
+    out["rank"] = ranks.astype(int)
+    for column in ("reader", "question", "case", "set", "reconstruction"):
+        out[column] = out[column].astype(str)
+    return out
+
+
+def preference_analysis(
+    rankings: pd.DataFrame,
+    metrics: pd.DataFrame,
+    polarities: dict[str, int | None],
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Issue 20's figures for every rank or forced-choice question in `rankings` (one row per
+    rank position: reader, question, case, set, reconstruction, rank, and `kind`): per metric
+    the concordance with its case-bootstrap interval and per reader, and the Spearman with the
+    Bradley-Terry scale; the inter-reader concordance baseline; Kendall's W; the scale itself.
+    `metrics` is long (reconstruction, metric, value); `polarities` each metric's direction
+    (None: unknown, and its figures are None with a reason). Never NaN."""
+    rankings = check_rankings(rankings)
+    table = metrics.pivot_table(
+        index="reconstruction", columns="metric", values="value", aggfunc="mean"
+    )
+    table.index = table.index.astype(str)
+    result: dict[str, Any] = {}
+    for question, rows in rankings.groupby("question", sort=True):
+        pairs = pairs_from_ranks(rows[["case", "reader", "set", "reconstruction", "rank"]])
+        kind = str(rows["kind"].iloc[0]) if "kind" in rows.columns else "rank"
+        scale = bradley_terry(pairs)
+        per_metric: dict[str, Any] = {}
+        for name in sorted(table.columns):
+            values = table[name].replace([np.inf, -np.inf], np.nan).dropna()
+            polarity = polarities.get(name)
+            if polarity is None:
+                per_metric[name] = {
+                    "polarity": None,
+                    "concordance": None,
+                    "concordance_ci": None,
+                    "per_reader": {},
+                    "bt_spearman": None,
+                    "reason": "unknown direction: give --polarity NAME=+1 or NAME=-1",
+                }
+                continue
+            block = concordance(
+                pairs, values, polarity, resamples=bootstrap, rng=np.random.default_rng(seed)
+            )
+            block["polarity"] = polarity
+            block["bt_spearman"] = spearman_with_scale(scale, values, polarity)["spearman"]
+            per_metric[name] = block
+        ranked = sorted(
+            (name for name, block in per_metric.items() if block["concordance"] is not None),
+            key=lambda name: -per_metric[name]["concordance"],
+        )
+        result[str(question)] = {
+            "kind": kind,
+            "n_readers": int(rows["reader"].nunique()),
+            "n_cases": int(rows["case"].nunique()),
+            "n_pairs": len(pairs),
+            "metrics": per_metric,
+            "ranking": ranked,
+            "inter_reader": inter_reader_concordance(pairs),
+            **(ranking_agreement(rows) if kind == "rank" else {}),
+            "scale": [
+                {
+                    "reconstruction": row.reconstruction,
+                    "case": row.case,
+                    "strength": row.strength,
+                    "low": row.low,
+                    "high": row.high,
+                }
+                for row in scale.itertuples()
+            ],
+        }
+    return result

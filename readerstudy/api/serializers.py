@@ -1,6 +1,10 @@
 """What a reader's browser receives: nothing about method, acceleration, case or file names."""
 
+from typing import Any
+
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from readerstudy.models import Assignment, Question, Study, StudyImport
@@ -9,7 +13,7 @@ from readerstudy.models import Assignment, Question, Study, StudyImport
 class QuestionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Question
-        fields = ["key", "label", "scale_min", "scale_max", "anchors"]
+        fields = ["key", "label", "kind", "scale_min", "scale_max", "anchors", "allow_ties"]
 
 
 class ReaderStudySerializer(serializers.ModelSerializer):
@@ -37,6 +41,7 @@ class ItemSerializer(serializers.ModelSerializer):
         source="reader.study", slug_field="slug", read_only=True
     )
     presentation = serializers.CharField(source="reader.study.presentation", read_only=True)
+    kind = serializers.SerializerMethodField()
     total = serializers.SerializerMethodField()
     questions = serializers.SerializerMethodField()
     scores = serializers.SerializerMethodField()
@@ -52,6 +57,7 @@ class ItemSerializer(serializers.ModelSerializer):
             "position",
             "total",
             "presentation",
+            "kind",
             "questions",
             "scores",
             "images",
@@ -59,9 +65,14 @@ class ItemSerializer(serializers.ModelSerializer):
             "slices",
         ]
 
+    def get_kind(self, item) -> str:
+        """likert: one reconstruction to score; rank or choice: `len(images.reconstructions)`
+        of them, to order or to choose between."""
+        return item.comparison.question.kind if item.comparison_id else Question.Kind.LIKERT
+
     def get_slices(self, item) -> int:
         """How many slices the images have (1 for a 2-D image; volumes are multi-frame)."""
-        shape = item.reconstruction.case.shape
+        shape = item.case.shape
         return shape[0] if len(shape) == 3 else 1
 
     # The next-item view already knows "previous", "total", "questions" and "scores" (from
@@ -80,23 +91,44 @@ class ItemSerializer(serializers.ModelSerializer):
         return item.reader.assignments.count()
 
     def get_questions(self, item) -> list[dict]:
-        questions = self.context.get("questions") or item.reader.study.questions.all()
+        """What this item asks: a comparison its own question, a reconstruction the study's
+        Likert questions."""
+        if item.comparison_id:
+            questions = [item.comparison.question]
+        elif "questions" in self.context:
+            questions = self.context["questions"]
+        else:
+            questions = item.reader.study.questions.filter(kind=Question.Kind.LIKERT)
         return list(QuestionSerializer(questions, many=True).data)
 
-    def get_scores(self, item) -> dict[str, int]:
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_scores(self, item) -> dict[str, Any]:
+        """My answers so far: a value per Likert question, or the ranks in layout order."""
         if "scores" in self.context:
             return self.context["scores"]
-        return {s.question.key: s.value for s in item.scores.select_related("question")}
+        return {
+            s.question.key: s.value if s.ranks is None else s.ranks
+            for s in item.scores.select_related("question")
+        }
 
-    def get_images(self, item) -> dict[str, str | None]:
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_images(self, item) -> dict[str, Any]:
+        """The reference (null when the study shows reconstructions alone) and the
+        reconstructions, left to right; a comparison's are named by their place only."""
+
         def url(which):
             return reverse(
                 "readerstudy:item-image", kwargs={"public_id": item.public_id, "which": which}
             )
 
         side_by_side = item.reader.study.presentation == Study.Presentation.SIDE_BY_SIDE
+        if item.comparison_id:
+            shown = [url(f"slot-{k}") for k in range(1, len(item.layout) + 1)]
+        else:
+            shown = [url("reconstruction")]
         return {
-            "reconstruction": url("reconstruction"),
+            "reconstruction": None if item.comparison_id else shown[0],
+            "reconstructions": shown,
             "reference": url("reference") if side_by_side else None,
         }
 
@@ -106,7 +138,7 @@ class SavedScoresSerializer(serializers.Serializer):
     reading room asks for its next item anyway, so the whole item is not sent back)."""
 
     public_id = serializers.CharField()
-    scores = serializers.DictField(child=serializers.IntegerField())
+    scores = serializers.DictField(child=serializers.JSONField())
 
 
 # A study asks a handful of questions; a save naming more keys than this is not a reader's.

@@ -24,12 +24,16 @@ from readerstudy.api.serializers import (
     UploadSerializer,
 )
 from readerstudy.dashboard import dashboard_payload
-from readerstudy.models import Assignment, Reader, Study, StudyImport
+from readerstudy.models import Assignment, Question, Reader, Study, StudyImport
 from readerstudy.uploads import UploadRefusedError, safe_relative_path
+
+ITEM_RELATIONS = ("reconstruction__case", "comparison__question", "comparison__case")
 
 
 def my_items(request):
-    return Assignment.objects.of_reader(request.user).select_related("reader__study")
+    return Assignment.objects.of_reader(request.user).select_related(
+        "reader__study", *ITEM_RELATIONS
+    )
 
 
 class ReaderStudyList(generics.ListAPIView):
@@ -58,13 +62,13 @@ class NextItem(APIView):
         reader = get_object_or_404(
             Reader.objects.of_user(request.user).select_related("study"), study__slug=slug
         )
-        questions = list(reader.study.questions.all())
+        questions = list(reader.study.questions.filter(kind=Question.Kind.LIKERT))
         order = reader.reading_order(len(questions))
         index = order.next_index()
         item_data = None
         if index is not None:
-            pk, _, answered = order.items[index]
-            item = Assignment.objects.select_related("reconstruction__case").get(pk=pk)
+            pk, _, answered, _ = order.items[index]
+            item = Assignment.objects.select_related(*ITEM_RELATIONS).get(pk=pk)
             item.reader = reader  # already loaded, with its study
             context = {
                 "questions": questions,
@@ -108,7 +112,10 @@ class ItemScores(APIView):
             seconds_spent=payload.validated_data["seconds_spent"],
             by=request.user,
         )
-        stored = {score.question.key: score.value for score in saved}
+        stored = {
+            score.question.key: score.value if score.ranks is None else score.ranks
+            for score in saved
+        }
         return Response(
             SavedScoresSerializer({"public_id": item.public_id, "scores": stored}).data,
             status=status.HTTP_200_OK,

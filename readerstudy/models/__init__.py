@@ -6,6 +6,7 @@ from readerstudy.models.setup import Invitation, InvitationError, StudyImport, t
 from readerstudy.models.studies import (
     DEFAULT_QUESTIONS,
     Case,
+    Comparison,
     Question,
     Reconstruction,
     Study,
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_QUESTIONS",
     "Assignment",
     "Case",
+    "Comparison",
     "Invitation",
     "InvitationError",
     "Question",

@@ -12,9 +12,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 
-from readerstudy.models.studies import Question, Reconstruction, Study, new_public_id
+from readerstudy.models.studies import (
+    Case,
+    Comparison,
+    Question,
+    Reconstruction,
+    Study,
+    new_public_id,
+)
 
 
 @dataclass(frozen=True)
@@ -22,13 +29,19 @@ class ReadingOrder:
     """One reader's items in their order with the answers each has: the one rule for a
     reader's progress and for which item comes next."""
 
-    items: list[tuple[int, str, int]]  # (assignment pk, public id, answers stored)
-    questions: int
+    # (assignment pk, public id, answers stored, whether it compares reconstructions)
+    items: list[tuple[int, str, int, bool]]
+    questions: int  # Likert questions: each is asked of every single-reconstruction item
 
     @property
     def answers_needed(self) -> int:
-        """An item is done when every question is answered (at least one answer)."""
+        """A single reconstruction is done when every Likert question is answered."""
         return max(self.questions, 1)
+
+    def is_done(self, index: int) -> bool:
+        """A comparison has one question, its own; a reconstruction has the Likert ones."""
+        _, _, answered, compares = self.items[index]
+        return answered >= (1 if compares else self.answers_needed)
 
     @property
     def total(self) -> int:
@@ -36,12 +49,11 @@ class ReadingOrder:
 
     @property
     def done(self) -> int:
-        return sum(answered >= self.answers_needed for *_, answered in self.items)
+        return sum(self.is_done(i) for i in range(len(self.items)))
 
     def next_index(self) -> int | None:
         """Where the first item with an unanswered question is; None when all are done."""
-        needed = self.answers_needed
-        return next((i for i, (*_, answered) in enumerate(self.items) if answered < needed), None)
+        return next((i for i in range(len(self.items)) if not self.is_done(i)), None)
 
 
 def random_interleaving(kept: int, added: int, rng: np.random.Generator) -> set[int]:
@@ -50,18 +62,27 @@ def random_interleaving(kept: int, added: int, rng: np.random.Generator) -> set[
     return set(rng.choice(kept + added, size=added, replace=False).tolist())
 
 
-def _items_by_reader(readers: list[int]) -> dict[int, list[tuple[int, str, int]]]:
-    """(assignment pk, public id, answers stored) of each reader's items, in their order."""
-    items: dict[int, list[tuple[int, str, int]]] = defaultdict(list)
+def _items_by_reader(readers: list[int]) -> dict[int, list[tuple[int, str, int, bool]]]:
+    """(assignment pk, public id, answers stored, compares) of each reader's items, in order."""
+    items: dict[int, list[tuple[int, str, int, bool]]] = defaultdict(list)
     rows = (
         Assignment.objects.filter(reader__in=readers)
         .annotate(answered=Count("scores"))
         .order_by("reader", "position")
-        .values_list("reader", "pk", "public_id", "answered")
+        .values_list("reader", "pk", "public_id", "answered", "comparison")
     )
-    for reader, pk, public_id, answered in rows:
-        items[reader].append((pk, public_id, answered))
+    for reader, pk, public_id, answered, comparison in rows:
+        items[reader].append((pk, public_id, answered, comparison is not None))
     return items
+
+
+def _likert_counts(studies) -> dict[int, int]:
+    return dict(
+        Question.objects.filter(study__in=studies, kind=Question.Kind.LIKERT)
+        .values("study")
+        .annotate(n=Count("pk"))
+        .values_list("study", "n")
+    )
 
 
 class ReaderQuerySet(models.QuerySet):
@@ -75,12 +96,7 @@ class ReaderQuerySet(models.QuerySet):
     def reading_orders(self) -> dict[int, ReadingOrder]:
         """Each reader's ReadingOrder by reader pk, in three queries however many readers."""
         studies = dict(self.values_list("pk", "study_id"))
-        questions = dict(
-            Question.objects.filter(study__in=set(studies.values()))
-            .values("study")
-            .annotate(n=Count("pk"))
-            .values_list("study", "n")
-        )
+        questions = _likert_counts(set(studies.values()))
         items = _items_by_reader(list(studies))
         return {
             reader: ReadingOrder(items[reader], questions.get(study, 0))
@@ -114,10 +130,11 @@ class Reader(models.Model):
         return f"{self.user} in {self.study.slug}"
 
     def reading_order(self, questions: int | None = None) -> ReadingOrder:
-        """This reader's ReadingOrder; `questions`: the study's question count, when the
-        caller has it (the next-item request, every reader's per image, then costs one query)."""
+        """This reader's ReadingOrder; `questions`: the study's Likert question count, when
+        the caller has it (the next-item request, every reader's per image, then costs one
+        query)."""
         if questions is None:
-            questions = self.study.questions.count()
+            questions = _likert_counts([self.study_id]).get(self.study_id, 0)
         return ReadingOrder(_items_by_reader([self.pk])[self.pk], questions)
 
     def progress(self) -> tuple[int, int]:
@@ -127,34 +144,56 @@ class Reader(models.Model):
 
     @transaction.atomic
     def extend_order(self, rng: np.random.Generator | None = None) -> int:
-        """Give this reader every reconstruction of the study they do not have yet, shuffled
-        into the unscored rest of their order at random positions; returns how many.
+        """Give this reader every item of the study they do not have yet, shuffled into the
+        unscored rest of their order at random positions; returns how many. An item is a
+        reconstruction (when the study asks a Likert question) or a comparison of a rank or
+        forced-choice question, shown in a left-to-right layout drawn for this reader.
 
         Items up to the last one with a score never move. New items are not appended as one
         block: a block would tell the reader which items arrived together (often one method
         or one batch of cases). The unscored rest keeps its relative order, and each new item
-        is equally likely at every position among it.
+        is equally likely at every position among it. Unscored reconstructions of a study that
+        no longer asks a Likert question leave the order, and positions close up.
         """
         rng = rng if rng is not None else np.random.default_rng(secrets.randbits(64))
         # Lock this reader's items: a score saved meanwhile cannot land on an item being moved.
         items = list(self.assignments.select_for_update().order_by("position"))
-        new = list(
-            Reconstruction.objects.filter(case__study=self.study_id)
-            .exclude(pk__in=[item.reconstruction_id for item in items])
+        likert = self.study.asks_likert()
+        new: list[tuple[int | None, Comparison | None]] = []
+        if likert:
+            have = {item.reconstruction_id for item in items if item.reconstruction_id}
+            new += [
+                (pk, None)
+                for pk in Reconstruction.objects.filter(case__study=self.study_id)
+                .exclude(pk__in=have)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            ]
+        have_comparisons = {item.comparison_id for item in items if item.comparison_id}
+        new += [
+            (None, comparison)
+            for comparison in Comparison.objects.filter(question__study=self.study_id)
+            .exclude(pk__in=have_comparisons)
             .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        if not new:
-            return 0
+            .prefetch_related("members")
+        ]
         scored = set(
             Score.objects.filter(assignment__reader=self).values_list("assignment", flat=True)
         )
+        if not likert:
+            stale = [i.pk for i in items if i.reconstruction_id and i.pk not in scored]
+            if stale:
+                Assignment.objects.filter(pk__in=stale).delete()
+                items = [item for item in items if item.pk not in stale]
+        consecutive = [item.position for item in items] == list(range(1, len(items) + 1))
+        if not new and consecutive:
+            return 0
         last_scored = max((i for i, item in enumerate(items) if item.pk in scored), default=-1)
         rest = items[last_scored + 1 :]
         start = items[last_scored].position + 1 if last_scored >= 0 else 1
         slots = len(rest) + len(new)
         new_slots = random_interleaving(len(rest), len(new), rng)
-        shuffled_new = iter(rng.permutation(new).tolist())
+        shuffled_new = iter([new[k] for k in rng.permutation(len(new))])
         rest_items = iter(rest)
         moved: list[Assignment] = []
         created: list[Assignment] = []
@@ -168,9 +207,19 @@ class Reader(models.Model):
         for slot in range(slots):
             position = start + slot
             if slot in new_slots:
+                reconstruction, comparison = next(shuffled_new)
+                layout = (
+                    rng.permutation([m.pk for m in comparison.members.all()]).tolist()
+                    if comparison is not None
+                    else []
+                )
                 created.append(
                     Assignment(
-                        reader=self, reconstruction_id=next(shuffled_new), position=position
+                        reader=self,
+                        reconstruction_id=reconstruction,
+                        comparison=comparison,
+                        layout=layout,
+                        position=position,
                     )
                 )
             else:
@@ -189,16 +238,30 @@ class AssignmentQuerySet(models.QuerySet):
 
 
 class Assignment(models.Model):
-    """A reconstruction at its place in one reader's own random order.
+    """An item at its place in one reader's own random order: a reconstruction to score, or a
+    comparison (several reconstructions of a case) to rank or choose between.
 
     `public_id` is what the reader's browser sees: random and per reader, so two readers
-    cannot tell from URLs that they are looking at the same image.
+    cannot tell from URLs that they are looking at the same image. A comparison's images are
+    addressed by their place in `layout`, this reader's left-to-right order, never by id.
     """
 
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
     reader = models.ForeignKey(Reader, on_delete=models.CASCADE, related_name="assignments")
     reconstruction = models.ForeignKey(
-        Reconstruction, on_delete=models.CASCADE, related_name="assignments"
+        Reconstruction,
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        null=True,
+        blank=True,
+    )
+    comparison = models.ForeignKey(
+        Comparison, on_delete=models.CASCADE, related_name="assignments", null=True, blank=True
+    )
+    layout = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A comparison's reconstruction pks in this reader's left-to-right order",
     )
     position = models.PositiveIntegerField()
 
@@ -213,27 +276,52 @@ class Assignment(models.Model):
             models.UniqueConstraint(
                 fields=["reader", "position"], name="unique_position_per_reader"
             ),
+            models.UniqueConstraint(
+                fields=["reader", "comparison"], name="unique_comparison_per_reader"
+            ),
+            models.CheckConstraint(
+                condition=Q(reconstruction__isnull=True) ^ Q(comparison__isnull=True),
+                name="assignment_is_one_kind_of_item",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.reader.user} #{self.position}"
 
-    def _check_answers(self, values: dict[str, int]) -> dict[str, Question]:
-        """The study's questions by key, once `values` are found fit to store (else
-        ValidationError naming each bad answer)."""
+    @property
+    def case(self) -> Case:
+        shown = self.comparison or self.reconstruction
+        assert shown is not None  # the check constraint: one or the other
+        return shown.case
+
+    def _check_answers(self, values: dict[str, object]) -> dict[str, Question]:
+        """The questions this item asks by key, once `values` are found fit to store (else
+        ValidationError naming each bad answer). A reconstruction is asked the study's Likert
+        questions (a whole number on the scale each); a comparison its own rank or
+        forced-choice question (a list of ranks in layout order, Question.ranks_problem)."""
         study = self.reader.study
         if study.status != Study.Status.OPEN:
             raise ValidationError(
                 f"the study is {study.get_status_display().lower()}: scores are not accepted"
             )
-        questions = {q.key: q for q in study.questions.all()}
+        if self.comparison is not None:
+            asked = [self.comparison.question]
+        else:
+            asked = list(study.questions.filter(kind=Question.Kind.LIKERT))
+        questions = {q.key: q for q in asked}
         errors = {}
         for key, value in values.items():
             question = questions.get(key)
             if question is None:
+                known = study.questions.filter(key=key).exists()
                 errors[key] = (
-                    f"not a question of this study (expected one of {', '.join(questions)})"
+                    f"{'not asked of this item' if known else 'not a question of this study'}"
+                    f" (expected one of {', '.join(questions)})"
                 )
+            elif question.compares:
+                problem = question.ranks_problem(value, len(self.layout))
+                if problem:
+                    errors[key] = problem
             elif isinstance(value, bool) or not isinstance(value, int):
                 errors[key] = "must be a whole number"
             elif not question.scale_min <= value <= question.scale_max:
@@ -244,7 +332,7 @@ class Assignment(models.Model):
 
     @transaction.atomic
     def save_scores(
-        self, values: dict[str, int], *, seconds_spent: float = 0.0, by=None
+        self, values: dict[str, object], *, seconds_spent: float = 0.0, by=None
     ) -> list[Score]:
         """Store this reader's answers; idempotent, and every change is kept as a revision
         (who, when, old and new value: the audit trail). `by` is the signed-in user, the
@@ -268,44 +356,56 @@ class Assignment(models.Model):
         }
         saved: list[Score] = []
         created: list[Score] = []
-        revisions: list[tuple[Score, int | None]] = []
-        for key, value in values.items():
+        revisions: list[tuple[Score, int | None, list[int] | None]] = []
+        for key, answer in values.items():
             question = questions[key]
+            # A Likert answer is a value, a rank or choice answer a list of ranks.
+            value, ranks = (None, answer) if question.compares else (answer, None)
+            assert value is None or isinstance(value, int)  # _check_answers
             score = existing.get(question.pk)
             if score is None:
                 score = Score(
-                    assignment=self, question=question, value=value, seconds_spent=seconds_spent
+                    assignment=self,
+                    question=question,
+                    value=value,
+                    ranks=ranks,
+                    seconds_spent=seconds_spent,
                 )
                 created.append(score)
-                revisions.append((score, None))
+                revisions.append((score, None, None))
             else:
                 score.question = question  # already loaded: callers read score.question.key
-                if score.value != value:  # a resubmitted identical answer is not an edit
-                    revisions.append((score, score.value))
-                    score.value = value
+                if (score.value, score.ranks) != (value, ranks):  # identical: not an edit
+                    revisions.append((score, score.value, score.ranks))
+                    score.value, score.ranks = value, ranks
                     score.seconds_spent += seconds_spent
-                    score.save(update_fields=["value", "seconds_spent", "updated_at"])
+                    score.save(update_fields=["value", "ranks", "seconds_spent", "updated_at"])
             saved.append(score)
         Score.objects.bulk_create(created)
         ScoreRevision.objects.bulk_create(
             ScoreRevision(
                 score=score,
-                previous_value=previous,
+                previous_value=previous_value,
                 value=score.value,
+                previous_ranks=previous_ranks,
+                ranks=score.ranks,
                 seconds_spent=seconds_spent,
                 recorded_by=by,
             )
-            for score, previous in revisions
+            for score, previous_value, previous_ranks in revisions
         )
         return saved
 
 
 class Score(models.Model):
-    """A reader's Likert answer to one question for one assigned reconstruction."""
+    """A reader's answer to one question about one item: a Likert `value` for a
+    reconstruction, or `ranks` for a comparison (one per reconstruction in the item's
+    layout order, 1 best; a forced choice is a ranking of two, [1, 1] "no difference")."""
 
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="scores")
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="scores")
-    value = models.PositiveSmallIntegerField()
+    value = models.PositiveSmallIntegerField(null=True, blank=True)
+    ranks = models.JSONField(null=True, blank=True)
     seconds_spent = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -316,10 +416,14 @@ class Score(models.Model):
             models.UniqueConstraint(
                 fields=["assignment", "question"], name="one_score_per_question_and_item"
             ),
+            models.CheckConstraint(
+                condition=Q(value__isnull=True) ^ Q(ranks__isnull=True),
+                name="score_is_a_value_or_ranks",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.question.key}={self.value}"
+        return f"{self.question.key}={self.value if self.ranks is None else self.ranks}"
 
 
 class ScoreRevision(models.Model):
@@ -331,7 +435,9 @@ class ScoreRevision(models.Model):
 
     score = models.ForeignKey(Score, on_delete=models.CASCADE, related_name="revisions")
     previous_value = models.PositiveSmallIntegerField(null=True, blank=True)
-    value = models.PositiveSmallIntegerField()
+    value = models.PositiveSmallIntegerField(null=True, blank=True)
+    previous_ranks = models.JSONField(null=True, blank=True)
+    ranks = models.JSONField(null=True, blank=True)
     seconds_spent = models.FloatField(default=0.0)
     recorded_at = models.DateTimeField(auto_now_add=True)
     recorded_by = models.ForeignKey(
@@ -348,4 +454,5 @@ class ScoreRevision(models.Model):
         ordering = ["score", "recorded_at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.score}: {self.value} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+        answer = self.value if self.ranks is None else self.ranks
+        return f"{self.score}: {answer} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"

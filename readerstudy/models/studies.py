@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from metrics.models import MetricValue
+from metrics.stats.designs import comparison_pairs, rank_sets
 from readerstudy.manifest import text_problem
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ class Study(models.Model):
         once and stored; Reader.extend_order). Safe to call again; a removed reader who is
         added again reads on where they stopped."""
         reader, _ = self.readers.get_or_create(user=user)
+        self.build_comparisons()
         if reader.removed_at is not None:
             reader.removed_at = None
             reader.save(update_fields=["removed_at"])
@@ -219,9 +221,36 @@ class Study(models.Model):
         return reader
 
     def extend_orders(self) -> None:
-        """Shuffle reconstructions added since into every reader's unscored rest."""
+        """Shuffle items added since (reconstructions, comparisons of new cases or of a
+        changed design) into every reader's unscored rest."""
+        self.build_comparisons()
         for reader in self.readers.all():
             reader.extend_order()
+
+    def asks_likert(self) -> bool:
+        """Whether single reconstructions are scored (a Likert question exists)."""
+        return self.questions.filter(kind=Question.Kind.LIKERT).exists()
+
+    @transaction.atomic
+    def build_comparisons(self, rng: np.random.Generator | None = None) -> int:
+        """Design the comparisons of every rank and forced-choice question for each case that
+        has none yet (metrics.stats.designs); returns how many were made. Drawn once and
+        stored, like the readers' orders: every reader sees the same sets and pairs, each in
+        their own random left-to-right layout (Reader.extend_order)."""
+        rng = rng if rng is not None else np.random.default_rng(secrets.randbits(64))
+        made = 0
+        for question in self.questions.exclude(kind=Question.Kind.LIKERT):
+            designed = set(question.comparisons.values_list("case", flat=True))
+            cases = self.cases.exclude(pk__in=designed).prefetch_related("reconstructions")
+            for case in cases:
+                members = sorted(r.pk for r in case.reconstructions.all())
+                for number, chosen in enumerate(question.design(len(members), rng), start=1):
+                    comparison = Comparison.objects.create(
+                        question=question, case=case, number=number
+                    )
+                    comparison.members.set([members[k] for k in chosen])
+                    made += 1
+        return made
 
     def has_scores(self) -> bool:
         """Whether any reader answered anything: from then on the questions are fixed."""
@@ -243,16 +272,44 @@ class Study(models.Model):
             case.queue_metrics()
 
 
+DEFAULT_RANK_SETS = 2  # sets each reconstruction of a split case is ranked in
+
+
 class Question(models.Model):
-    """One Likert question asked for every reconstruction of a study."""
+    """What readers are asked: a Likert score of every reconstruction, or a ranking or forced
+    choice between reconstructions of the same case (issue 20). A study may combine kinds."""
+
+    class Kind(models.TextChoices):
+        LIKERT = "likert", "Likert score of each reconstruction"
+        RANK = "rank", "Rank a case's reconstructions"
+        CHOICE = "choice", "Forced choice between two reconstructions"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="questions")
     key = models.SlugField(max_length=50)
     label = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LIKERT)
     scale_min = models.PositiveSmallIntegerField(default=1)
     scale_max = models.PositiveSmallIntegerField(default=5)
     anchors = models.JSONField(default=dict, blank=True, help_text='e.g. {"1": "Non-diagnostic"}')
     position = models.PositiveSmallIntegerField(default=0)
+    allow_ties = models.BooleanField(
+        default=False,
+        help_text='Rank: equal ranks allowed. Forced choice: "no difference" allowed.',
+    )
+    set_size = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(2)],
+        help_text="Rank: the most reconstructions on one screen; a case with more is split "
+        "into balanced sets.",
+    )
+    comparisons_per_reconstruction = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(2)],
+        help_text="Forced choice: empty for every pair of a case, else about this many "
+        "comparisons per reconstruction (a balanced incomplete design). Rank: how many sets "
+        f"each reconstruction of a split case is ranked in ({DEFAULT_RANK_SETS} when empty).",
+    )
 
     class Meta:
         ordering = ["study", "position", "pk"]
@@ -265,6 +322,36 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study.slug}: {self.label}"
+
+    @property
+    def compares(self) -> bool:
+        """Whether readers answer it about several reconstructions at once."""
+        return self.kind != self.Kind.LIKERT
+
+    def design(self, n: int, rng: np.random.Generator) -> list[list[int]]:
+        """The comparisons of a case of n reconstructions, as positions 0..n-1."""
+        if self.kind == self.Kind.CHOICE:
+            pairs = comparison_pairs(n, self.comparisons_per_reconstruction, rng)
+            return [list(pair) for pair in pairs]
+        if self.kind == self.Kind.RANK:
+            rounds = self.comparisons_per_reconstruction or DEFAULT_RANK_SETS
+            return rank_sets(n, self.set_size, rounds, rng)
+        return []
+
+    def ranks_problem(self, ranks: object, shown: int) -> str | None:
+        """Why `ranks` is not an answer to this question about `shown` reconstructions (one
+        rank per reconstruction in their left-to-right order, 1 best), or None. A forced
+        choice is a ranking of two: [1, 2] prefers the left one, [1, 1] is "no difference"."""
+        if not isinstance(ranks, list) or len(ranks) != shown:
+            return f"must be a list of {shown} ranks, one per reconstruction shown"
+        if any(
+            isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= shown for r in ranks
+        ):
+            return f"each rank must be a whole number from 1 to {shown}"
+        if not self.allow_ties and sorted(ranks) != list(range(1, shown + 1)):
+            what = "no difference" if self.kind == self.Kind.CHOICE else "equal ranks"
+            return f"{what} is not allowed: give each reconstruction its own rank"
+        return None
 
 
 class Case(ImageTracking):
@@ -364,3 +451,26 @@ class Reconstruction(ImageTracking):
     def load_image(self) -> np.ndarray:
         with self.image.open("rb") as handle:
             return np.load(handle, allow_pickle=False)
+
+
+class Comparison(models.Model):
+    """Reconstructions of one case that a rank or forced-choice question shows together: one
+    set of a ranking design or one pair of a forced-choice design (Study.build_comparisons)."""
+
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="comparisons")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="comparisons")
+    number = models.PositiveSmallIntegerField(
+        help_text="Its number among the case's comparisons for the question (the `set` column)"
+    )
+    members = models.ManyToManyField(Reconstruction, related_name="comparisons")
+
+    class Meta:
+        ordering = ["question", "case", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["question", "case", "number"], name="unique_comparison_number"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.question.key}: {self.case.name} #{self.number}"

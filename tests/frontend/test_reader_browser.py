@@ -41,7 +41,7 @@ def drawn_fraction(page, selector):
 def test_reader_scores_by_keyboard_reloads_and_resumes(page, live_server, study, screenshot_dir):
     open_reader(page, live_server, study)
     assert drawn_fraction(page, "#viewport-reference") > 0.2, "the reference was drawn"
-    assert drawn_fraction(page, "#viewport-reconstruction") > 0.2, "the reconstruction was drawn"
+    assert drawn_fraction(page, "#viewport-slot-1") > 0.2, "the reconstruction was drawn"
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / "reader-item.png")
     ready = page.evaluate("document.getElementById('reader').dataset.ready")
@@ -95,7 +95,7 @@ def test_backspace_goes_back_and_a_changed_answer_keeps_history(page, live_serve
     ]
 
 
-VIEWS = "['#viewport-reference', '#viewport-reconstruction']"
+VIEWS = "['#viewport-reference', '#viewport-slot-1']"
 VIEWPORTS = (
     f"{VIEWS}.map(s => {{ const v = cornerstone.getViewport(document.querySelector(s));"
     " return [v.scale, v.translation.x, v.translation.y, v.voi.windowWidth]; })"
@@ -111,7 +111,7 @@ def views_agree(page, timeout=3000) -> list:
     return page.evaluate(VIEWPORTS)
 
 
-def wheel_zoom_is_linked(page, notches: int = 4, over: str = "#viewport-reconstruction") -> None:
+def wheel_zoom_is_linked(page, notches: int = 4, over: str = "#viewport-slot-1") -> None:
     """Wheel notches in quick succession over one view, as a reader zooms: the other view
     ends where the first does, and no notch is lost."""
     before = page.evaluate(VIEWPORTS)
@@ -131,7 +131,7 @@ def test_zoom_on_one_viewport_zooms_the_other(page, live_server, study):
     for round_ in range(15):
         page.click("#reset")
         views_agree(page)
-        over = "#viewport-reconstruction" if round_ % 2 else "#viewport-reference"
+        over = "#viewport-slot-1" if round_ % 2 else "#viewport-reference"
         wheel_zoom_is_linked(page, notches=2 + round_ % 5, over=over)
 
 
@@ -170,7 +170,7 @@ def test_volumes_scroll_slice_by_slice_in_both_views(page, live_server):
     study.assign_reader(UserFactory(username="radiologist"))
     open_reader(page, live_server, study)
     assert page.inner_text("#slice") == "Slice 2 of 3", "volumes open on the middle slice"
-    frames = "['#viewport-reference', '#viewport-reconstruction'].map(s => cornerstone.getImage(document.querySelector(s)).imageId.split('frame=')[1])"
+    frames = "['#viewport-reference', '#viewport-slot-1'].map(s => cornerstone.getImage(document.querySelector(s)).imageId.split('frame=')[1])"
     assert page.evaluate(frames) == ["1", "1"]
     page.keyboard.press("ArrowRight")
     page.wait_for_function(f"() => {frames}.every(f => f === '2')")
@@ -217,7 +217,7 @@ def test_unsaved_answers_are_the_readers_alone_on_a_shared_browser(page, live_se
 # first and the frame that draws the reference following it; the reconstruction's scale at
 # each of its draws, and both views' scales at the end.
 NOTCH_BETWEEN_FRAMES = """() => new Promise(resolve => {
-  const recon = document.querySelector('#viewport-reconstruction');
+  const recon = document.querySelector('#viewport-slot-1');
   const ref = document.querySelector('#viewport-reference');
   const box = recon.getBoundingClientRect();
   const notch = () => recon.dispatchEvent(new WheelEvent('wheel', {

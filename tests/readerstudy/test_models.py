@@ -115,9 +115,18 @@ def test_reading_orders_of_many_readers_agree_with_each_readers_own(django_asser
         assert alone.next_index() == expected_next
 
 
-def test_a_study_without_questions_needs_one_answer_per_item():
+def test_a_study_without_likert_questions_scores_no_single_reconstruction():
+    """Items follow the questions: without a Likert question there is nothing to score on
+    its own, and once one is added (before any score) every reader gets every item."""
     study = study_with_reconstructions(count=2)
     study.questions.all().delete()
     reader = study.assign_reader(UserFactory())
     order = reader.reading_order()
-    assert (order.answers_needed, order.done, order.next_index()) == (1, 0, 0)
+    assert (order.total, order.next_index()) == (0, None)
+    study.add_default_questions()
+    study.extend_orders()
+    order = reader.reading_order()
+    assert (order.answers_needed, order.total, order.next_index()) == (4, 2, 0)
+    study.questions.all().delete()
+    study.extend_orders()
+    assert reader.reading_order().total == 0, "unscored items leave with their questions"

@@ -1,5 +1,6 @@
-// The reading room: shows my next item (reference | reconstruction) in linked cornerstone
-// viewports and records Likert scores from the keyboard. Scores go to the reader API; the
+// The reading room: shows my next item in linked cornerstone viewports (the reference beside
+// one reconstruction to score, or beside several of a case to rank or to choose between) and
+// records the answers from the keyboard or the mouse. Answers go to the reader API; the
 // server decides what comes next, so a reload or another machine resumes where I left off.
 (function () {
   "use strict";
@@ -8,8 +9,12 @@
   const pageCsrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const form = document.getElementById("questions");
   const message = document.getElementById("message");
-  const viewports = Array.from(document.querySelectorAll(".viewport"));
+  const allViewports = Array.from(document.querySelectorAll(".viewport"));
+  const slotFigures = Array.from(document.querySelectorAll("figure.slot"));
+  const reference = document.getElementById("viewport-reference");
+  let viewports = allViewports.slice(0, reference ? 2 : 1);  // those the current item shows
   const state = { item: null, answers: {}, focus: 0, shownAt: 0, slice: 0 };
+  const LETTERS = "ABCDEF";
 
   // --- viewer ---------------------------------------------------------------------------
   cornerstoneWADOImageLoader.external.cornerstone = cornerstone;
@@ -21,7 +26,7 @@
   cornerstoneTools.external.cornerstoneMath = cornerstoneMath;
   cornerstoneTools.external.Hammer = Hammer;
   cornerstoneTools.init({ showSVGCursors: false });
-  viewports.forEach(function (element) { cornerstone.enable(element); }); // before any tool
+  allViewports.forEach(function (element) { cornerstone.enable(element); }); // before any tool
 
   [cornerstoneTools.WwwcTool, cornerstoneTools.ZoomTool, cornerstoneTools.PanTool,
    cornerstoneTools.ZoomMouseWheelTool].forEach(function (tool) { cornerstoneTools.addTool(tool); });
@@ -37,7 +42,9 @@
   // the view being zoomed and lose notches (seen: one view stopped at 13.75 while the other
   // reached 20). A view without an image yet is left alone; it follows once it has one.
   let leader = viewports[viewports.length - 1];
+  function shown(element) { return viewports.indexOf(element) !== -1; }
   function follow(source, target) {
+    if (!shown(source) || !shown(target)) { return; }
     if (!cornerstone.getEnabledElement(source).image || !cornerstone.getEnabledElement(target).image) { return; }
     const from = cornerstone.getViewport(source);
     const to = cornerstone.getViewport(target);
@@ -49,7 +56,7 @@
     to.invert = from.invert;
     cornerstone.setViewport(target, to);
   }
-  viewports.forEach(function (element) {
+  allViewports.forEach(function (element) {
     ["pointerdown", "wheel", "touchstart"].forEach(function (type) {
       element.addEventListener(type, function () { leader = element; }, { capture: true, passive: true });
     });
@@ -62,9 +69,14 @@
     });
   });
 
-  // Volumes arrive as multi-frame DICOM: one image id per frame, the same slice in both views.
-  function imageIds(item, which) {
-    const base = "wadouri:" + window.location.origin + item.images[which];
+  // Volumes arrive as multi-frame DICOM: one image id per frame, the same slice in every view.
+  function imageUrl(item, element) {
+    if (element === reference) { return item.images.reference; }
+    const slot = Number(element.closest("figure").dataset.slot);
+    return item.images.reconstructions[slot - 1];
+  }
+  function imageIds(item, element) {
+    const base = "wadouri:" + window.location.origin + imageUrl(item, element);
     if (item.slices <= 1) { return [base]; }
     return Array.from({ length: item.slices }, function (_, frame) { return base + "?frame=" + frame; });
   }
@@ -72,7 +84,7 @@
   function showSlice(index) {
     state.slice = Math.max(0, Math.min(state.item.slices - 1, index));
     const loads = viewports.map(function (element) {
-      const ids = imageIds(state.item, element.id.replace("viewport-", ""));
+      const ids = imageIds(state.item, element);
       return cornerstone.loadAndCacheImage(ids[Math.min(state.slice, ids.length - 1)]).then(function (image) {
         const viewport = cornerstone.getEnabledElement(element).image ? cornerstone.getViewport(element) : null;
         cornerstone.displayImage(element, image, viewport || undefined);
@@ -83,7 +95,25 @@
     return Promise.all(loads);
   }
 
+  // A comparison's images are named by their place only (A, B, ... left to right); its
+  // layout was drawn at random for this reader, so the place says nothing.
+  function layOut(item) {
+    const count = item.images.reconstructions.length;
+    const comparing = item.kind !== "likert";
+    slotFigures.forEach(function (figure, index) {
+      figure.hidden = index >= count;
+      figure.querySelector(".slot-name").textContent = comparing ? LETTERS[index] : "Reconstruction";
+      figure.querySelector(".slot-answer").textContent = "";
+    });
+    viewports = (reference ? [reference] : []).concat(
+      slotFigures.slice(0, count).map(function (figure) { return figure.querySelector(".viewport"); }));
+    document.querySelector(".viewers").classList.toggle("many", viewports.length > 4);
+    viewports.forEach(function (element) { cornerstone.resize(element); });
+    if (!shown(leader)) { leader = viewports[viewports.length - 1]; }
+  }
+
   function showImages(item) {
+    layOut(item);
     viewports.forEach(function (element) {
       if (cornerstone.getEnabledElement(element).image) { cornerstone.reset(element); }
     });
@@ -95,8 +125,18 @@
   function resetView() { viewports.forEach(function (element) { cornerstone.reset(element); }); }
 
   // --- questions ------------------------------------------------------------------------
+  function comparing() { return state.item.kind !== "likert"; }
+  function slotCount() { return state.item.images.reconstructions.length; }
+
   function renderQuestions(item) {
     form.replaceChildren();
+    if (item.kind === "rank") { renderRanking(item.questions[0]); }
+    else if (item.kind === "choice") { renderChoice(item.questions[0]); }
+    else { renderLikert(item); }
+    refreshQuestions();
+  }
+
+  function renderLikert(item) {
     item.questions.forEach(function (question, index) {
       const fieldset = document.createElement("fieldset");
       fieldset.className = "question";
@@ -120,10 +160,106 @@
       fieldset.addEventListener("click", function () { focusQuestion(index); });
       form.appendChild(fieldset);
     });
+  }
+
+  // A ranking: the digit keys give the focused image its rank (1 best) and focus moves on;
+  // or the list is dragged into order. Without ties a rank given twice moves to the new image.
+  function renderRanking(question) {
+    const fieldset = document.createElement("fieldset");
+    fieldset.className = "question focused";
+    fieldset.dataset.key = question.key;
+    const legend = document.createElement("legend");
+    legend.textContent = question.label;
+    const hint = document.createElement("p");
+    hint.className = "muted small";
+    hint.textContent = "Rank the " + slotCount() + " images, 1 best" +
+      (question.allow_ties ? " (equal ranks allowed)" : "") + ": a digit ranks the focused image, or drag the list.";
+    const list = document.createElement("ol");
+    list.className = "rank-list";
+    list.id = "rank-list";
+    fieldset.append(legend, hint, list);
+    form.appendChild(fieldset);
+    list.addEventListener("dragover", function (event) {
+      event.preventDefault();
+      const dragging = list.querySelector(".dragging");
+      const after = Array.from(list.children).find(function (li) {
+        const box = li.getBoundingClientRect();
+        return li !== dragging && event.clientY < box.top + box.height / 2;
+      });
+      if (dragging) { list.insertBefore(dragging, after || null); }
+    });
+    list.addEventListener("drop", function (event) {
+      event.preventDefault();
+      // The dragged order is a complete ranking, top to bottom.
+      const ranks = new Array(slotCount()).fill(null);
+      Array.from(list.children).forEach(function (li, index) { ranks[Number(li.dataset.slot)] = index + 1; });
+      setRanks(ranks);
+    });
+  }
+
+  function renderChoice(question) {
+    const fieldset = document.createElement("fieldset");
+    fieldset.className = "question focused";
+    fieldset.dataset.key = question.key;
+    const legend = document.createElement("legend");
+    legend.textContent = question.label;
+    const choices = document.createElement("div");
+    choices.className = "choices";
+    const options = [["1", "A (left) better", [1, 2]], ["2", "B (right) better", [2, 1]]];
+    if (question.allow_ties) { options.push(["0", "No difference", [1, 1]]); }
+    options.forEach(function (option) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = option[0] + " · " + option[1];
+      button.dataset.ranks = JSON.stringify(option[2]);
+      button.addEventListener("click", function () { setRanks(option[2].slice()); });
+      choices.appendChild(button);
+    });
+    fieldset.append(legend, choices);
+    form.appendChild(fieldset);
+  }
+
+  function currentRanks() {
+    const key = state.item.questions[0].key;
+    const ranks = state.answers[key];
+    return Array.isArray(ranks) && ranks.length === slotCount() ? ranks : new Array(slotCount()).fill(null);
+  }
+
+  function setRanks(ranks) {
+    state.answers[state.item.questions[0].key] = ranks;
+    keepDraft();
+    message.textContent = "";
     refreshQuestions();
   }
 
+  function rankFocused(rank) {
+    const question = state.item.questions[0];
+    if (state.item.kind === "choice") {
+      const options = { 1: [1, 2], 2: [2, 1] };
+      if (question.allow_ties) { options[0] = [1, 1]; }
+      if (options[rank]) { setRanks(options[rank]); }
+      return;
+    }
+    const count = slotCount();
+    if (rank < 1 || rank > count) { return; }
+    const ranks = currentRanks().slice();
+    if (!question.allow_ties) {
+      ranks.forEach(function (given, slot) { if (given === rank) { ranks[slot] = null; } });
+    }
+    ranks[state.focus] = rank;
+    // Without ties, the last image left has the last rank left.
+    const missing = ranks.map(function (r, slot) { return r === null ? slot : -1; }).filter(function (slot) { return slot >= 0; });
+    if (!question.allow_ties && missing.length === 1) {
+      const used = new Set(ranks);
+      for (let r = 1; r <= count; r++) { if (!used.has(r)) { ranks[missing[0]] = r; } }
+    }
+    setRanks(ranks);
+    const next = ranks.findIndex(function (r, slot) { return r === null && slot !== state.focus; });
+    focusQuestion(next >= 0 ? next : state.focus + 1);
+  }
+
   function refreshQuestions() {
+    if (comparing()) { refreshComparison(); return; }
     Array.from(form.children).forEach(function (fieldset, index) {
       const key = fieldset.dataset.key;
       const question = state.item.questions[index];
@@ -136,13 +272,52 @@
     });
   }
 
+  function refreshComparison() {
+    const ranks = currentRanks();
+    const choice = state.item.kind === "choice";
+    slotFigures.forEach(function (figure, slot) {
+      if (slot >= ranks.length) { return; }
+      figure.classList.toggle("focused", !choice && slot === state.focus);
+      let text = "";
+      if (ranks[slot] !== null) {
+        text = choice ? (ranks[0] === ranks[1] ? "· no difference" : ranks[slot] === 1 ? "· better" : "")
+          : "· rank " + ranks[slot];
+      }
+      figure.querySelector(".slot-answer").textContent = text;
+    });
+    form.querySelectorAll("button[data-ranks]").forEach(function (button) {
+      button.classList.toggle("chosen", button.dataset.ranks === JSON.stringify(ranks));
+    });
+    const list = document.getElementById("rank-list");
+    if (!list) { return; }
+    // The list in rank order, unranked images last, each named by its place and rank.
+    const order = ranks.map(function (r, slot) { return slot; }).sort(function (a, b) {
+      const ra = ranks[a] === null ? Infinity : ranks[a];
+      const rb = ranks[b] === null ? Infinity : ranks[b];
+      return ra - rb || a - b;
+    });
+    list.replaceChildren.apply(list, order.map(function (slot) {
+      const li = document.createElement("li");
+      li.draggable = true;
+      li.dataset.slot = slot;
+      li.textContent = LETTERS[slot] + (ranks[slot] === null ? " · not ranked" : " · rank " + ranks[slot]);
+      li.classList.toggle("focused", slot === state.focus);
+      li.addEventListener("click", function () { focusQuestion(slot); });
+      li.addEventListener("dragstart", function () { li.classList.add("dragging"); });
+      li.addEventListener("dragend", function () { li.classList.remove("dragging"); });
+      return li;
+    }));
+  }
+
+  // The focus is a question of a Likert item, or an image of a ranking.
   function focusQuestion(index) {
-    const count = state.item.questions.length;
+    const count = comparing() ? slotCount() : state.item.questions.length;
     state.focus = (index + count) % count;
     refreshQuestions();
   }
 
   function answer(index, value) {
+    if (comparing()) { rankFocused(value); return; }
     const question = state.item.questions[index];
     if (value < question.scale_min || value > question.scale_max) { return; }
     state.answers[question.key] = value;
@@ -218,7 +393,9 @@
     retry.attempt = 0;
     state.item = item;
     state.answers = Object.assign({}, item.scores, takeDraft(item.public_id));
-    state.focus = Math.max(0, item.questions.findIndex(function (q) { return state.answers[q.key] === undefined; }));
+    state.focus = item.kind === "likert"
+      ? Math.max(0, item.questions.findIndex(function (q) { return state.answers[q.key] === undefined; }))
+      : 0;
     state.shownAt = performance.now();
     document.getElementById("position").textContent = "Item " + item.position + " of " + item.total;
     document.getElementById("previous").disabled = !item.previous;
@@ -241,8 +418,25 @@
     });
   }
 
+  function unanswered() {
+    if (comparing()) {
+      const ranks = currentRanks();
+      const open = ranks.indexOf(null);
+      if (open === -1) { return null; }
+      return { text: state.item.kind === "choice" ? "Choose the better image first (1 left, 2 right)."
+        : "Rank every image first: " + LETTERS[open] + " has no rank.", focus: open };
+    }
+    return null;
+  }
+
   function save() {
-    const missing = state.item.questions.filter(function (q) { return state.answers[q.key] === undefined; });
+    const incomplete = unanswered();
+    if (incomplete) {
+      message.textContent = incomplete.text;
+      focusQuestion(incomplete.focus);
+      return Promise.resolve();
+    }
+    const missing = comparing() ? [] : state.item.questions.filter(function (q) { return state.answers[q.key] === undefined; });
     if (missing.length) {
       message.textContent = "Answer every question first: " + missing.map(function (q) { return q.label; }).join(", ");
       focusQuestion(state.item.questions.indexOf(missing[0]));

@@ -16,15 +16,24 @@ from fixtures.demo import DEMO_PROTOCOLS, write_demo_manifest
 from fixtures.images import slice_sources
 from readerstudy.importer import import_manifest
 from readerstudy.metric_status import cases_missing_metrics
-from readerstudy.models import Study
+from readerstudy.models import Question, Study
 
 SLUG = "demo"
 TITLE = "Demo: undersampled MR reconstructions (zero-filled and compressed sensing)"
 INSTRUCTIONS = (
     "Each item shows a fully sampled reference (left) and a reconstruction from undersampled "
     "k-space (right). Score the reconstruction on every question. Keyboard: digits score the "
-    "focused question, Tab moves between questions, Enter saves and goes on."
+    "focused question, Tab moves between questions, Enter saves and goes on. Some items show "
+    "every reconstruction of a case beside its reference: rank them, 1 best (a digit ranks the "
+    "focused image, Tab moves between images)."
 )
+# The demo's ranking question (issue 20): each case's five reconstructions on one screen.
+RANKING = {
+    "key": "overall-rank",
+    "label": "Rank the reconstructions by overall image quality (1 best)",
+    "kind": Question.Kind.RANK,
+    "set_size": len(DEMO_PROTOCOLS),
+}
 # Local demo only: printed by `make demo`. Never use these on a reachable server.
 RESEARCHER = ("researcher", "demo-researcher")
 READERS = [("reader1", "demo-reader"), ("reader2", "demo-reader"), ("reader3", "demo-reader")]
@@ -58,6 +67,8 @@ class Command(BaseCommand):
                     case.anatomy = source["anatomy"]
                     case.source = f"{source['package']}: {source['file']}"
                     case.save(update_fields=["anatomy", "source"])
+                Question.objects.create(study=study, position=study.questions.count(), **RANKING)
+                study.build_comparisons()
                 study.instructions = INSTRUCTIONS
                 study.status = Study.Status.OPEN
                 study.save(update_fields=["instructions", "status"])
