@@ -29,7 +29,9 @@ from django.db.models import Count, Max
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
+from metrics.polarity import registry_polarity
 from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
+from metrics.stats.preference import preference_analysis
 from readerstudy.export import safe_text
 from readerstudy.metric_status import current_metric_values
 from readerstudy.models import Reconstruction, Score, Study
@@ -82,10 +84,35 @@ def _labels_digest(study: Study) -> str:
     return digest.hexdigest()
 
 
+def ranking_frame(study: Study) -> pd.DataFrame:
+    """The study's rank and forced-choice answers in the rankings export's long format (one
+    row per rank position; metrics.stats.preference reads it)."""
+    public = dict(Reconstruction.objects.filter(case__study=study).values_list("pk", "public_id"))
+    rows = []
+    for reader, question, kind, case, number, layout, ranks in (
+        Score.objects.filter(assignment__reader__study=study, ranks__isnull=False)
+        .values_list(
+            "assignment__reader__user__username",
+            "question__key",
+            "question__kind",
+            "assignment__comparison__case__name",
+            "assignment__comparison__number",
+            "assignment__layout",
+            "ranks",
+        )
+        .iterator()
+    ):
+        for pk, rank in zip(layout, ranks or [], strict=True):
+            rows.append((reader, question, kind, case, str(number), public[pk], rank))
+    return pd.DataFrame(
+        rows, columns=["reader", "question", "kind", "case", "set", "reconstruction", "rank"]
+    )
+
+
 def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(scores, metrics, reconstructions) in the statistics engine's long format."""
+    """(Likert scores, metrics, reconstructions) in the statistics engine's long format."""
     scores = pd.DataFrame.from_records(
-        Score.objects.filter(assignment__reader__study=study).values_list(
+        Score.objects.filter(assignment__reader__study=study, value__isnull=False).values_list(
             "assignment__reader__user__username",
             "assignment__reconstruction__public_id",
             "question__key",
@@ -150,14 +177,17 @@ def _points(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -
     return out
 
 
-def _progress(study: Study, scores: pd.DataFrame, n_reconstructions: int) -> dict:
-    """Reconstructions scored per question, and each reader's items done and assigned (their
-    ReadingOrder, the rule the reading room follows)."""
+def _progress(
+    study: Study, scores: pd.DataFrame, rankings: pd.DataFrame, n_reconstructions: int
+) -> dict:
+    """Reconstructions scored (or ranked, or chosen between) per question, and each reader's
+    items done and assigned (their ReadingOrder, the rule the reading room follows)."""
     questions = list(study.questions.all())
     scored: dict[str, int] = {}
-    if len(scores):
-        per_question = scores.groupby("question")["reconstruction"].nunique()
-        scored = {str(key): int(n) for key, n in per_question.items()}
+    for answers in (scores, rankings):
+        if len(answers):
+            per_question = answers.groupby("question")["reconstruction"].nunique()
+            scored |= {str(key): int(n) for key, n in per_question.items()}
     readers = study.readers.select_related("user")
     orders = readers.reading_orders()
     return {
@@ -176,29 +206,46 @@ def _progress(study: Study, scores: pd.DataFrame, n_reconstructions: int) -> dic
 
 def build_payload(study: Study, version: str) -> dict:
     scores, metrics, recons = study_frames(study)
+    rankings = ranking_frame(study)
     payload = {
         "study": study.slug,
         "version": version,
         "computed_at": timezone.now().isoformat(),
-        "questions": [{"key": q.key, "label": q.label} for q in study.questions.all()],
+        "questions": [
+            {"key": q.key, "label": q.label, "kind": q.kind} for q in study.questions.all()
+        ],
         "metrics": sorted(metrics["metric"].unique().tolist()),
-        "progress": _progress(study, scores, len(recons)),
+        "progress": _progress(study, scores, rankings, len(recons)),
         "analysis": None,
+        "preferences": {},
         "reason": None,
         "points": {},
     }
-    if scores.empty:
+    if scores.empty and rankings.empty:
         payload["reason"] = "No scores yet: the analysis starts with the first scored image."
     elif metrics.empty:
         payload["reason"] = "No metric values yet: the workers have not stored any."
     else:
-        payload.update(run_at_low_priority(_analysis, scores, metrics, recons))
+        payload.update(run_at_low_priority(_analysis, scores, metrics, recons, rankings))
     return payload
 
 
-def _analysis(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -> dict:
+def _analysis(
+    scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame, rankings: pd.DataFrame
+) -> dict:
     """The statistics and the scatter points (pure computation: no database here)."""
-    out: dict[str, Any] = {"points": _points(scores, metrics, recons)}
+    out: dict[str, Any] = {"points": _points(scores, metrics, recons) if len(scores) else {}}
+    if len(rankings):
+        names = metrics["metric"].unique()
+        out["preferences"] = preference_analysis(
+            rankings,
+            metrics,
+            {name: registry_polarity(name) for name in names},
+            bootstrap=settings.DASHBOARD_BOOTSTRAP,
+            seed=0,
+        )
+    if scores.empty:
+        return out
     try:
         out["analysis"] = analyze(
             scores,

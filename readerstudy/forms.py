@@ -144,9 +144,10 @@ class QuestionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["key"].required = False
         self.fields["key"].help_text = "Its column in the exports; made from the label if empty."
-        # A form posted without them (older pages, scripts) asks a Likert question.
-        self.fields["kind"].required = False
-        self.fields["set_size"].required = False
+        # Fields a question of another kind does not use may be left empty, and a form
+        # posted without them (older pages, scripts) keeps what the question has.
+        for name in ("kind", "set_size", "scale_min", "scale_max"):
+            self.fields[name].required = False
         if self.instance.pk:
             self.initial["anchors_text"] = format_anchors(self.instance.anchors or {})
 
@@ -163,9 +164,10 @@ class QuestionForm(forms.ModelForm):
             return data
         if not data.get("key") and data.get("label"):
             data["key"] = slugify(data["label"])[:50] or "question"
-        data["kind"] = data.get("kind") or Question.Kind.LIKERT
-        if data.get("set_size") is None:
-            data["set_size"] = self.instance.set_size
+        data["kind"] = data.get("kind") or self.instance.kind
+        for name in ("set_size", "scale_min", "scale_max"):
+            if data.get(name) is None:
+                data[name] = getattr(self.instance, name)
         if data.get("kind") in (Question.Kind.RANK, Question.Kind.CHOICE):
             return self._clean_comparison(data)
         low, high = data.get("scale_min"), data.get("scale_max")
@@ -212,9 +214,23 @@ class QuestionForm(forms.ModelForm):
         data["anchors"] = {}
         return data
 
+    def posted_changes(self) -> list[str]:
+        """The changed fields that the post holds: one it leaves out (a page or script of
+        before the question kinds) keeps its value and is no change."""
+        return [
+            name
+            for name in self.changed_data
+            if not self.fields[name].widget.value_omitted_from_data(
+                self.data, self.files, self.add_prefix(name)
+            )
+        ]
+
+    def has_changed(self) -> bool:
+        return bool(self.posted_changes())
+
     def design_changed(self) -> bool:
         """Whether the comparisons drawn for this question no longer fit it."""
-        return bool(self.instance.pk) and any(f in self.changed_data for f in DESIGN_FIELDS)
+        return bool(self.instance.pk) and any(f in self.posted_changes() for f in DESIGN_FIELDS)
 
     def save(self, commit: bool = True) -> Question:
         self.instance.key = self.cleaned_data["key"]

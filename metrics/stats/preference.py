@@ -66,7 +66,9 @@ def agreement_with_metric(pairs: pd.DataFrame, values: pd.Series, polarity: int)
     the reader's better reconstruction, 0.5 on a tie, 0 otherwise; NaN when a value is missing."""
     better = pairs["better"].map(values).to_numpy(dtype=np.float64)
     worse = pairs["worse"].map(values).to_numpy(dtype=np.float64)
-    difference = polarity * (better - worse)
+    # Equal values tie, two infinite PSNRs (both identical to the reference) included.
+    with np.errstate(invalid="ignore"):
+        difference = np.where(better == worse, 0.0, polarity * (better - worse))
     agreement = np.where(difference > 0, 1.0, np.where(difference == 0, 0.5, 0.0))
     agreement[np.isnan(difference)] = np.nan
     return agreement
@@ -397,7 +399,7 @@ def preference_analysis(
         scale = bradley_terry(pairs)
         per_metric: dict[str, Any] = {}
         for name in sorted(table.columns):
-            values = table[name].replace([np.inf, -np.inf], np.nan).dropna()
+            values = table[name].dropna()  # an infinite PSNR orders above every finite one
             polarity = polarities.get(name)
             if polarity is None:
                 per_metric[name] = {

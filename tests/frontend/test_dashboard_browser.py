@@ -6,7 +6,12 @@ import time
 import pytest
 
 from metrics.tasks import compute_case_metrics
-from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+from tests.readerstudy.factories import (
+    CaseFactory,
+    ReconstructionFactory,
+    StudyFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,3 +117,66 @@ def test_dashboard_is_404_for_a_reader(page, live_server, study):
     log_in(page, live_server, "radiologist", "/")
     response = page.goto(f"{live_server.url}/studies/{study.slug}/dashboard/")
     assert response.status == 404
+
+
+def test_dashboard_shows_rankings_and_forced_choices_against_the_metrics(
+    browser, live_server, screenshot_dir
+):
+    """Three readers rank each case's reconstructions by PSNR (the third swaps one pair) and
+    choose between every pair the same way: the ranking tab puts PSNR (and NMSE, monotonic
+    with it within a case) first at 32 of 36 pairs, shows the readers' baseline and Kendall's
+    W; the choice tab, where no reader swapped, at 1."""
+    from metrics.models import MetricValue
+    from readerstudy.models import Assignment, Question
+
+    study = StudyFactory(slug="prefs", title="Ranking study")
+    study.researchers.add(UserFactory(username="lead"))
+    for case_number in range(4):
+        case = CaseFactory(study=study, name=f"knee-{case_number}")
+        for k in range(3):
+            ReconstructionFactory(case=case, method=f"m{k}")
+    Question.objects.create(study=study, key="rank", label="Rank", kind="rank", position=10)
+    Question.objects.create(study=study, key="pick", label="Pick", kind="choice", position=11)
+    for case in study.cases.all():
+        compute_case_metrics(case_pk=case.pk)
+    psnr = dict(MetricValue.objects.filter(metric="psnr").values_list("reconstruction", "value"))
+    for name in ("r1", "r2", "r3"):
+        reader = study.assign_reader(UserFactory(username=name))
+        for item in Assignment.objects.filter(reader=reader, comparison__isnull=False):
+            order = sorted(item.layout, key=lambda pk: -psnr[pk])
+            if name == "r3" and item.comparison.question.key == "rank":
+                order[0], order[1] = order[1], order[0]
+            ranks = [order.index(pk) + 1 for pk in item.layout]
+            item.save_scores({item.comparison.question.key: ranks})
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, live_server, "lead", f"/studies/{study.slug}/dashboard/")
+    page.wait_for_selector("#ranked tbody tr, #reason:not([hidden])")
+    page.click("#question-tabs button[data-question='rank']")
+    page.wait_for_selector("#pref-ranked tbody tr")
+    assert page.locator("#likert-view").is_hidden()
+    rows = page.locator("#pref-ranked tbody tr").all_inner_texts()
+    assert len(rows) == 4
+    first = page.locator("#pref-ranked tbody tr").first
+    assert first.get_attribute("data-metric") in ("psnr", "nmse")
+    cells = first.locator("td").all_inner_texts()
+    # 4 cases x 3 readers x 3 pairs; r3's swap disagrees with PSNR once per case.
+    assert cells[3] == "36" and cells[4] == f"{32 / 36:.3f}", cells
+    agreement = page.inner_text("#agreement")
+    assert "Kendall's W" in agreement and "Reader vs majority" in agreement
+    assert scored(page).startswith("12 of 12") and "ranked" in scored(page)
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "dashboard-ranking.png", full_page=True)
+    page.click("#question-tabs button[data-question='pick']")
+    page.wait_for_function(
+        "() => document.querySelector('#pref-ranked tbody tr td:nth-child(5)').innerText === '1.000'"
+    )
+    assert "Kendall's W" not in page.inner_text("#agreement")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "dashboard-forced-choice.png", full_page=True)
+    page.click("#question-tabs button[data-question='overall']")
+    assert page.locator("#likert-view").is_visible()
+    assert not errors, errors
+    context.close()

@@ -12,9 +12,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from readerstudy.archive import study_record
-from readerstudy.models import Invitation, Reader, Study, StudyImport
+from readerstudy.models import Invitation, Question, Reader, Study, StudyImport
 from readerstudy.tasks import import_upload
-from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+from tests.readerstudy.factories import (
+    CaseFactory,
+    ReconstructionFactory,
+    StudyFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -220,14 +225,25 @@ def test_an_upload_is_imported_by_the_task_all_or_nothing(client, draft, setting
 
 
 def test_the_archive_restores_the_whole_study(client, draft, tmp_path, settings, capsys):
-    for method in ("unet", "cs"):
-        ReconstructionFactory(case__study=draft, method=method, parameters={"lambda": 0.1})
+    case = CaseFactory(study=draft)
+    for method in ("unet", "cs", "zf"):
+        ReconstructionFactory(case=case, method=method, parameters={"lambda": 0.1})
+    Question.objects.create(study=draft, key="rank", label="Rank", kind="rank", allow_ties=True)
+    Question.objects.create(
+        study=draft, key="pick", label="Pick", kind="choice", comparisons_per_reconstruction=2
+    )
     draft.status = Study.Status.OPEN
     draft.save()
     reader = draft.assign_reader(UserFactory(username="dr-lee"))
-    first = reader.assignments.order_by("position").first()
+    first = reader.assignments.filter(reconstruction__isnull=False).order_by("position").first()
     first.save_scores({"overall": 2, "snr": 4}, seconds_spent=3.5)
     first.save_scores({"overall": 3}, seconds_spent=1.0)
+    ranking = reader.assignments.get(comparison__question__key="rank")
+    ranking.save_scores({"rank": [1, 1, 3]}, seconds_spent=2.0)
+    ranking.save_scores({"rank": [1, 2, 3]}, seconds_spent=1.0)  # an edit: a revision
+    reader.assignments.filter(comparison__question__key="pick").first().save_scores(
+        {"pick": [2, 1]}
+    )
     from metrics.tasks import compute_case_metrics
 
     for case in draft.cases.all():
@@ -249,6 +265,7 @@ def test_the_archive_restores_the_whole_study(client, draft, tmp_path, settings,
     restored = Study.objects.get(slug="knee")
     after = study_record(restored)
     assert after == before, "settings, questions, orders, scores, revisions and metric values"
+    assert len(after["comparisons"]) == 1 + 3 and any(s["ranks"] for s in after["scores"])
     account = restored.readers.get().user
     assert account.username == "dr-lee" and not account.has_usable_password()
 

@@ -72,13 +72,31 @@
     return payload.analysis && payload.analysis.questions[question];
   }
 
+  function kindOf(key) {
+    const found = payload.questions.find((q) => q.key === key);
+    return found ? found.kind : "likert";
+  }
+
   function render() {
     const keys = payload.questions.map((q) => q.key);
     if (!keys.includes(question)) question = keys[0];
     renderTabs();
     const reason = $("reason");
+    const comparing = kindOf(question) !== "likert";
+    $("likert-view").hidden = comparing;
+    $("preference-view").hidden = !comparing;
+    if (comparing) {
+      const current = (payload.preferences || {})[question];
+      const why = payload.reason || (!current ? "No rankings or choices for this question yet." : null);
+      reason.hidden = !why;
+      reason.textContent = why || "";
+      renderProgress();
+      renderPreferenceAgreement(current);
+      renderPreferences(current);
+      return;
+    }
     const current = block();
-    const why = payload.reason || (!current && payload.analysis ? "No scores for this question yet." : null);
+    const why = payload.reason || (!current ? "No scores for this question yet." : null);
     reason.hidden = !why;
     reason.textContent = why || "";
     if (payload.analysis) {
@@ -106,8 +124,9 @@
 
   function renderProgress() {
     const progress = payload.progress;
+    const verb = { likert: "scored", rank: "ranked", choice: "compared" }[kindOf(question)];
     $("scored-count").textContent =
-      `${progress.scored[question] || 0} of ${progress.reconstructions} reconstructions scored for this question`;
+      `${progress.scored[question] || 0} of ${progress.reconstructions} reconstructions ${verb} for this question`;
     $("reader-progress").tBodies[0].replaceChildren(...progress.readers.map((r) =>
       el("tr", {}, el("td", {}, r.reader),
         el("td", {}, el("progress", { max: r.total, value: r.done }), el("span", { class: "count" }, `${r.done}/${r.total}`)))));
@@ -304,6 +323,78 @@
       }
     }
     table.replaceChildren(head, el("tbody", {}, ...rows));
+  }
+
+  // --- rank and forced-choice questions ---------------------------------------------------
+  function renderPreferenceAgreement(current) {
+    const dl = $("agreement");
+    $("sample-size").textContent = "";
+    if (!current) { dl.replaceChildren(); return; }
+    const base = current.inter_reader;
+    const rows = [
+      ["Readers", current.n_readers], ["Cases", current.n_cases], ["Preference pairs", current.n_pairs],
+      ["Reader vs majority of the rest, mean", base.mean === null ? `– (${base.reason})` : fmt(base.mean)],
+    ];
+    if (current.kind === "rank") {
+      rows.push(["Kendall's W within a set, mean",
+        current.kendalls_w === null ? `– (${current.reason})` : `${fmt(current.kendalls_w)} over ${current.n_sets} sets`]);
+    }
+    dl.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  }
+
+  function preferenceOrder(current) {
+    const key = (m) => (m.concordance === null ? -Infinity : m.concordance);
+    return Object.entries(current.metrics).sort((a, b) => key(b[1]) - key(a[1]));
+  }
+
+  function renderPreferences(current) {
+    const body = $("pref-ranked").tBodies[0];
+    if (!current) { body.replaceChildren(); Plotly.purge("pref-forest"); Plotly.purge("pref-heatmap"); return; }
+    const baseline = current.inter_reader.mean;
+    const order = preferenceOrder(current);
+    body.replaceChildren(...order.map(([name, m], index) => {
+      const against = m.concordance !== null && m.concordance < 0.5;
+      return el("tr", { "data-metric": name, class: against ? "against" : "" },
+        el("td", {}, index + 1),
+        el("td", {}, name, against ? el("span", { class: "flag", title: "orders pairs against the readers more often than with them" }, " runs against the readers") : ""),
+        el("td", { class: "muted small" }, direction(m)),
+        el("td", { class: "num" }, m.n_pairs ?? "–"),
+        el("td", { class: "num", title: m.reason || "" }, m.concordance === null ? (m.reason || "–") : fmt(m.concordance)),
+        el("td", { class: "num" }, fmtCi(m.concordance_ci)),
+        el("td", { class: "num" }, fmt(m.bt_spearman)),
+        el("td", { class: "num" }, m.concordance === null || baseline === null ? "–" : fmt(m.concordance - baseline)));
+    }));
+    const usable = order.filter(([, m]) => m.concordance !== null).reverse();
+    const x = usable.map(([, m]) => m.concordance);
+    const intervals = usable.map(([, m]) => m.concordance_ci || [m.concordance, m.concordance]);
+    const shapes = [{ type: "line", xref: "x", yref: "paper", x0: 0.5, x1: 0.5, y0: 0, y1: 1, line: { color: "#8a949e", dash: "dot" } }];
+    const perReader = Object.values(current.inter_reader.per_reader || {});
+    if (baseline !== null) {
+      if (perReader.length > 1) shapes.push({ type: "rect", xref: "x", yref: "paper", x0: Math.min(...perReader), x1: Math.max(...perReader),
+        y0: 0, y1: 1, fillcolor: "rgba(92,207,138,0.15)", line: { width: 0 } });
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: baseline, x1: baseline, y0: 0, y1: 1, line: { color: "#5ccf8a", dash: "dash" } });
+    }
+    Plotly.react("pref-forest", [{
+      type: "scatter", mode: "markers", x, y: usable.map(([name]) => name),
+      error_x: { type: "data", symmetric: false, array: x.map((v, i) => intervals[i][1] - v), arrayminus: x.map((v, i) => v - intervals[i][0]), color: "#4ea1ff" },
+      marker: { color: x.map((v) => (v < 0.5 ? "#ff6b6b" : "#4ea1ff")), size: 9 },
+      hovertemplate: "%{y}: concordance %{x:.3f}<extra></extra>",
+    }], layout({
+      height: Math.max(220, 40 * usable.length + 80), showlegend: false, shapes,
+      xaxis: { title: { text: "concordance with the readers' preferences (band: readers against each other)" }, range: [0, 1.02] },
+      yaxis: { automargin: true },
+    }), plotConfig);
+    const metrics = order.map(([n]) => n);
+    const readers = [...new Set([...Object.keys(current.inter_reader.per_reader || {}),
+      ...metrics.flatMap((m) => Object.keys(current.metrics[m].per_reader || {}))])].sort();
+    const rows = [...metrics, "readers' majority"];
+    const z = rows.map((m) => readers.map((r) => (m === "readers' majority"
+      ? current.inter_reader.per_reader[r] : current.metrics[m].per_reader[r]) ?? null));
+    Plotly.react("pref-heatmap", [{
+      type: "heatmap", x: readers, y: rows, z, zmin: 0, zmax: 1, colorscale: "RdBu", reversescale: true,
+      text: z.map((row) => row.map((v) => (v === null ? "n/a" : v.toFixed(2)))), texttemplate: "%{text}",
+      hovertemplate: "%{x} · %{y}: %{z:.3f}<extra></extra>", colorbar: { title: { text: "concordance" } },
+    }], layout({ height: Math.max(260, 30 * rows.length + 120), xaxis: { automargin: true }, yaxis: { automargin: true } }), plotConfig);
   }
 
   function addDownloads() {

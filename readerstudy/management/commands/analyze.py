@@ -1,5 +1,5 @@
-"""`manage.py analyze --scores SCORES.csv --metrics METRICS.csv [--bootstrap B] [--seed S]
-[--polarity NAME=+1|-1]... --json` (docs/interfaces.md section 5)."""
+"""`manage.py analyze [--scores SCORES.csv] [--rankings RANKINGS.csv] --metrics METRICS.csv
+[--bootstrap B] [--seed S] [--polarity NAME=+1|-1]... --json` (docs/interfaces.md section 5)."""
 
 import json as jsonlib
 import sys
@@ -8,15 +8,21 @@ from pathlib import Path
 import pandas as pd
 from django.core.management.base import BaseCommand
 
-from metrics.polarity import parse_polarity
+from metrics.polarity import parse_polarity, registry_polarity
 from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
+from metrics.stats.preference import preference_analysis
 
 
 class Command(BaseCommand):
     help = "Correlate metrics with reader scores and measure inter-reader agreement (docs/interfaces.md section 5)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--scores", type=Path, required=True)
+        parser.add_argument("--scores", type=Path, help="Likert scores (the scores export)")
+        parser.add_argument(
+            "--rankings",
+            type=Path,
+            help="rank and forced-choice answers (the rankings export): adds `preferences`",
+        )
         parser.add_argument("--metrics", type=Path, required=True)
         parser.add_argument(
             "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)"
@@ -40,32 +46,88 @@ class Command(BaseCommand):
             ),
         )
 
-    def handle(self, *args, scores: Path, metrics: Path, bootstrap: int, seed: int, **options):
+    def handle(self, *args, scores, metrics: Path, bootstrap: int, seed: int, **options):
         try:
             if bootstrap < 1:
                 raise AnalysisInputError("--bootstrap must be at least 1")
+            if scores is None and options["rankings"] is None:
+                raise AnalysisInputError("give --scores, --rankings or both")
             polarities = dict(self.polarity(text) for text in options["polarity"])
-            score_frame, metric_frame = (self.read(path) for path in (scores, metrics))
-            groups = None
-            if options["full"] and {"method", "acceleration"} <= set(score_frame.columns):
-                groups = score_frame[["reconstruction", "method", "acceleration"]]
-            # The export's `case` column: resample whole cases, not reconstructions.
-            cases = score_frame[["reconstruction", "case"]] if "case" in score_frame else None
-            result = analyze(
-                score_frame,
-                metric_frame,
-                bootstrap=bootstrap,
-                seed=seed,
-                groups=groups,
-                extended=options["full"],
-                cases=cases,
-                polarities=polarities,
-            )
+            metric_frame = self.read(metrics)
+            preferences = None
+            if options["rankings"] is not None:
+                preferences = self.preferences(
+                    self.read(options["rankings"]), metric_frame, polarities, bootstrap, seed
+                )
+            if scores is None:
+                result = {"preferences": preferences}
+            else:
+                result = self.likert(
+                    self.read(scores), metric_frame, polarities, bootstrap, seed, options
+                )
+                if preferences is not None:
+                    result["preferences"] = preferences
         except AnalysisInputError as error:
             self.stderr.write(f"error: {error}")
             sys.exit(2)
         if options["json"]:
             self.stdout.write(self.dumps(result))
+            return
+        self.print_summary(result)
+
+    @staticmethod
+    def preferences(rankings, metric_frame, polarities, bootstrap: int, seed: int) -> dict:
+        if not {"reconstruction", "metric", "value"} <= set(metric_frame.columns):
+            raise AnalysisInputError("metrics: needs the columns reconstruction, metric, value")
+        metric_frame = metric_frame.assign(
+            value=pd.to_numeric(metric_frame["value"], errors="coerce")
+        ).dropna(subset=["value"])
+        metric_frame = metric_frame.assign(
+            reconstruction=metric_frame["reconstruction"].astype(str)
+        )
+        names = metric_frame["metric"].astype(str).unique()
+        directions = {name: polarities.get(name, registry_polarity(name)) for name in names}
+        try:
+            result = preference_analysis(
+                rankings, metric_frame, directions, bootstrap=bootstrap, seed=seed
+            )
+        except ValueError as error:
+            raise AnalysisInputError(str(error)) from None
+        if not result:
+            raise AnalysisInputError("rankings: no answers in the file")
+        return result
+
+    @staticmethod
+    def likert(score_frame, metric_frame, polarities, bootstrap, seed, options) -> dict:
+        groups = None
+        if options["full"] and {"method", "acceleration"} <= set(score_frame.columns):
+            groups = score_frame[["reconstruction", "method", "acceleration"]]
+        # The export's `case` column: resample whole cases, not reconstructions.
+        cases = score_frame[["reconstruction", "case"]] if "case" in score_frame else None
+        return analyze(
+            score_frame,
+            metric_frame,
+            bootstrap=bootstrap,
+            seed=seed,
+            groups=groups,
+            extended=options["full"],
+            cases=cases,
+            polarities=polarities,
+        )
+
+    def print_summary(self, result: dict) -> None:
+        for question, block in (result.get("preferences") or {}).items():
+            self.stdout.write(
+                f"{question} ({block['kind']}): readers {block['n_readers']}, pairs "
+                f"{block['n_pairs']}, reader-vs-majority mean {block['inter_reader'].get('mean')}"
+            )
+            for name in block["ranking"]:
+                row = block["metrics"][name]
+                self.stdout.write(
+                    f"  {name:<26} concordance {row['concordance']:.3f}  95% CI "
+                    f"{row['concordance_ci']}  Bradley-Terry spearman {row['bt_spearman']}"
+                )
+        if "questions" not in result:
             return
         self.stdout.write(f"bootstrap resamples {result['resampling']}")
         for question, block in result["questions"].items():
