@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint check clean-demo bench-metrics bench-analysis bench-load bench-upload serve-prod worker
+.PHONY: demo test lint check clean-demo bench-metrics bench-analysis bench-preferences bench-load bench-upload serve-prod worker
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -55,6 +55,10 @@ bench-metrics: $(VENV)/.runtime-installed
 # `manage.py analyze` end to end on its CSV files, against a plain per-resample scipy script.
 bench-analysis: $(VENV)/.runtime-installed
 	$(PY) -m metrics.bench.analysis
+
+# Ranking and forced-choice statistics at 10 readers x 2,000 reconstructions, against a plain loop.
+bench-preferences: $(VENV)/.runtime-installed
+	$(PY) -m metrics.bench.preferences $(BENCH_ARGS)
 
 # A study archive (1 GB, and 0.25 GB to compare) uploaded to gunicorn and imported by the
 # import task, on a scratch data folder: times and peak memory of the web worker and the import.

@@ -249,7 +249,11 @@ def penalised_fit_by_scipy(pairs, alpha):
     return pd.DataFrame({"reconstruction": items, "strength": theta - theta.mean(), "se": se})
 
 
-def test_bradley_terry_equals_an_independent_penalised_fit_per_case():
+def test_bradley_terry_equals_choix_and_an_independent_penalised_fit_per_case():
+    """Against choix.opt_pairwise (the library whose objective it follows) and a scipy
+    minimiser of that objective with a finite-difference Hessian for the intervals."""
+    import choix
+
     rng = np.random.default_rng(5)
     truth = {f"c{k}": rng.normal(0, 1, 5) for k in range(3)}
     pairs = bt_pairs(truth, readers=6, rng=rng)
@@ -263,6 +267,13 @@ def test_bradley_terry_equals_an_independent_penalised_fit_per_case():
         # choix's optimiser stops at tol 1e-5 on the gradient; 1e-4 on strengths is well within it.
         np.testing.assert_allclose(merged["strength"], merged["strength_scipy"], atol=1e-4)
         np.testing.assert_allclose(merged["se"], merged["se_scipy"], rtol=1e-3)
+        mine = pairs[pairs["case"] == case]
+        items = list(merged["reconstruction"])
+        data = list(
+            zip(mine["better"].map(items.index), mine["worse"].map(items.index), strict=True)
+        )
+        direct = choix.opt_pairwise(len(items), data, alpha=BRADLEY_TERRY_PRIOR, tol=1e-10)
+        np.testing.assert_allclose(merged["strength"], direct - direct.mean(), atol=1e-6)
         assert (merged["n_pairs"] == 6 * 4).all()
 
 
@@ -327,4 +338,30 @@ def test_ranking_agreement_is_scipy_friedman_kendalls_w_per_set():
     frame = pd.DataFrame(rows, columns=["case", "reader", "reconstruction", "rank"])
     result = ranking_agreement(frame)
     assert result["n_sets"] == 4
+    assert result["kendalls_w"] == pytest.approx(np.mean(expected), abs=1e-12)
+
+
+def test_ranking_agreement_with_ties_splits_and_incomplete_readers_is_w_per_set():
+    """Every set at once equals Kendall's W of each set alone (kendalls_w, itself checked
+    against scipy's Friedman statistic), counting only readers who ranked the whole set."""
+    from metrics.stats.preference import kendalls_w
+
+    rng = np.random.default_rng(4)
+    rows, expected = [], []
+    for case in range(6):
+        for number in (1, 2):
+            size = 3 + (case + number) % 3
+            table = rng.integers(1, size + 1, size=(4, size))  # ties on purpose
+            for reader, row in enumerate(table):
+                for k, rank in enumerate(row):
+                    rows.append(
+                        (f"c{case}", str(number), f"r{reader}", f"c{case}-{number}-{k}", rank)
+                    )
+            rows.append((f"c{case}", str(number), "partial", f"c{case}-{number}-0", 1))
+            w = kendalls_w(table)
+            if w is not None:
+                expected.append(w)
+    frame = pd.DataFrame(rows, columns=["case", "set", "reader", "reconstruction", "rank"])
+    result = ranking_agreement(frame)
+    assert result["n_sets"] == len(expected)
     assert result["kendalls_w"] == pytest.approx(np.mean(expected), abs=1e-12)
