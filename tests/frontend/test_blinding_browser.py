@@ -32,6 +32,26 @@ def header_of(body: bytes) -> bytes:
     return body.split(b"\xe0\x7f\x10\x00")[0]
 
 
+def record_responses(page) -> list[tuple[str, dict, bytes]]:
+    """Everything the page receives from the site from now on, as (url, headers, body),
+    DICOM cut at its pixel data; the vendored static files (the same for everyone) aside."""
+    received = []
+
+    def record(response):
+        if "/static/" in response.url:
+            return
+        try:
+            body = response.body()
+        except Exception:  # noqa: BLE001 (redirects have no body)
+            body = b""
+        if body.startswith(b"\x00" * 128 + b"DICM"):
+            body = header_of(body)
+        received.append((response.url, dict(response.headers), body))
+
+    page.on("response", record)
+    return received
+
+
 def test_a_full_reading_session_reveals_nothing(page, live_server):
     study = StudyFactory(title="Blinded study")
     case = CaseFactory(study=study, name="case-secret-name")
@@ -50,20 +70,7 @@ def test_a_full_reading_session_reveals_nothing(page, live_server):
     )
     study.assign_reader(UserFactory(username="radiologist"))
 
-    received = []
-
-    def record(response):
-        if "/static/" in response.url:
-            return  # the same vendored files for everyone
-        try:
-            body = response.body()
-        except Exception:  # noqa: BLE001 (redirects have no body)
-            body = b""
-        if body.startswith(b"\x00" * 128 + b"DICM"):
-            body = header_of(body)
-        received.append((response.url, dict(response.headers), body))
-
-    page.on("response", record)
+    received = record_responses(page)
     page.goto(f"{live_server.url}/accounts/login/?next=/read/{study.slug}/")
     page.fill("#id_username", "radiologist")
     page.fill("#id_password", "password")

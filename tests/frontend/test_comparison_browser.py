@@ -4,7 +4,7 @@ keyboard and by dragging, stored in the reader's own layout, and blinded over a 
 import pytest
 
 from readerstudy.models import Assignment, Question, Score
-from tests.frontend.test_blinding_browser import header_of
+from tests.frontend.test_blinding_browser import record_responses
 from tests.frontend.test_reader_browser import drawn_fraction, open_reader, wait_ready
 from tests.readerstudy.factories import (
     CaseFactory,
@@ -122,20 +122,7 @@ def test_a_whole_session_of_every_kind_reveals_nothing(page, live_server):
     study = comparison_study(likert=True, name="case-secret-name")
     public_ids = list(study.cases.get().reconstructions.values_list("public_id", flat=True))
     secrets = [*METHODS, "7.8125", "case-secret-name", "secret_file_name", "npy", *public_ids]
-    received = []
-
-    def record(response):
-        if "/static/" in response.url:
-            return
-        try:
-            body = response.body()
-        except Exception:  # noqa: BLE001 (redirects have no body)
-            body = b""
-        if body.startswith(b"\x00" * 128 + b"DICM"):
-            body = header_of(body)
-        received.append((response.url, str(dict(response.headers)).encode() + body))
-
-    page.on("response", record)
+    received = record_responses(page)
     open_reader(page, live_server, study)
     ready = page.evaluate("document.getElementById('reader').dataset.ready")
     kinds = []
@@ -148,8 +135,9 @@ def test_a_whole_session_of_every_kind_reveals_nothing(page, live_server):
         page.keyboard.press("Enter")
         ready = wait_ready(page, ready)
     assert sorted(kinds) == ["choice"] * 3 + ["likert"] * 3 + ["rank"]
-    assert any("/slot-3.dcm" in url for url, _ in received), "Sanity: the ranking's images came"
-    for url, content in received:
+    assert any("/slot-3.dcm" in url for url, _, _ in received), "Sanity: the ranking's images came"
+    for url, headers, body in received:
+        content = str(headers).encode() + body
         for secret in secrets:
             assert secret.encode() not in content and secret not in url, (
                 f"{secret!r} leaked in {url}"

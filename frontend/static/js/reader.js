@@ -164,12 +164,20 @@
 
   // A ranking: the digit keys give the focused image its rank (1 best) and focus moves on;
   // or the list is dragged into order. Without ties a rank given twice moves to the new image.
-  function renderRanking(question) {
+  // A comparison's one question, always focused (the focus moves between its images).
+  function comparisonFieldset(question) {
     const fieldset = document.createElement("fieldset");
     fieldset.className = "question focused";
     fieldset.dataset.key = question.key;
     const legend = document.createElement("legend");
     legend.textContent = question.label;
+    fieldset.appendChild(legend);
+    form.appendChild(fieldset);
+    return fieldset;
+  }
+
+  function renderRanking(question) {
+    const fieldset = comparisonFieldset(question);
     const hint = document.createElement("p");
     hint.className = "muted small";
     hint.textContent = "Rank the " + slotCount() + " images, 1 best" +
@@ -177,8 +185,7 @@
     const list = document.createElement("ol");
     list.className = "rank-list";
     list.id = "rank-list";
-    fieldset.append(legend, hint, list);
-    form.appendChild(fieldset);
+    fieldset.append(hint, list);
     list.addEventListener("dragover", function (event) {
       event.preventDefault();
       const dragging = list.querySelector(".dragging");
@@ -198,11 +205,7 @@
   }
 
   function renderChoice(question) {
-    const fieldset = document.createElement("fieldset");
-    fieldset.className = "question focused";
-    fieldset.dataset.key = question.key;
-    const legend = document.createElement("legend");
-    legend.textContent = question.label;
+    const fieldset = comparisonFieldset(question);
     const choices = document.createElement("div");
     choices.className = "choices";
     const options = [["1", "A (left) better", [1, 2]], ["2", "B (right) better", [2, 1]]];
@@ -215,8 +218,7 @@
       button.addEventListener("click", function () { setRanks(option[2].slice()); });
       choices.appendChild(button);
     });
-    fieldset.append(legend, choices);
-    form.appendChild(fieldset);
+    fieldset.append(choices);
   }
 
   function currentRanks() {
