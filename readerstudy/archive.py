@@ -308,6 +308,12 @@ def restore_archive(path: Path, *, slug: str | None = None) -> tuple[Study, list
     return study, notes
 
 
+def _comparison_key(named: Any) -> tuple[str, str, int]:
+    """A comparison as study.json names it: [question key, case name, set number]."""
+    question, case, number = named
+    return str(question), str(case), int(number)
+
+
 def _ranks(ranks: Any) -> list[int] | None:
     return None if ranks is None else [int(rank) for rank in ranks]
 
@@ -371,8 +377,7 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
         """The key a score names its item by, and the item's fields."""
         if isinstance(entry, str):
             return entry, {"reconstruction_id": reconstructions[entry]}
-        question, case, number = entry["comparison"]
-        key = (question, case, int(number))
+        key = _comparison_key(entry["comparison"])
         layout = [reconstructions[public_id] for public_id in entry["layout"]]
         return key, {"comparison": comparisons[key], "layout": layout}
 
@@ -404,8 +409,7 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
             items[name, key] = item
     for entry in record["scores"]:
         if "comparison" in entry:
-            question, case, number = entry["comparison"]
-            item_key: Any = (question, case, int(number))
+            item_key: Any = _comparison_key(entry["comparison"])
         else:
             item_key = entry["reconstruction"]
         score = Score.objects.create(

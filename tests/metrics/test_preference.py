@@ -198,12 +198,12 @@ def test_reader_drift_rarely_flags_steady_readers():
 
 # --- Bradley-Terry (issue 20) ---------------------------------------------------------------
 
-from metrics.stats.preference import (  # noqa: E402
+from metrics.stats.bradley_terry import (  # noqa: E402
     BRADLEY_TERRY_PRIOR,
     bradley_terry,
-    ranking_agreement,
     spearman_with_scale,
 )
+from metrics.stats.preference import ranking_agreement  # noqa: E402
 
 
 def bt_pairs(strengths_by_case, readers, rng, repeats=1):
