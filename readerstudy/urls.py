@@ -12,7 +12,7 @@ urlpatterns = [
     path("studies/<slug:slug>/people/", researcher_views.study_people, name="people"),
     path("studies/<slug:slug>/status/", researcher_views.study_status, name="status"),
     path("studies/<slug:slug>/archive.zip", researcher_views.study_archive, name="archive"),
-    path("invite/<str:token>/", researcher_views.accept_invitation, name="invitation"),
+    path("invite/<slug:token>/", researcher_views.accept_invitation, name="invitation"),
     path("read/<slug:slug>/", views.ReadingPage.as_view(), name="read"),
     path("studies/<slug:slug>/export/<str:kind>.csv", views.study_export, name="export"),
     path("studies/<slug:slug>/score-history/", views.ScoreHistory.as_view(), name="score-history"),
@@ -23,9 +23,9 @@ urlpatterns = [
         name="dashboard-table",
     ),
     path(
-        "studies/<slug:slug>/reconstructions/<str:public_id>/<str:which>.png",
+        "studies/<slug:slug>/reconstructions/<slug:public_id>/<str:which>.png",
         views.reconstruction_preview,
         name="preview",
     ),
-    path("items/<str:public_id>/<str:which>.dcm", views.item_image, name="item-image"),
+    path("items/<slug:public_id>/<str:which>.dcm", views.item_image, name="item-image"),
 ]

@@ -13,6 +13,6 @@ urlpatterns = [
         views.StudyImportDetail.as_view(),
         name="import-detail",
     ),
-    path("items/<str:public_id>/", views.ItemDetail.as_view(), name="item"),
-    path("items/<str:public_id>/scores/", views.ItemScores.as_view(), name="item-scores"),
+    path("items/<slug:public_id>/", views.ItemDetail.as_view(), name="item"),
+    path("items/<slug:public_id>/scores/", views.ItemScores.as_view(), name="item-scores"),
 ]
