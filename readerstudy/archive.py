@@ -26,10 +26,12 @@ from readerstudy.export import (
     HISTORY_COLUMNS,
     METRIC_COLUMNS,
     RANKING_COLUMNS,
+    REPEAT_COLUMNS,
     SCORE_COLUMNS,
     history_rows,
     metric_rows,
     ranking_rows,
+    repeat_rows,
     score_rows,
     write_csv,
 )
@@ -87,14 +89,17 @@ def study_record(study: Study) -> dict[str, Any]:
 
     def item_entry(item: Assignment) -> str | dict[str, Any]:
         # A reconstruction by its public id; a comparison by (question, case, set) and the
-        # reader's layout.
+        # reader's layout; a repeat read as {"repeat": its item}.
+        entry: str | dict[str, Any]
         if item.reconstruction_id is not None:
-            return public[item.reconstruction_id]
-        assert item.comparison_id is not None
-        return {
-            "comparison": comparison_key(item.comparison_id),
-            "layout": [public[pk] for pk in item.layout],
-        }
+            entry = public[item.reconstruction_id]
+        else:
+            assert item.comparison_id is not None
+            entry = {
+                "comparison": comparison_key(item.comparison_id),
+                "layout": [public[pk] for pk in item.layout],
+            }
+        return {"repeat": entry} if item.repeat_of_id is not None else entry
 
     readers = []
     for reader in study.readers.select_related("user").order_by("pk"):
@@ -124,6 +129,7 @@ def study_record(study: Study) -> dict[str, Any]:
             {
                 "reader": item.reader.user.username,
                 **answered,
+                "repeat": item.repeat_of_id is not None,
                 "question": score.question.key,
                 "value": score.value,
                 "ranks": score.ranks,
@@ -180,6 +186,7 @@ def study_record(study: Study) -> dict[str, Any]:
             "end_message": study.end_message,
             "presentation": study.presentation,
             "status": study.status,
+            "repeat_share": study.repeat_share,
         },
         "questions": list(
             study.questions.order_by("position", "pk").values(
@@ -249,6 +256,7 @@ def write_archive(study: Study) -> IO[bytes]:
             ("metrics.csv", metric_rows, METRIC_COLUMNS),
             ("score-history.csv", history_rows, HISTORY_COLUMNS),
             ("rankings.csv", ranking_rows, RANKING_COLUMNS),
+            ("repeats.csv", repeat_rows, REPEAT_COLUMNS),
         ):
             text = io.StringIO()
             write_csv(rows(study), columns, text)
@@ -308,6 +316,14 @@ def restore_archive(path: Path, *, slug: str | None = None) -> tuple[Study, list
     return study, notes
 
 
+# Marks the key of a repeat read, (_REPEAT, its first read's key): no question key can equal it.
+_REPEAT = object()
+
+
+def _is_repeat(key: Any) -> bool:
+    return isinstance(key, tuple) and len(key) == 2 and key[0] is _REPEAT
+
+
 def _comparison_key(named: Any) -> tuple[str, str, int]:
     """A comparison as study.json names it: [question key, case name, set number]."""
     question, case, number = named
@@ -335,6 +351,7 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
     study.end_message = settings_of.get("end_message", study.end_message)
     study.presentation = Study.Presentation(settings_of["presentation"])
     study.status = Study.Status(settings_of["status"])
+    study.repeat_share = min(max(float(settings_of.get("repeat_share", 0.0)), 0.0), 0.5)
     study.save()
     questions = {}
     for q in record["questions"]:
@@ -375,6 +392,9 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
 
     def item_of(entry: str | dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """The key a score names its item by, and the item's fields."""
+        if isinstance(entry, dict) and "repeat" in entry:
+            key, fields = item_of(entry["repeat"])
+            return (_REPEAT, key), fields
         if isinstance(entry, str):
             return entry, {"reconstruction_id": reconstructions[entry]}
         key = _comparison_key(entry["comparison"])
@@ -400,18 +420,25 @@ def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
         )
         if entry.get("joined_at"):
             Reader.objects.filter(pk=reader.pk).update(joined_at=_parse_when(entry["joined_at"]))
-        keyed = [item_of(item) for item in entry["order"]]
-        created_items = Assignment.objects.bulk_create(
-            Assignment(reader=reader, position=position, **fields)
-            for position, (_, fields) in enumerate(keyed, start=1)
-        )
-        for (key, _), item in zip(keyed, created_items, strict=True):
+        keyed = [
+            (key, Assignment(reader=reader, position=position, **fields))
+            for position, (key, fields) in enumerate(map(item_of, entry["order"]), start=1)
+        ]
+        for key, item in keyed:
             items[name, key] = item
+        # First reads before their repeats: a repeat refers to its first read's row.
+        for key, item in keyed:
+            if _is_repeat(key):
+                item.repeat_of = items[name, key[1]]
+        Assignment.objects.bulk_create(item for key, item in keyed if not _is_repeat(key))
+        Assignment.objects.bulk_create(item for key, item in keyed if _is_repeat(key))
     for entry in record["scores"]:
         if "comparison" in entry:
             item_key: Any = _comparison_key(entry["comparison"])
         else:
             item_key = entry["reconstruction"]
+        if entry.get("repeat"):
+            item_key = (_REPEAT, item_key)
         score = Score.objects.create(
             assignment=items[entry["reader"], item_key],
             question=questions[entry["question"]],

@@ -32,7 +32,8 @@ from threadpoolctl import threadpool_limits
 from metrics.polarity import registry_polarity
 from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
 from metrics.stats.preference import preference_analysis
-from readerstudy.export import safe_text
+from metrics.stats.reliability import drift_analysis, repeat_agreement
+from readerstudy.export import REPEAT_COLUMNS, repeat_rows, safe_text
 from readerstudy.metric_status import current_metric_values
 from readerstudy.models import Reconstruction, Score, Study
 
@@ -90,7 +91,8 @@ def ranking_frame(study: Study) -> pd.DataFrame:
     public = dict(Reconstruction.objects.filter(case__study=study).values_list("pk", "public_id"))
     rows = []
     for reader, question, kind, case, number, layout, ranks in (
-        Score.objects.filter(assignment__reader__study=study, ranks__isnull=False)
+        Score.objects.first_reads()
+        .filter(assignment__reader__study=study, ranks__isnull=False)
         .values_list(
             "assignment__reader__user__username",
             "question__key",
@@ -112,13 +114,16 @@ def ranking_frame(study: Study) -> pd.DataFrame:
 def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(Likert scores, metrics, reconstructions) in the statistics engine's long format."""
     scores = pd.DataFrame.from_records(
-        Score.objects.filter(assignment__reader__study=study, value__isnull=False).values_list(
+        Score.objects.first_reads()
+        .filter(assignment__reader__study=study, value__isnull=False)
+        .values_list(
             "assignment__reader__user__username",
             "assignment__reconstruction__public_id",
             "question__key",
             "value",
+            "created_at",
         ),
-        columns=["reader", "reconstruction", "question", "score"],
+        columns=["reader", "reconstruction", "question", "score", "answered_at"],
     )
     _, values = current_metric_values(study)
     metrics = pd.DataFrame.from_records(
@@ -207,6 +212,7 @@ def _progress(
 def build_payload(study: Study, version: str) -> dict:
     scores, metrics, recons = study_frames(study)
     rankings = ranking_frame(study)
+    repeats = pd.DataFrame(list(repeat_rows(study, escape=str)), columns=REPEAT_COLUMNS)
     payload = {
         "study": study.slug,
         "version": version,
@@ -218,6 +224,8 @@ def build_payload(study: Study, version: str) -> dict:
         "progress": _progress(study, scores, rankings, len(recons)),
         "analysis": None,
         "preferences": {},
+        "repeats": {},
+        "drift": {},
         "reason": None,
         "points": {},
     }
@@ -227,11 +235,16 @@ def build_payload(study: Study, version: str) -> dict:
         payload["reason"] = "No metric values yet: the workers have not stored any."
     else:
         payload.update(run_at_low_priority(_analysis, scores, metrics, recons, rankings))
+    if len(scores) or len(repeats):
+        payload.update(run_at_low_priority(_reliability, scores, repeats))
     return payload
 
 
 def _analysis(
-    scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame, rankings: pd.DataFrame
+    scores: pd.DataFrame,
+    metrics: pd.DataFrame,
+    recons: pd.DataFrame,
+    rankings: pd.DataFrame,
 ) -> dict:
     """The statistics and the scatter points (pure computation: no database here)."""
     out: dict[str, Any] = {"points": _points(scores, metrics, recons) if len(scores) else {}}
@@ -259,6 +272,14 @@ def _analysis(
     except AnalysisInputError as error:
         out["reason"] = str(error)
     return out
+
+
+def _reliability(scores: pd.DataFrame, repeats: pd.DataFrame) -> dict:
+    """Each reader against their own repeat reads, and their drift (metrics not needed)."""
+    return {
+        "repeats": repeat_agreement(repeats, scores) if len(repeats) else {},
+        "drift": drift_analysis(scores) if len(scores) else {},
+    }
 
 
 def _lower_this_threads_priority() -> None:

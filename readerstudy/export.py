@@ -7,13 +7,14 @@ Scores: one row per score. Metrics: one row per stored value at the metric's cur
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
-from typing import Protocol
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from django.db.models import Q
 
 from metrics.models import MetricValue
-from readerstudy.models import Reconstruction, Score, ScoreRevision, Study
+from readerstudy.models import Assignment, Reconstruction, Score, ScoreRevision, Study
 
 # Which reader's answer to which question about which reconstruction (method shown: these
 # files are for researchers only).
@@ -48,7 +49,8 @@ def safe_text(value: str) -> str:
 def score_rows(study: Study) -> Iterator[dict]:
     """One row per Likert score (rank and forced-choice answers: ranking_rows)."""
     scores = (
-        Score.objects.filter(assignment__reader__study=study, value__isnull=False)
+        Score.objects.first_reads()
+        .filter(assignment__reader__study=study, value__isnull=False)
         .select_related("assignment__reader__user", "assignment__reconstruction__case", "question")
         .order_by(
             "assignment__reader__user__username", "assignment__position", "question__position"
@@ -94,7 +96,8 @@ RANKING_COLUMNS = [
 
 def ranking_rows(study: Study) -> Iterator[dict]:
     scores = (
-        Score.objects.filter(assignment__reader__study=study, ranks__isnull=False)
+        Score.objects.first_reads()
+        .filter(assignment__reader__study=study, ranks__isnull=False)
         .select_related("assignment__reader__user", "assignment__comparison__case", "question")
         .order_by("assignment__reader__user__username", "assignment__position")
     )
@@ -124,6 +127,86 @@ def ranking_rows(study: Study) -> Iterator[dict]:
                 "scored_at": score.updated_at.isoformat(),
                 "duration_s": round(score.seconds_spent, 3),
             }
+
+
+# One row per repeat read's answer beside the same reader's first read of the item (Likert:
+# the two scores; ranking or forced choice: one row per reconstruction, its rank in each
+# read). `items_between` counts the items read in between.
+REPEAT_COLUMNS = [
+    "study",
+    "reader",
+    "question",
+    "kind",
+    "case",
+    "set",
+    "reconstruction",
+    "method",
+    "acceleration",
+    "first",
+    "repeat",
+    "first_scored_at",
+    "repeat_scored_at",
+    "items_between",
+]
+
+
+def repeat_rows(study: Study, *, escape: Callable[[str], str] = safe_text) -> Iterator[dict]:
+    """The repeats export; `escape` guards researcher text for a spreadsheet (the dashboard,
+    which reads the rows itself, passes str)."""
+    repeats = (
+        Assignment.objects.filter(reader__study=study, repeat_of__isnull=False)
+        .select_related("reader__user", "repeat_of", "comparison")
+        .order_by("reader__user__username", "position")
+    )
+    answers: dict[int, dict[int, Score]] = defaultdict(dict)  # item, question: answer
+    for score in (
+        Score.objects.filter(assignment__reader__study=study)
+        .filter(Q(assignment__repeat__isnull=False) | Q(assignment__repeat_of__isnull=False))
+        .select_related("question")
+    ):
+        answers[score.assignment_id][score.question_id] = score
+    reconstructions = {
+        r.pk: r for r in Reconstruction.objects.filter(case__study=study).select_related("case")
+    }
+    for repeat in repeats.iterator():
+        first = repeat.repeat_of
+        assert first is not None
+        for question, second in answers[repeat.pk].items():
+            earlier = answers[first.pk].get(question)
+            if earlier is None:
+                continue
+            common = {
+                "study": escape(study.slug),
+                "reader": escape(repeat.reader.user.username),
+                "question": second.question.key,
+                "kind": second.question.kind,
+                "first_scored_at": earlier.updated_at.isoformat(),
+                "repeat_scored_at": second.updated_at.isoformat(),
+                "items_between": repeat.position - first.position - 1,
+            }
+            shown: list[tuple[int, Any, Any, int | str]]
+            if second.ranks is None:
+                assert repeat.reconstruction_id is not None
+                shown = [(repeat.reconstruction_id, earlier.value, second.value, "")]
+            else:
+                assert repeat.comparison is not None
+                first_ranks = dict(zip(first.layout, earlier.ranks or [], strict=True))
+                shown = [
+                    (pk, first_ranks[pk], rank, repeat.comparison.number)
+                    for pk, rank in sorted(zip(repeat.layout, second.ranks, strict=True))
+                ]
+            for pk, first_answer, repeat_answer, number in shown:
+                reconstruction = reconstructions[pk]
+                yield {
+                    **common,
+                    "case": escape(reconstruction.case.name),
+                    "set": number,
+                    "reconstruction": reconstruction.public_id,
+                    "method": escape(reconstruction.method),
+                    "acceleration": reconstruction.acceleration,
+                    "first": first_answer,
+                    "repeat": repeat_answer,
+                }
 
 
 HISTORY_COLUMNS = [*_ANSWER_COLUMNS, "previous_value", "value", "recorded_at", "recorded_by"]

@@ -9,6 +9,7 @@ from django.utils.text import slugify
 
 from readerstudy.manifest import text_problem
 from readerstudy.models import Question, Study
+from readerstudy.models.studies import MAX_REPEAT_SHARE
 
 
 class StudyTitleMixin:
@@ -65,11 +66,34 @@ class StudySettingsForm(StudyTitleMixin, forms.ModelForm):
             "end_message": forms.Textarea(attrs={"rows": 2}),
         }
 
+    repeat_percent = forms.IntegerField(
+        label="Repeat reads (% of each reader's items)",
+        min_value=0,
+        max_value=round(MAX_REPEAT_SHARE * 100),
+        required=False,
+        help_text="Shown a second time, later and under a new id, to measure each reader's "
+        "agreement with themselves; only the first read is analysed. 10 is usual; 0 for none. "
+        "May be changed at any time: new repeats go among the items not yet read.",
+    )
+
     def __init__(self, *args, locked: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["repeat_percent"].initial = round(self.instance.repeat_share * 100)
         if locked:
             self.fields["presentation"].disabled = True
             self.fields["presentation"].help_text = "Fixed: readers have scored already."
+
+    def clean_repeat_percent(self) -> int:
+        # Left out of a post (an older form, a script): keep the study's share.
+        value = self.cleaned_data.get("repeat_percent")
+        return self.fields["repeat_percent"].initial if value is None else value
+
+    def repeats_changed(self) -> bool:
+        return self.cleaned_data["repeat_percent"] != self.fields["repeat_percent"].initial
+
+    def save(self, commit: bool = True) -> Study:
+        self.instance.repeat_share = self.cleaned_data["repeat_percent"] / 100
+        return super().save(commit)
 
 
 # Readers answer with the number keys, so a scale lies within 0..9.

@@ -50,7 +50,9 @@ def study_setup(request, slug: str):
         with transaction.atomic():
             form.save()
             if formset is not None:
-                _save_questions(study, formset)
+                _save_questions(study, formset)  # brings the orders in line
+            elif form.repeats_changed():
+                study.extend_orders()
         messages.success(request, "Saved.")
         return _back_to("readerstudy:setup", study)
     return render(

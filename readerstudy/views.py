@@ -1,6 +1,7 @@
 """Pages: a user's studies, the researcher's view of one study and its live dashboard."""
 
 import io
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -22,10 +23,12 @@ from readerstudy.export import (
     HISTORY_COLUMNS,
     METRIC_COLUMNS,
     RANKING_COLUMNS,
+    REPEAT_COLUMNS,
     SCORE_COLUMNS,
     history_rows,
     metric_rows,
     ranking_rows,
+    repeat_rows,
     score_history,
     score_rows,
     write_csv,
@@ -167,11 +170,12 @@ def item_image(request, public_id: str, which: str):
     return response
 
 
-EXPORTS = {
+EXPORTS: dict[str, tuple[Callable[[Study], Iterable[dict]], list[str]]] = {
     "scores": (score_rows, SCORE_COLUMNS),
     "metrics": (metric_rows, METRIC_COLUMNS),
     "score-history": (history_rows, HISTORY_COLUMNS),
     "rankings": (ranking_rows, RANKING_COLUMNS),
+    "repeats": (repeat_rows, REPEAT_COLUMNS),
 }
 
 

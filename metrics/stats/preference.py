@@ -12,8 +12,8 @@ cases (the pairs of a case share its reference and its readers' view of it). The
 the majority of the other readers on the same two reconstructions (a split majority counts
 half), the agreement a metric would need to read like one more radiologist.
 
-Also here: Kendall's W for agreement within ranked cases, and the quadratically weighted kappa
-of a reader's first and repeat reads (intra-reader agreement on a Likert scale).
+Also here: Kendall's W for agreement within ranked cases. A reader's agreement with their own
+repeat reads, and their drift over a session, are in metrics.stats.reliability.
 
 Pure NumPy/pandas: no Django (the study app turns stored answers into pair frames).
 """
@@ -187,72 +187,6 @@ def kendalls_w(ranks: np.ndarray) -> float | None:
     if denominator <= 0:
         return None
     return 12 * spread / denominator
-
-
-def quadratic_kappa(first: np.ndarray, second: np.ndarray, levels: list[int]) -> float | None:
-    """Cohen's kappa with quadratic weights between two reads of the same items (a reader's
-    first and repeat read: intra-reader agreement on a Likert scale of `levels`). None when
-    it is undefined (fewer than 2 items, or every answer the same level in both reads)."""
-    first, second = np.asarray(first), np.asarray(second)
-    if first.shape != second.shape or first.size < 2:
-        return None
-    index = {level: k for k, level in enumerate(levels)}
-    k = len(levels)
-    observed = np.zeros((k, k))
-    np.add.at(observed, ([index[v] for v in first], [index[v] for v in second]), 1)
-    observed /= observed.sum()
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
-    grid = np.arange(k)
-    weights = (grid[:, None] - grid[None, :]) ** 2 / max((k - 1) ** 2, 1)
-    disagreement_expected = float((weights * expected).sum())
-    if disagreement_expected == 0:
-        return None
-    return 1 - float((weights * observed).sum()) / disagreement_expected
-
-
-def reader_drift(scores: pd.DataFrame, *, level: float = 0.95) -> dict[str, dict[str, Any]]:
-    """Does a reader's scoring drift over their reading order (fatigue, calibration)?
-
-    `scores` has reader, reconstruction, position (the item's place in that reader's order)
-    and score. For each item a reader shares with others, the deviation is their score minus
-    the other readers' mean for it, which removes the items' own quality; the deviation is
-    regressed on position (ordinary least squares). Per reader: the slope per 100 items with
-    its interval, the p-value, and `flagged` when the slope differs from 0 after a Bonferroni
-    correction over the readers (a clear trend, not one of many chance ones).
-    """
-    from scipy import stats
-
-    totals = scores.groupby("reconstruction")["score"].agg(["sum", "count"])
-    joined = scores.join(totals, on="reconstruction")
-    shared = joined[joined["count"] > 1]
-    others = (shared["sum"] - shared["score"]) / (shared["count"] - 1)
-    deviation = shared["score"] - others
-    readers = sorted(shared["reader"].unique(), key=str)
-    result: dict[str, dict[str, Any]] = {}
-    for reader in readers:
-        mine = shared["reader"] == reader
-        x = shared.loc[mine, "position"].to_numpy(dtype=np.float64)
-        y = deviation[mine].to_numpy(dtype=np.float64)
-        if x.size < 3 or np.ptp(x) == 0:
-            result[str(reader)] = {
-                "n": int(x.size),
-                "slope_per_100": None,
-                "reason": "too few shared items",
-            }
-            continue
-        fit = stats.linregress(x, y)
-        t = stats.t.ppf((1 + level) / 2, x.size - 2)
-        result[str(reader)] = {
-            "n": int(x.size),
-            "slope_per_100": float(fit.slope * 100),
-            "slope_per_100_ci": (
-                float((fit.slope - t * fit.stderr) * 100),
-                float((fit.slope + t * fit.stderr) * 100),
-            ),
-            "p": float(fit.pvalue),
-            "flagged": bool(fit.pvalue < (1 - level) / len(readers)),
-        }
-    return result
 
 
 def ranking_agreement(ranks: pd.DataFrame) -> dict[str, Any]:

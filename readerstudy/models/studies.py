@@ -12,7 +12,7 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.core.validators import MinValueValidator, validate_slug
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_slug
 from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -136,6 +136,8 @@ class StudyQuerySet(models.QuerySet):
 
 SLUG_LENGTH = 50
 TITLE_LENGTH = 200
+# Beyond half the items a repeat read stops being a check on a study and becomes its design.
+MAX_REPEAT_SHARE = 0.5
 
 
 class Study(models.Model):
@@ -160,6 +162,12 @@ class Study(models.Model):
         max_length=20, choices=Presentation.choices, default=Presentation.SIDE_BY_SIDE
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    repeat_share = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(MAX_REPEAT_SHARE)],
+        help_text="Share of each reader's items shown a second time, later and under a new id "
+        "(intra-reader agreement); the first read is the one analysed",
+    )
     researchers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="researched_studies", blank=True
     )

@@ -3,6 +3,7 @@ another browser context, opens a point's images, and downloads its figures."""
 
 import time
 
+import numpy as np
 import pytest
 
 from metrics.tasks import compute_case_metrics
@@ -178,5 +179,46 @@ def test_dashboard_shows_rankings_and_forced_choices_against_the_metrics(
         page.screenshot(path=screenshot_dir / "dashboard-forced-choice.png", full_page=True)
     page.click("#question-tabs button[data-question='overall']")
     assert page.locator("#likert-view").is_visible()
+    assert not errors, errors
+    context.close()
+
+
+def test_dashboard_shows_each_reader_against_their_own_repeat_reads(
+    browser, live_server, screenshot_dir
+):
+    """Two readers with every item read twice (a 50 % share): one repeats their scores
+    exactly (self kappa 1), the other answers at random the second time; the card shows each
+    beside the inter-reader kappa, and drift over order and session time."""
+    from readerstudy.models import Question
+
+    study = StudyFactory(slug="repeats", title="Repeat-read study", repeat_share=0.5)
+    study.researchers.add(UserFactory(username="lead"))
+    Question.objects.filter(study=study).exclude(key="overall").delete()
+    for index in range(16):
+        ReconstructionFactory(case__study=study, method=("zero-filled", "cs-tv")[index % 2])
+    rng = np.random.default_rng(4)
+    quality = {}
+    for name in ("steady", "erratic"):
+        reader = study.assign_reader(UserFactory(username=name))
+        for item in reader.assignments.order_by("position"):
+            truth = quality.setdefault(item.reconstruction_id, int(rng.integers(1, 6)))
+            erratic = name == "erratic" and item.repeat_of_id is not None
+            item.save_scores({"overall": int(rng.integers(1, 6)) if erratic else truth})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, live_server, "lead", f"/studies/{study.slug}/dashboard/")
+    page.wait_for_selector("#reliability tbody tr")
+    steady = page.locator("#reliability tr[data-reader='steady'] td").all_inner_texts()
+    erratic = page.locator("#reliability tr[data-reader='erratic'] td").all_inner_texts()
+    assert steady[1] == "8" and steady[2] == "1.000", steady
+    assert erratic[1] == "8" and float(erratic[2]) < 0.9, erratic
+    assert steady[3] == erratic[3] == "1.000", "the two agree on every first read"
+    header = page.inner_text("#reliability thead")
+    assert "per 100 items" in header and "per hour of a session" in header
+    assert page.locator("#reliability-empty").is_hidden()
+    if screenshot_dir:
+        page.locator("#reliability-card").screenshot(path=screenshot_dir / "dashboard-repeats.png")
     assert not errors, errors
     context.close()

@@ -138,64 +138,6 @@ def test_kendalls_w_equals_friedmans_statistic_rescaled():
     assert kendalls_w(np.array([[1, 2, 3]])) is None
 
 
-def test_quadratic_kappa_equals_scikit_learns():
-    from sklearn.metrics import cohen_kappa_score
-
-    from metrics.stats.preference import quadratic_kappa
-
-    rng = np.random.default_rng(9)
-    for _ in range(20):
-        first = rng.integers(1, 6, size=40)
-        second = np.clip(first + rng.integers(-1, 2, size=40), 1, 5)
-        expected = cohen_kappa_score(first, second, weights="quadratic", labels=[1, 2, 3, 4, 5])
-        assert quadratic_kappa(first, second, [1, 2, 3, 4, 5]) == pytest.approx(
-            expected, abs=1e-12
-        )
-    assert quadratic_kappa(np.array([3, 3]), np.array([3, 3]), [1, 2, 3, 4, 5]) is None
-
-
-def drift_study(rng, readers=5, items=200, drifting=None, per_100=0.6):
-    quality = rng.integers(1, 6, size=items).astype(float)
-    rows = []
-    for r in range(readers):
-        order = rng.permutation(items)
-        for position, item in enumerate(order, start=1):
-            trend = per_100 * position / 100 if r == drifting else 0.0
-            score = np.clip(np.rint(quality[item] + trend + rng.normal(0, 0.7)), 1, 9)
-            rows.append((f"r{r}", item, position, score))
-    return pd.DataFrame(rows, columns=["reader", "reconstruction", "position", "score"])
-
-
-def test_reader_drift_slope_is_the_least_squares_fit_of_the_deviation():
-    from scipy.stats import linregress
-
-    from metrics.stats.preference import reader_drift
-
-    rng = np.random.default_rng(11)
-    scores = drift_study(rng, drifting=2)
-    result = reader_drift(scores)
-    mine = scores[scores["reader"] == "r2"]
-    others = scores[scores["reader"] != "r2"].groupby("reconstruction")["score"].mean()
-    deviation = mine["score"].to_numpy() - mine["reconstruction"].map(others).to_numpy()
-    expected = linregress(mine["position"], deviation)
-    assert result["r2"]["slope_per_100"] == pytest.approx(expected.slope * 100, rel=1e-10)
-    assert result["r2"]["p"] == pytest.approx(expected.pvalue, rel=1e-8)
-    assert result["r2"]["flagged"], "a reader drifting 0.6 points per 100 items is flagged"
-
-
-def test_reader_drift_rarely_flags_steady_readers():
-    """By simulation: 100 studies of 5 steady readers flag at most 5 % of studies (the
-    Bonferroni bound on the family-wise error is 5 %)."""
-    from metrics.stats.preference import reader_drift
-
-    rng = np.random.default_rng(12)
-    flagged_studies = sum(
-        any(r["flagged"] for r in reader_drift(drift_study(rng, items=120)).values())
-        for _ in range(100)
-    )
-    assert flagged_studies <= 9, flagged_studies  # 5 % of 100, plus binomial slack
-
-
 # --- Bradley-Terry (issue 20) ---------------------------------------------------------------
 
 from metrics.stats.bradley_terry import (  # noqa: E402

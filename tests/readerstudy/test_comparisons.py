@@ -248,4 +248,4 @@ def test_analyze_rankings_refuses_a_broken_file(tmp_path):
     result = run("--rankings", tmp_path / "rankings.csv", "--metrics", tmp_path / "metrics.csv")
     assert result.returncode == 2 and "missing column" in result.stderr
     result = run("--metrics", tmp_path / "metrics.csv")
-    assert result.returncode == 2 and "--scores, --rankings or both" in result.stderr
+    assert result.returncode == 2 and "--scores, --rankings or --repeats" in result.stderr

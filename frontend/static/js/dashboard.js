@@ -93,6 +93,7 @@
       renderProgress();
       renderPreferenceAgreement(current);
       renderPreferences(current);
+      renderReliability();
       return;
     }
     const current = block();
@@ -110,6 +111,54 @@
     renderHeatmap(current);
     renderReaders(current);
     renderSubgroups(current);
+    renderReliability();
+  }
+
+  // --- each reader against themselves: repeat reads and drift ------------------------------
+  function driftCell(result) {
+    if (!result) return el("td", { class: "num" }, "–");
+    if (result.slope === null) return el("td", { class: "num muted", title: result.reason || "" }, "–");
+    const cell = el("td", { class: "num", title: `p ${fmtP(result.p)} · ${result.n} shared images` },
+      `${fmt(result.slope, 2)} ${fmtCi(result.slope_ci, 2)}`);
+    if (result.flagged) cell.append(" ", el("span", { class: "flag", title: "drifts: the slope differs from 0 after Bonferroni" }, "⚑"));
+    return cell;
+  }
+
+  function renderReliability() {
+    const table = $("reliability");
+    const empty = $("reliability-empty");
+    const kind = kindOf(question);
+    const repeats = (payload.repeats || {})[question];
+    const drift = kind === "likert" ? (payload.drift || {})[question] : null;
+    const others = kind === "likert"
+      ? (repeats && repeats.inter_reader ? repeats.inter_reader.per_reader : {})
+      : (((payload.preferences || {})[question] || {}).inter_reader || {}).per_reader || {};
+    const readers = payload.progress.readers.map((r) => r.reader);
+    const notes = [];
+    if (!repeats) notes.push("No repeat read of this question is answered yet" +
+      (kind === "likert" ? "." : ". Drift is measured on Likert questions."));
+    empty.hidden = !notes.length;
+    empty.textContent = notes.join(" ");
+    if (!repeats && !drift) { table.replaceChildren(); return; }
+    const self = kind === "likert" ? "Self κw" : "Self concordance";
+    const heads = ["Reader", kind === "likert" ? "Repeat reads" : "Pairs in repeats", self, kind === "likert" ? "Others κw" : "Others (majority)"];
+    if (drift) heads.push(`Drift ${drift.order.unit}`, `Drift ${drift.session.unit}`);
+    const head = el("thead", {}, el("tr", {}, ...heads.map((h, i) => el("th", { class: i ? "num" : "" }, h))));
+    const rows = readers.map((reader) => {
+      const mine = repeats ? repeats.per_reader[reader] : null;
+      const cells = [el("td", {}, reader),
+        el("td", { class: "num" }, mine ? mine.n : 0),
+        el("td", { class: "num", title: (mine && mine.reason) || (mine && mine.exact !== undefined ? `identical answers ${fmt(mine.exact * 100, 0)}%` : "") },
+          mine ? fmt(mine.value) : "–"),
+        el("td", { class: "num" }, fmt(others[reader]))];
+      if (drift) cells.push(driftCell(drift.order.per_reader[reader]), driftCell(drift.session.per_reader[reader]));
+      return el("tr", { "data-reader": reader }, ...cells);
+    });
+    const foot = repeats ? [el("tfoot", {}, el("tr", {}, el("td", {}, "all readers (mean)"), el("td", { class: "num" }, Object.values(repeats.per_reader).reduce((sum, r) => sum + r.n, 0)),
+      el("td", { class: "num" }, fmt(repeats.mean)),
+      el("td", { class: "num" }, fmt(kind === "likert" ? (repeats.inter_reader || {}).mean
+        : (((payload.preferences || {})[question] || {}).inter_reader || {}).mean))))] : [];
+    table.replaceChildren(head, el("tbody", {}, ...rows), ...foot);
   }
 
   function renderTabs() {

@@ -1,5 +1,5 @@
-"""`manage.py analyze [--scores SCORES.csv] [--rankings RANKINGS.csv] --metrics METRICS.csv
-[--bootstrap B] [--seed S] [--polarity NAME=+1|-1]... --json` (docs/interfaces.md section 5)."""
+"""`manage.py analyze [--scores SCORES.csv] [--rankings RANKINGS.csv] [--repeats REPEATS.csv]
+--metrics METRICS.csv [--bootstrap B] [--seed S] [--polarity NAME=+1|-1]... --json` (docs/interfaces.md section 5)."""
 
 import json as jsonlib
 import sys
@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 from metrics.polarity import parse_polarity, registry_polarity
 from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
 from metrics.stats.preference import preference_analysis
+from metrics.stats.reliability import check_repeats, drift_analysis, repeat_agreement
 
 
 class Command(BaseCommand):
@@ -22,6 +23,11 @@ class Command(BaseCommand):
             "--rankings",
             type=Path,
             help="rank and forced-choice answers (the rankings export): adds `preferences`",
+        )
+        parser.add_argument(
+            "--repeats",
+            type=Path,
+            help="repeat reads (the repeats export): adds `repeat_reads`, intra-reader agreement",
         )
         parser.add_argument("--metrics", type=Path, required=True)
         parser.add_argument(
@@ -50,8 +56,8 @@ class Command(BaseCommand):
         try:
             if bootstrap < 1:
                 raise AnalysisInputError("--bootstrap must be at least 1")
-            if scores is None and options["rankings"] is None:
-                raise AnalysisInputError("give --scores, --rankings or both")
+            if scores is None and options["rankings"] is None and options["repeats"] is None:
+                raise AnalysisInputError("give --scores, --rankings or --repeats")
             polarities = dict(self.polarity(text) for text in options["polarity"])
             metric_frame = self.read(metrics)
             preferences = None
@@ -59,14 +65,21 @@ class Command(BaseCommand):
                 preferences = self.preferences(
                     self.read(options["rankings"]), metric_frame, polarities, bootstrap, seed
                 )
+            result: dict
             if scores is None:
-                result = {"preferences": preferences}
+                result = {} if preferences is None else {"preferences": preferences}
             else:
                 result = self.likert(
                     self.read(scores), metric_frame, polarities, bootstrap, seed, options
                 )
                 if preferences is not None:
                     result["preferences"] = preferences
+                if options["full"]:
+                    result["drift"] = self.drift(self.read(scores))
+            if options["repeats"] is not None:
+                result["repeat_reads"] = self.repeat_reads(
+                    self.read(options["repeats"]), None if scores is None else self.read(scores)
+                )
         except AnalysisInputError as error:
             self.stderr.write(f"error: {error}")
             sys.exit(2)
@@ -96,6 +109,26 @@ class Command(BaseCommand):
         if not result:
             raise AnalysisInputError("rankings: no answers in the file")
         return result
+
+    @staticmethod
+    def repeat_reads(repeats: pd.DataFrame, scores: pd.DataFrame | None) -> dict:
+        try:
+            checked = check_repeats(repeats)
+        except ValueError as error:
+            raise AnalysisInputError(str(error)) from None
+        if checked.empty:
+            raise AnalysisInputError("repeats: no repeat reads in the file")
+        return repeat_agreement(checked, scores)
+
+    @staticmethod
+    def drift(scores: pd.DataFrame) -> dict | None:
+        """Reader drift from the scores export's `scored_at` (null without that column)."""
+        if "scored_at" not in scores:
+            return None
+        try:
+            return drift_analysis(scores.rename(columns={"scored_at": "answered_at"}))
+        except (ValueError, TypeError) as error:
+            raise AnalysisInputError(f"scores: scored_at is not a timestamp ({error})") from None
 
     @staticmethod
     def likert(score_frame, metric_frame, polarities, bootstrap, seed, options) -> dict:

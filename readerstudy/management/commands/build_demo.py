@@ -39,6 +39,10 @@ RESEARCHER = ("researcher", "demo-researcher")
 READERS = [("reader1", "demo-reader"), ("reader2", "demo-reader"), ("reader3", "demo-reader")]
 
 
+# A tenth of each reader's items comes back later: the dashboard's intra-reader agreement.
+DEMO_REPEAT_SHARE = 0.1
+
+
 class Command(BaseCommand):
     help = "Build the demo study from the real MR slices in fixtures/ (idempotent)."
 
@@ -71,7 +75,8 @@ class Command(BaseCommand):
                 study.build_comparisons()
                 study.instructions = INSTRUCTIONS
                 study.status = Study.Status.OPEN
-                study.save(update_fields=["instructions", "status"])
+                study.repeat_share = DEMO_REPEAT_SHARE
+                study.save(update_fields=["instructions", "status", "repeat_share"])
         self.stdout.write(self.style.SUCCESS(f"built the demo study: {study.cases.count()} cases"))
         return study
 

@@ -1,0 +1,277 @@
+"""How reliable each reader is: agreement with their own repeat reads, and drift over a session.
+
+**Repeat reads** (issue 20): a share of each reader's items is shown a second time, later and
+under a new id. For a Likert question, a reader's first and repeat scores are compared by
+Cohen's kappa with quadratic weights, beside the same kappa between that reader and each other
+reader on the items both scored (the inter-reader figure on the same yardstick). For a ranking
+or forced choice, the **intra-reader concordance** is the share of pairs a reader ordered in
+their first read that the repeat orders the same way (a tie in the repeat counts half), the
+yardstick of the inter-reader concordance of metrics.stats.preference.
+
+**Drift**: a reader's deviation from the other readers on shared items, regressed on where an
+answer falls in their reading (the n-th answer, and minutes into a reading session).
+
+Pure NumPy/pandas/SciPy: no Django.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Answers further apart than this start a new reading session (a break, another day).
+SESSION_GAP_MINUTES = 30.0
+
+REPEAT_COLUMNS = ("reader", "question", "kind", "first", "repeat")
+
+
+def quadratic_kappa(first: np.ndarray, second: np.ndarray, levels: list[int]) -> float | None:
+    """Cohen's kappa with quadratic weights between two reads of the same items on a scale of
+    `levels`. None when it is undefined (fewer than 2 items, or every answer the same level
+    in both reads)."""
+    first, second = np.asarray(first), np.asarray(second)
+    if first.shape != second.shape or first.size < 2:
+        return None
+    index = {level: k for k, level in enumerate(levels)}
+    k = len(levels)
+    observed = np.zeros((k, k))
+    np.add.at(observed, ([index[v] for v in first], [index[v] for v in second]), 1)
+    observed /= observed.sum()
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
+    grid = np.arange(k)
+    weights = (grid[:, None] - grid[None, :]) ** 2 / max((k - 1) ** 2, 1)
+    disagreement_expected = float((weights * expected).sum())
+    if disagreement_expected == 0:
+        return None
+    return 1 - float((weights * observed).sum()) / disagreement_expected
+
+
+def _levels(*values: np.ndarray) -> list[int]:
+    # Quadratic weights depend only on the distance between levels, so the observed span
+    # gives the kappa of the full scale.
+    joined = np.concatenate([np.asarray(v, dtype=np.int64) for v in values])
+    return list(range(int(joined.min()), int(joined.max()) + 1))
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def likert_repeat_agreement(repeats: pd.DataFrame) -> dict[str, Any]:
+    """Per reader, the quadratic kappa of first against repeat scores (`repeats`: one
+    question's rows of reader, first, repeat), with the share of identical answers."""
+    per_reader: dict[str, dict[str, Any]] = {}
+    for reader, mine in repeats.groupby("reader", sort=True):
+        first, repeat = mine["first"].to_numpy(), mine["repeat"].to_numpy()
+        kappa = quadratic_kappa(first, repeat, _levels(first, repeat))
+        per_reader[str(reader)] = {
+            "n": int(len(mine)),
+            "value": kappa,
+            "exact": float(np.mean(first == repeat)),
+            **({} if kappa is not None else {"reason": _kappa_reason(len(mine))}),
+        }
+    return {"per_reader": per_reader, "mean": _mean(r["value"] for r in per_reader.values())}
+
+
+def _kappa_reason(n: int) -> str:
+    return "fewer than 2 repeat reads" if n < 2 else "every answer the same in both reads"
+
+
+def inter_reader_kappa(scores: pd.DataFrame) -> dict[str, Any]:
+    """Quadratic kappa between every two readers on the items both scored (`scores`: one
+    question's reader, reconstruction, score; first reads). Per reader, the mean of their
+    kappas with the others; `mean`, the mean over the pairs of readers."""
+    wide = scores.pivot_table(index="reconstruction", columns="reader", values="score")
+    pairs: dict[tuple[str, str], float] = {}
+    for a, b in combinations(sorted(wide.columns, key=str), 2):
+        both = wide[[a, b]].dropna()
+        if len(both):
+            first, second = both[a].to_numpy(np.int64), both[b].to_numpy(np.int64)
+            kappa = quadratic_kappa(first, second, _levels(first, second))
+            if kappa is not None:
+                pairs[(str(a), str(b))] = kappa
+    per_reader = {
+        str(r): _mean(v for (a, b), v in pairs.items() if str(r) in (a, b)) for r in wide.columns
+    }
+    return {"per_reader": per_reader, "mean": _mean(pairs.values())}
+
+
+def preference_repeat_agreement(repeats: pd.DataFrame) -> dict[str, Any]:
+    """Per reader, the share of pairs ordered in the first read that the repeat orders the
+    same way (a tie in the repeat counts half). `repeats`: one question's rows of reader,
+    case, set, reconstruction, first, repeat (ranks, 1 best; a forced choice is a ranking of
+    two). Pairs come from within one ranking, a (reader, case, set)."""
+    keys = ["reader", "case", "set"]
+    members = repeats[[*keys, "reconstruction", "first", "repeat"]]
+    joined = members.merge(members, on=keys, suffixes=("_a", "_b"))
+    ordered = joined[joined["first_a"] < joined["first_b"]]  # a preferred in the first read
+    agree = np.sign(ordered["repeat_b"].to_numpy() - ordered["repeat_a"].to_numpy())
+    score = pd.Series((agree + 1) / 2, index=ordered["reader"].to_numpy())
+    per_reader: dict[str, dict[str, Any]] = {}
+    for reader in sorted(members["reader"].unique(), key=str):
+        mine = score[score.index == reader]
+        per_reader[str(reader)] = {
+            "n": int(mine.size),
+            "value": float(mine.mean()) if mine.size else None,
+            **({} if mine.size else {"reason": "no preference in the first reads repeated"}),
+        }
+    return {"per_reader": per_reader, "mean": _mean(r["value"] for r in per_reader.values())}
+
+
+def check_repeats(repeats: pd.DataFrame) -> pd.DataFrame:
+    """The repeats export's rows made fit for repeat_agreement, or ValueError naming the first
+    problem (a missing column, an unknown kind, an answer that is not a whole number)."""
+    missing = [c for c in REPEAT_COLUMNS if c not in repeats.columns]
+    comparing = repeats["kind"].astype(str) != "likert" if "kind" in repeats else None
+    if comparing is not None and comparing.any():
+        missing += [c for c in ("case", "set", "reconstruction") if c not in repeats.columns]
+    if missing:
+        raise ValueError(f"repeats: needs the columns {', '.join(missing)}")
+    known = repeats["kind"].astype(str).isin(["likert", "rank", "choice"])
+    if not known.all():
+        line = int(np.flatnonzero(~known.to_numpy())[0]) + 2
+        raise ValueError(f"repeats line {line}: kind must be likert, rank or choice")
+    out = repeats.copy()
+    for column in ("first", "repeat"):
+        number = pd.to_numeric(out[column], errors="coerce")
+        bad = number.isna() | (number != np.floor(number))
+        if bad.any():
+            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise ValueError(f"repeats line {line}: {column} must be a whole number")
+        out[column] = number.astype(np.int64)
+    for column in ("reader", "question", "case", "set", "reconstruction"):
+        if column in out:
+            out[column] = out[column].fillna("").astype(str)
+    return out
+
+
+def repeat_agreement(
+    repeats: pd.DataFrame, first_scores: pd.DataFrame | None = None
+) -> dict[str, dict[str, Any]]:
+    """Intra-reader agreement per question from repeat reads (the repeats export's rows: reader,
+    question, kind, first, repeat, and case, set, reconstruction for rankings and choices).
+    With the study's Likert first reads (`first_scores`: reader, reconstruction, question,
+    score), each Likert question also gets the inter-reader kappa beside it."""
+    out: dict[str, dict[str, Any]] = {}
+    for question, rows in repeats.groupby("question", sort=True):
+        kind = str(rows["kind"].iloc[0])
+        if kind == "likert":
+            result = {"statistic": "quadratic_kappa", **likert_repeat_agreement(rows)}
+            if first_scores is not None:
+                mine = first_scores[first_scores["question"] == question]
+                result["inter_reader"] = inter_reader_kappa(mine)
+        else:
+            result = {"statistic": "concordance", **preference_repeat_agreement(rows)}
+        out[str(question)] = {"kind": kind, "n_repeats": _repeat_count(rows, kind), **result}
+    return out
+
+
+def _repeat_count(rows: pd.DataFrame, kind: str) -> int:
+    if kind == "likert":
+        return int(len(rows))
+    return int(rows.groupby(["reader", "case", "set"]).ngroups)
+
+
+def reading_clock(
+    answers: pd.DataFrame, *, gap_minutes: float = SESSION_GAP_MINUTES
+) -> pd.DataFrame:
+    """`answers` (reader, answered_at: timestamps) with two columns added: `order`, the n-th
+    answer of that reader (1 first), and `session_minutes`, minutes since the first answer
+    of the reading session it falls in (a pause over `gap_minutes` starts a new session)."""
+    out = answers.copy()
+    times = pd.to_datetime(out["answered_at"], utc=True, format="ISO8601")
+    out["order"] = times.groupby(out["reader"]).rank(method="first").astype(int)
+    sorted_index = times.sort_values(kind="stable").index
+    ordered = pd.DataFrame({"reader": out["reader"], "t": times}).loc[sorted_index]
+    pause = ordered.groupby("reader")["t"].diff() > pd.Timedelta(minutes=gap_minutes)
+    session = pause.astype(int).groupby(ordered["reader"]).cumsum()
+    start = ordered.groupby([ordered["reader"], session])["t"].transform("min")
+    out.loc[sorted_index, "session_minutes"] = (
+        (ordered["t"] - start).dt.total_seconds() / 60
+    ).to_numpy()
+    return out
+
+
+def reader_drift(
+    scores: pd.DataFrame, *, by: str = "position", per: float = 100.0, level: float = 0.95
+) -> dict[str, dict[str, Any]]:
+    """Does a reader's scoring drift over their reading (fatigue, calibration)?
+
+    `scores` has reader, reconstruction, score and the column `by` (the item's place in the
+    reader's order, or minutes into a session: reading_clock). For each item a reader shares
+    with others, the deviation is their score minus the other readers' mean for it, which
+    removes the items' own quality; the deviation is regressed on `by` (ordinary least
+    squares). Per reader: the slope per `per` units of `by` with its interval, the p-value, and
+    `flagged` when the slope differs from 0 after a Bonferroni correction over the readers (a
+    clear trend, not one of many chance ones).
+    """
+    from scipy import stats
+
+    totals = scores.groupby("reconstruction")["score"].agg(["sum", "count"])
+    joined = scores.join(totals, on="reconstruction")
+    shared = joined[joined["count"] > 1]
+    others = (shared["sum"] - shared["score"]) / (shared["count"] - 1)
+    deviation = shared["score"] - others
+    readers = sorted(shared["reader"].unique(), key=str)
+    result: dict[str, dict[str, Any]] = {}
+    for reader in readers:
+        mine = shared["reader"] == reader
+        x = shared.loc[mine, by].to_numpy(dtype=np.float64)
+        y = deviation[mine].to_numpy(dtype=np.float64)
+        if x.size < 3 or np.ptp(x) == 0:
+            result[str(reader)] = {
+                "n": int(x.size),
+                "slope": None,
+                "reason": "too few shared items" if x.size < 3 else f"no spread in {by}",
+            }
+            continue
+        if np.ptp(y) == 0:  # the same deviation throughout: no trend at all
+            result[str(reader)] = {
+                "n": int(x.size),
+                "slope": 0.0,
+                "slope_ci": [0.0, 0.0],
+                "p": 1.0,
+                "flagged": False,
+            }
+            continue
+        fit = stats.linregress(x, y)
+        t = stats.t.ppf((1 + level) / 2, x.size - 2)
+        if not np.isfinite([fit.slope, fit.stderr, fit.pvalue]).all():
+            result[str(reader)] = {"n": int(x.size), "slope": None, "reason": "no fit"}
+            continue
+        result[str(reader)] = {
+            "n": int(x.size),
+            "slope": float(fit.slope * per),
+            "slope_ci": [
+                float((fit.slope - t * fit.stderr) * per),
+                float((fit.slope + t * fit.stderr) * per),
+            ],
+            "p": float(fit.pvalue),
+            "flagged": bool(fit.pvalue < (1 - level) / len(readers)),
+        }
+    return result
+
+
+# (column of reading_clock, per how many of its units a slope is given, the unit's name)
+DRIFT_AXES = {
+    "order": ("order", 100.0, "per 100 items"),
+    "session": ("session_minutes", 60.0, "per hour of a session"),
+}
+
+
+def drift_analysis(answers: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per Likert question, each reader's drift over their reading order and over session
+    time. `answers`: reader, reconstruction, question, score, answered_at (first reads)."""
+    out: dict[str, dict[str, Any]] = {}
+    for question, rows in answers.groupby("question", sort=True):
+        clocked = reading_clock(rows)
+        out[str(question)] = {
+            axis: {"unit": unit, "per_reader": reader_drift(clocked, by=column, per=per)}
+            for axis, (column, per, unit) in DRIFT_AXES.items()
+        }
+    return out
