@@ -28,11 +28,13 @@ from readerstudy.export import (
     RANKING_COLUMNS,
     REPEAT_COLUMNS,
     SCORE_COLUMNS,
+    TRAINING_COLUMNS,
     history_rows,
     metric_rows,
     ranking_rows,
     repeat_rows,
     score_rows,
+    training_rows,
     write_csv,
 )
 from readerstudy.importer import ManifestError, ManifestProblem, import_manifest
@@ -58,6 +60,9 @@ MANIFEST_COLUMNS = [
     "acceleration",
     "parameters",
     "id",
+    "training",
+    "note",
+    "answer",
 ]
 
 
@@ -248,6 +253,9 @@ def write_archive(study: Study) -> IO[bytes]:
                         repr(reconstruction.acceleration),
                         json.dumps(reconstruction.parameters) if reconstruction.parameters else "",
                         reconstruction.public_id,
+                        "yes" if case.training else "",
+                        case.training_note,
+                        "; ".join(f"{k}={v}" for k, v in reconstruction.reference_answers.items()),
                     ]
                 )
         archive.writestr("manifest.csv", manifest.getvalue())
@@ -257,6 +265,7 @@ def write_archive(study: Study) -> IO[bytes]:
             ("score-history.csv", history_rows, HISTORY_COLUMNS),
             ("rankings.csv", ranking_rows, RANKING_COLUMNS),
             ("repeats.csv", repeat_rows, REPEAT_COLUMNS),
+            ("training.csv", training_rows, TRAINING_COLUMNS),
         ):
             text = io.StringIO()
             write_csv(rows(study), columns, text)

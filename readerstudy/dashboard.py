@@ -91,7 +91,7 @@ def ranking_frame(study: Study) -> pd.DataFrame:
     public = dict(Reconstruction.objects.filter(case__study=study).values_list("pk", "public_id"))
     rows = []
     for reader, question, kind, case, number, layout, ranks in (
-        Score.objects.first_reads()
+        Score.objects.analysed()
         .filter(assignment__reader__study=study, ranks__isnull=False)
         .values_list(
             "assignment__reader__user__username",
@@ -114,7 +114,7 @@ def ranking_frame(study: Study) -> pd.DataFrame:
 def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(Likert scores, metrics, reconstructions) in the statistics engine's long format."""
     scores = pd.DataFrame.from_records(
-        Score.objects.first_reads()
+        Score.objects.analysed()
         .filter(assignment__reader__study=study, value__isnull=False)
         .values_list(
             "assignment__reader__user__username",
@@ -133,7 +133,7 @@ def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         columns=["reconstruction", "metric", "value"],
     )
     reconstructions = pd.DataFrame.from_records(
-        Reconstruction.objects.filter(case__study=study).values_list(
+        Reconstruction.objects.filter(case__study=study, case__training=False).values_list(
             "public_id", "case__name", "method", "acceleration"
         ),
         columns=["reconstruction", "case", "method", "acceleration"],

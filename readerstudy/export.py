@@ -49,7 +49,7 @@ def safe_text(value: str) -> str:
 def score_rows(study: Study) -> Iterator[dict]:
     """One row per Likert score (rank and forced-choice answers: ranking_rows)."""
     scores = (
-        Score.objects.first_reads()
+        Score.objects.analysed()
         .filter(assignment__reader__study=study, value__isnull=False)
         .select_related("assignment__reader__user", "assignment__reconstruction__case", "question")
         .order_by(
@@ -96,7 +96,7 @@ RANKING_COLUMNS = [
 
 def ranking_rows(study: Study) -> Iterator[dict]:
     scores = (
-        Score.objects.first_reads()
+        Score.objects.analysed()
         .filter(assignment__reader__study=study, ranks__isnull=False)
         .select_related("assignment__reader__user", "assignment__comparison__case", "question")
         .order_by("assignment__reader__user__username", "assignment__position")
@@ -207,6 +207,70 @@ def repeat_rows(study: Study, *, escape: Callable[[str], str] = safe_text) -> It
                     "first": first_answer,
                     "repeat": repeat_answer,
                 }
+
+
+# Answers on training cases (never analysed) beside the researcher's reference answer: one
+# row per Likert answer, or per place of a ranking or forced choice (`position` 1 leftmost).
+TRAINING_COLUMNS = [
+    "study",
+    "reader",
+    "question",
+    "kind",
+    "case",
+    "position",
+    "reconstruction",
+    "method",
+    "acceleration",
+    "answer",
+    "reference",
+    "scored_at",
+]
+
+
+def training_rows(study: Study) -> Iterator[dict]:
+    scores = (
+        Score.objects.of_training()
+        .filter(assignment__reader__study=study)
+        .select_related(
+            "assignment__reader__user",
+            "assignment__reconstruction__case",
+            "assignment__comparison__case",
+            "question",
+        )
+        .order_by("assignment__reader__user__username", "assignment__position")
+    )
+    reconstructions = {
+        r.pk: r for r in Reconstruction.objects.filter(case__study=study).select_related("case")
+    }
+    for score in scores:
+        item = score.assignment
+        reference = (item.training_reference() or {}).get("answers", {}).get(score.question.key)
+        shown: list[tuple[int, int | str, Any, Any]]
+        if score.ranks is None:
+            assert item.reconstruction_id is not None
+            shown = [(item.reconstruction_id, "", score.value, reference)]
+        else:
+            references = reference if isinstance(reference, list) else [None] * len(item.layout)
+            shown = [
+                (pk, place, rank, references[place - 1])
+                for place, (pk, rank) in enumerate(zip(item.layout, score.ranks, strict=True), 1)
+            ]
+        for pk, position, answer, expected in shown:
+            reconstruction = reconstructions[pk]
+            yield {
+                "study": safe_text(study.slug),
+                "reader": safe_text(item.reader.user.username),
+                "question": score.question.key,
+                "kind": score.question.kind,
+                "case": safe_text(reconstruction.case.name),
+                "position": position,
+                "reconstruction": reconstruction.public_id,
+                "method": safe_text(reconstruction.method),
+                "acceleration": reconstruction.acceleration,
+                "answer": answer,
+                "reference": "" if expected is None else expected,
+                "scored_at": score.updated_at.isoformat(),
+            }
 
 
 HISTORY_COLUMNS = [*_ANSWER_COLUMNS, "previous_value", "value", "recorded_at", "recorded_by"]

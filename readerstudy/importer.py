@@ -20,9 +20,12 @@ from django.db import DatabaseError, transaction
 from metrics.image import MetricInputError, check_pair
 from metrics.io import ImageReadError, load_image
 from readerstudy.manifest import (
+    MAX_NOTE_CHARS,
     MAX_TEXT,
     ManifestProblem,
     Record,
+    parse_answers,
+    parse_flag,
     parse_parameters,
     read_records,
     text_problem,
@@ -31,7 +34,7 @@ from readerstudy.models import Case, Reconstruction, Study, array_file, image_up
 
 REQUIRED_COLUMNS = ("case", "reference", "reconstruction", "method", "acceleration")
 # `id`: a reconstruction's id, kept only when a study archive is restored.
-OPTIONAL_COLUMNS = ("parameters", "id")
+OPTIONAL_COLUMNS = ("parameters", "id", "training", "note", "answer")
 RECONSTRUCTION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -63,6 +66,9 @@ class _Row:
     acceleration: float
     parameters: dict[str, Any]
     id: str = ""
+    training: bool = False
+    note: str = ""
+    answers: dict[str, int] = field(default_factory=dict)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -99,7 +105,17 @@ def _parse_row(record: Record, base: Path) -> _Row:
         acceleration=acceleration,
         parameters=parse_parameters(values["parameters"]),
         id=values.get("id", ""),
+        training=parse_flag(values.get("training", ""), "training"),
+        note=_note(values.get("note", "")),
+        answers=parse_answers(values.get("answer", "")),
     )
+
+
+def _note(text: str) -> str:
+    problem = text_problem(text.replace("\n", " "), MAX_NOTE_CHARS)
+    if problem:
+        raise ValueError(f"note {problem}")
+    return text.strip()
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -134,6 +150,7 @@ def _parse_rows(manifest: Path, taken_cases: set[str], staged: _StagedManifest) 
     base = manifest.resolve().parent
     records, staged.problems = read_records(manifest, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
     references: dict[str, Path] = {}
+    cases: dict[str, _Row] = {}
     seen: dict[tuple[str, Path], int] = {}
     rows = []
     for record in records:
@@ -146,6 +163,14 @@ def _parse_rows(manifest: Path, taken_cases: set[str], staged: _StagedManifest) 
             known = references.setdefault(row.case, row.reference)
             if known != row.reference:
                 raise ValueError(f"case {row.case!r} already has reference {known.name}")
+            first = cases.setdefault(row.case, row)
+            if (row.training, row.note) != (first.training, first.note):
+                raise ValueError(
+                    f"case {row.case!r} has another training or note on line {first.line}: "
+                    "give every row of a case the same"
+                )
+            if row.answers and not row.training:
+                raise ValueError("answer is for training cases only: set training to yes")
             if (row.case, row.reconstruction) in seen:
                 raise ValueError(
                     f"duplicate of line {seen[row.case, row.reconstruction]} "
@@ -271,7 +296,13 @@ def _insert(
         try:
             if row.case not in cases:
                 name, shape = staged.references[row.case]
-                case = Case(study=study, name=row.case, shape=shape)
+                case = Case(
+                    study=study,
+                    name=row.case,
+                    shape=shape,
+                    training=row.training,
+                    training_note=row.note,
+                )
                 case.reference.name = name
                 case.save()
                 cases[row.case] = case
@@ -280,6 +311,7 @@ def _insert(
                 method=row.method,
                 acceleration=row.acceleration,
                 parameters=row.parameters,
+                reference_answers=row.answers,
                 source_name=str(row.reconstruction.relative_to(base)),
             )
             if keep_ids and row.id:

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,40 @@ def _value_problem(value: object, depth: int = 1) -> str | None:
         if problem:
             return problem
     return None
+
+
+_YES, _NO = ("1", "yes", "true", "y"), ("", "0", "no", "false", "n")
+MAX_NOTE_CHARS = 2000
+_ANSWER_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
+
+
+def parse_flag(text: str, column: str) -> bool:
+    """yes/no, true/false, 1/0 (any case; empty is no), or ValueError."""
+    value = text.strip().lower()
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    raise ValueError(f"{column} must be yes or no, got {text[:40]!r}")
+
+
+def parse_answers(text: str) -> dict[str, int]:
+    """The `answer` column, `overall=4; rank=1`: a training reconstruction's reference
+    answers by question key (a Likert score, or its rank in the case for a rank or choice
+    question), or ValueError naming the part that is wrong."""
+    answers: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        key, separator, value = (x.strip() for x in part.partition("="))
+        if not separator or not _ANSWER_KEY.fullmatch(key) or not value.isdigit():
+            raise ValueError(
+                f"answer {part[:40]!r}: write question=number, e.g. overall=4; rank=1"
+            )
+        if key in answers:
+            raise ValueError(f"answer names {key!r} twice")
+        if len(value) > 2:
+            raise ValueError(f"answer {part[:40]!r}: the number is over 99")
+        answers[key] = int(value)
+    return answers
 
 
 def parse_parameters(text: str) -> dict[str, Any]:

@@ -121,6 +121,7 @@ def study_images(request, slug: str):
         {
             "study": study,
             "cases": study.cases.count(),
+            "training_cases": study.cases.filter(training=True).count(),
             "max_bytes": settings.UPLOAD_MAX_BYTES,
             "max_files": settings.UPLOAD_MAX_FILES,
             "max_unpacked": settings.UPLOAD_MAX_UNPACKED_BYTES,

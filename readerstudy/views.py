@@ -25,12 +25,14 @@ from readerstudy.export import (
     RANKING_COLUMNS,
     REPEAT_COLUMNS,
     SCORE_COLUMNS,
+    TRAINING_COLUMNS,
     history_rows,
     metric_rows,
     ranking_rows,
     repeat_rows,
     score_history,
     score_rows,
+    training_rows,
     write_csv,
 )
 from readerstudy.forms import MOST_ON_ONE_SCREEN, NewStudyForm
@@ -176,6 +178,7 @@ EXPORTS: dict[str, tuple[Callable[[Study], Iterable[dict]], list[str]]] = {
     "score-history": (history_rows, HISTORY_COLUMNS),
     "rankings": (ranking_rows, RANKING_COLUMNS),
     "repeats": (repeat_rows, REPEAT_COLUMNS),
+    "training": (training_rows, TRAINING_COLUMNS),
 }
 
 

@@ -48,6 +48,8 @@ class ItemSerializer(serializers.ModelSerializer):
     images = serializers.SerializerMethodField()
     previous = serializers.SerializerMethodField()
     slices = serializers.SerializerMethodField()
+    training = serializers.SerializerMethodField()
+    reference = serializers.SerializerMethodField()
 
     class Meta:
         model = Assignment
@@ -63,7 +65,20 @@ class ItemSerializer(serializers.ModelSerializer):
             "images",
             "previous",
             "slices",
+            "training",
+            "reference",
         ]
+
+    def get_training(self, item) -> bool:
+        """Whether this is a training item: its reference answers come after my answer."""
+        return item.case.training
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_reference(self, item) -> dict[str, Any] | None:
+        """A training item's reference answers and note, once I have answered it; else null."""
+        if not item.case.training or not self.get_scores(item):
+            return None
+        return item.training_reference()
 
     def get_kind(self, item) -> str:
         """likert: one reconstruction to score; rank or choice: `len(images.reconstructions)`
@@ -139,6 +154,9 @@ class SavedScoresSerializer(serializers.Serializer):
 
     public_id = serializers.CharField()
     scores = serializers.DictField(child=serializers.JSONField())
+    reference = serializers.JSONField(
+        allow_null=True, help_text="A training item's reference answers and note; else null"
+    )
 
 
 # A study asks a handful of questions; a save naming more keys than this is not a reader's.

@@ -117,7 +117,13 @@ class ItemScores(APIView):
             for score in saved
         }
         return Response(
-            SavedScoresSerializer({"public_id": item.public_id, "scores": stored}).data,
+            SavedScoresSerializer(
+                {
+                    "public_id": item.public_id,
+                    "scores": stored,
+                    "reference": item.training_reference(),
+                }
+            ).data,
             status=status.HTTP_200_OK,
         )
 

@@ -171,11 +171,17 @@ class Reader(models.Model):
         scored = set(
             Score.objects.filter(assignment__reader=self).values_list("assignment", flat=True)
         )
-        items, removed = self._drop_unasked(items, scored)
+        training = self._training_items()
+        items, removed = self._drop_unasked(items, scored, training)
         new = self._missing_items(items, rng)
-        candidates, wanted = self._repeat_candidates(items, new)
+        # Training items open the unread part of the order, in a random order of their own.
+        new_training = [new[k] for k in rng.permutation(len(new)) if training(new[k])]
+        new = [item for item in new if not training(item)]
+        candidates, wanted = self._repeat_candidates(
+            [item for item in items if not training(item)], new
+        )
         consecutive = [item.position for item in items] == list(range(1, len(items) + 1))
-        if not new and not wanted and consecutive and not removed:
+        if not new and not new_training and not wanted and consecutive and not removed:
             return 0
 
         last_scored = max((i for i, item in enumerate(items) if item.pk in scored), default=-1)
@@ -184,7 +190,7 @@ class Reader(models.Model):
         new_slots = random_interleaving(len(rest), len(new), rng)
         shuffled_new = iter([new[k] for k in rng.permutation(len(new))])
         rest_items = iter(rest)
-        tail = [
+        tail = new_training + [
             next(shuffled_new) if slot in new_slots else next(rest_items)
             for slot in range(len(rest) + len(new))
         ]
@@ -224,12 +230,28 @@ class Reader(models.Model):
         for position, item in enumerate(tail, start=start):
             item.position = position
         Assignment.objects.bulk_update(moved, ["position"])
-        Assignment.objects.bulk_create(new)  # first: a repeat of a new item needs its pk
+        Assignment.objects.bulk_create(new_training + new)  # a repeat needs its first's pk
         Assignment.objects.bulk_create(repeats)
-        return len(new) + len(repeats)
+        return len(new_training) + len(new) + len(repeats)
+
+    def _training_items(self):
+        """Whether an item (saved or not) shows a training case."""
+        reconstructions = set(
+            Reconstruction.objects.filter(
+                case__study=self.study_id, case__training=True
+            ).values_list("pk", flat=True)
+        )
+        comparisons = set(
+            Comparison.objects.filter(
+                question__study=self.study_id, case__training=True
+            ).values_list("pk", flat=True)
+        )
+        return lambda item: (
+            item.reconstruction_id in reconstructions or item.comparison_id in comparisons
+        )
 
     def _drop_unasked(
-        self, items: list[Assignment], scored: set[int]
+        self, items: list[Assignment], scored: set[int], training
     ) -> tuple[list[Assignment], bool]:
         """(the items kept, whether any were deleted): unscored reconstructions when the
         study asks no Likert question, and unscored repeats beyond the study's share."""
@@ -238,7 +260,7 @@ class Reader(models.Model):
             gone |= {i.pk for i in items if i.reconstruction_id and i.pk not in scored}
         repeats = [i for i in items if i.repeat_of_id is not None and i.repeat_of_id not in gone]
         surplus = len(repeats) - self._repeats_wanted(
-            sum(1 for i in items if i.repeat_of_id is None and i.pk not in gone)
+            sum(1 for i in items if not i.repeat_of_id and i.pk not in gone and not training(i))
         )
         unscored_repeats = [i.pk for i in reversed(repeats) if i.pk not in scored]
         gone |= set(unscored_repeats[: max(surplus, 0)])
@@ -371,6 +393,33 @@ class Assignment(models.Model):
         assert shown is not None  # the check constraint: one or the other
         return shown.case
 
+    def training_reference(self) -> dict[str, object] | None:
+        """For an item of a training case, the researcher's answers as this reader answers
+        ({question key: value, or ranks in this item's layout}) and the case's note; None for
+        a study item. A question without a reference answer is left out."""
+        case = self.case
+        if not case.training:
+            return None
+        answers: dict[str, object] = {}
+        if self.comparison is not None:
+            question = self.comparison.question
+            given = dict(
+                Reconstruction.objects.filter(pk__in=self.layout).values_list(
+                    "pk", "reference_answers"
+                )
+            )
+            values = [given.get(pk, {}).get(question.key) for pk in self.layout]
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                # Its rank among the images shown: 1 + how many the researcher put before it.
+                answers[question.key] = [1 + sum(o < v for o in values) for v in values]
+        else:
+            assert self.reconstruction is not None
+            for question in self.reader.study.questions.filter(kind=Question.Kind.LIKERT):
+                value = self.reconstruction.reference_answer(question)
+                if value is not None:
+                    answers[question.key] = value
+        return {"answers": answers, "note": case.training_note}
+
     def _check_answers(self, values: dict[str, object]) -> dict[str, Question]:
         """The questions this item asks by key, once `values` are found fit to store (else
         ValidationError naming each bad answer). A reconstruction is asked the study's Likert
@@ -477,10 +526,20 @@ class Assignment(models.Model):
 
 
 class ScoreQuerySet(models.QuerySet):
-    def first_reads(self) -> ScoreQuerySet:
-        """Answers on an item's first read: what the analysis and the scores export hold (a
-        repeat read is for intra-reader agreement only)."""
-        return self.filter(assignment__repeat_of__isnull=True)
+    def analysed(self) -> ScoreQuerySet:
+        """What the analysis and the scores and rankings exports hold: first reads of study
+        cases. A repeat read is for intra-reader agreement only, a training case for
+        training only."""
+        return self.filter(assignment__repeat_of__isnull=True).filter(
+            Q(assignment__reconstruction__case__training=False)
+            | Q(assignment__comparison__case__training=False)
+        )
+
+    def of_training(self) -> ScoreQuerySet:
+        return self.filter(
+            Q(assignment__reconstruction__case__training=True)
+            | Q(assignment__comparison__case__training=True)
+        )
 
 
 class Score(models.Model):

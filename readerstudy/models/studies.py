@@ -381,6 +381,14 @@ class Case(ImageTracking):
     metrics_queue_error = models.CharField(
         max_length=500, blank=True, help_text="Why its metric task could not be queued"
     )
+    training = models.BooleanField(
+        default=False,
+        help_text="A training case: read first by every reader, the reference answers shown "
+        "after each answer, never analysed",
+    )
+    training_note = models.TextField(
+        blank=True, help_text="Shown with a training case's reference answers: what to look for"
+    )
 
     class Meta:
         ordering = ["study", "name"]
@@ -444,12 +452,23 @@ class Reconstruction(ImageTracking):
         max_length=500, blank=True, help_text="Original file, for the researcher only"
     )
     image = models.FileField(upload_to=image_upload_path)
+    reference_answers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A training case's answers the researcher gives, {question key: value}: a "
+        "Likert score, or for a rank or choice question this reconstruction's rank in its "
+        "case (1 best; equal numbers tie)",
+    )
 
     class Meta:
         ordering = ["case", "method", "acceleration", "pk"]
 
     def __str__(self) -> str:
         return f"{self.case.name} / {self.method} x{self.acceleration:g}"
+
+    def reference_answer(self, question: Question) -> int | None:
+        value = self.reference_answers.get(question.key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def image_replaced(self) -> None:
         """A new image: its metric values described the old one."""

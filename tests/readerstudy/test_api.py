@@ -82,6 +82,7 @@ def test_next_item_knows_the_previous_one_and_a_save_answers_what_it_stored(stud
     assert saved.json() == {
         "public_id": first["item"]["public_id"],
         "scores": all_scores(study, 2),
+        "reference": None,  # a study item, not a training one
     }
     second = next_item(client, study)
     assert second["item"]["previous"] == first["item"]["public_id"]

@@ -13,7 +13,10 @@
   const slotFigures = Array.from(document.querySelectorAll("figure.slot"));
   const reference = document.getElementById("viewport-reference");
   let viewports = allViewports.slice(0, reference ? 2 : 1);  // those the current item shows
-  const state = { item: null, answers: {}, focus: 0, shownAt: 0, slice: 0 };
+  const feedback = document.getElementById("feedback");
+  const saveButton = document.getElementById("save");
+  // reviewing: a training item's reference answers are on screen after its save; Enter goes on.
+  const state = { item: null, answers: {}, focus: 0, shownAt: 0, slice: 0, reviewing: false };
   const LETTERS = "ABCDEF";
 
   // --- viewer ---------------------------------------------------------------------------
@@ -390,18 +393,78 @@
   const retry = { timer: null, attempt: 0 };
   function stopRetrying() { clearTimeout(retry.timer); retry.timer = null; }
 
+  // --- training items: the researcher's answer after mine -----------------------------
+  function describe(question, value) {
+    if (Array.isArray(value)) {
+      if (state.item.kind === "choice") {
+        return value[0] === value[1] ? "no difference" : (value[0] < value[1] ? "left (A)" : "right (B)") + " better";
+      }
+      return value.map(function (rank, slot) { return LETTERS[slot] + "·" + rank; }).join(" ");
+    }
+    const anchor = question.anchors[String(value)];
+    return String(value) + (anchor ? " (" + anchor + ")" : "");
+  }
+
+  function showReference(reference, mine) {
+    const rows = state.item.questions.filter(function (q) { return reference.answers[q.key] !== undefined; });
+    const list = document.createElement("dl");
+    rows.forEach(function (question) {
+      const term = document.createElement("dt");
+      term.textContent = question.label;
+      const given = document.createElement("dd");
+      const same = JSON.stringify(mine[question.key]) === JSON.stringify(reference.answers[question.key]);
+      given.className = same ? "agrees" : "differs";
+      given.textContent = "reference " + describe(question, reference.answers[question.key]) +
+        " · yours " + (mine[question.key] === undefined ? "–" : describe(question, mine[question.key]));
+      list.append(term, given);
+    });
+    const title = document.createElement("h3");
+    title.textContent = "Training: the reference answer";
+    feedback.replaceChildren(title);
+    if (rows.length) { feedback.appendChild(list); }
+    else { feedback.appendChild(document.createTextNode("No reference answer was given for this item.")); }
+    if (reference.note) {
+      const note = document.createElement("p");
+      note.className = "note";
+      note.textContent = reference.note;
+      feedback.appendChild(note);
+    }
+    feedback.hidden = false;
+  }
+
+  function review(reference) {
+    state.reviewing = true;
+    showReference(reference, state.answers);
+    saveButton.textContent = "Continue ↵";
+    root.dataset.reviewing = state.item.public_id;
+  }
+
+  function endReview() {
+    state.reviewing = false;
+    delete root.dataset.reviewing;
+    saveButton.textContent = "Save and next ↵";
+    return next().catch(loadFailed);
+  }
+
   function show(item) {
     stopRetrying();
     retry.attempt = 0;
+    state.reviewing = false;
+    delete root.dataset.reviewing;
+    saveButton.textContent = "Save and next ↵";
+    feedback.hidden = true;
+    feedback.replaceChildren();
     state.item = item;
     state.answers = Object.assign({}, item.scores, takeDraft(item.public_id));
     state.focus = item.kind === "likert"
       ? Math.max(0, item.questions.findIndex(function (q) { return state.answers[q.key] === undefined; }))
       : 0;
     state.shownAt = performance.now();
-    document.getElementById("position").textContent = "Item " + item.position + " of " + item.total;
+    document.getElementById("position").textContent = (item.training ? "Training · " : "") +
+      "Item " + item.position + " of " + item.total;
     document.getElementById("previous").disabled = !item.previous;
     renderQuestions(item);
+    if (item.reference) { showReference(item.reference, item.scores); }
     return showImages(item).then(function () { root.dataset.ready = item.public_id; });
   }
 
@@ -432,6 +495,7 @@
   }
 
   function save() {
+    if (state.reviewing) { return endReview(); }
     const incomplete = unanswered();
     if (incomplete) {
       message.textContent = incomplete.text;
@@ -450,11 +514,12 @@
     root.dataset.saving = item;
     return api("/api/items/" + item + "/scores/", {
       method: "PUT", body: JSON.stringify({ scores: state.answers, seconds_spent: seconds }),
-    }).then(function () {
+    }).then(function (saved) {
       dropDraft(item);
       retry.attempt = 0;
       message.textContent = "";
       delete root.dataset.saving;
+      if (saved && saved.reference) { review(saved.reference); return; }
       return next().catch(loadFailed);  // saved; only the next item did not come
     }, function (error) {
       delete root.dataset.saving;
@@ -480,13 +545,14 @@
     });
   }
 
-  document.getElementById("save").addEventListener("click", save);
+  saveButton.addEventListener("click", save);
   document.getElementById("previous").addEventListener("click", previous);
   document.getElementById("reset").addEventListener("click", resetView);
 
   document.addEventListener("keydown", function (event) {
     if (!state.item || event.altKey || event.ctrlKey || event.metaKey) { return; }
     const key = event.key;
+    if (state.reviewing && /^[0-9]$/.test(key)) { event.preventDefault(); return; }  // saved already
     if (/^[0-9]$/.test(key)) { answer(state.focus, Number(key)); }
     else if (key === "Tab") { focusQuestion(state.focus + (event.shiftKey ? -1 : 1)); }
     else if (key === "ArrowDown") { focusQuestion(state.focus + 1); }
