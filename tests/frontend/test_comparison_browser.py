@@ -1,9 +1,11 @@
 """Ranking and forced choice in the reading room (issue 20), in Debian's Chromium: scored by
 keyboard and by dragging, stored in the reader's own layout, and blinded over a whole session."""
 
+from collections import Counter
+
 import pytest
 
-from readerstudy.models import Assignment, Question, Score
+from readerstudy.models import Assignment, Question, Reconstruction, Score
 from tests.frontend.test_blinding_browser import record_responses
 from tests.frontend.test_reader_browser import drawn_fraction, open_reader, wait_ready
 from tests.readerstudy.factories import (
@@ -116,25 +118,66 @@ def test_a_ranking_can_be_dragged_into_order_and_resumes_after_a_reload(page, li
 
 
 def test_a_whole_session_of_every_kind_reveals_nothing(page, live_server):
-    """Likert, ranking and forced choice in one session: nothing received names a method,
-    an acceleration, a file, the case or a reconstruction's own id, and each screen's
-    left-to-right order is this reader's own draw."""
+    """Likert, ranking and forced choice in one session, with a training case and repeat
+    reads: nothing received names a method, an acceleration, a file, a case or a
+    reconstruction's own id, and each screen's left-to-right order is this reader's own
+    draw."""
     study = comparison_study(likert=True, name="case-secret-name")
-    public_ids = list(study.cases.get().reconstructions.values_list("public_id", flat=True))
-    secrets = [*METHODS, "7.8125", "case-secret-name", "secret_file_name", "npy", *public_ids]
+    practice = CaseFactory(
+        study=study, name="practice-secret-name", training=True, training_note="Mind the edges"
+    )
+    for k, method in enumerate(METHODS[:2]):
+        ReconstructionFactory(
+            case=practice,
+            method=method,
+            acceleration=7.8125,
+            source_name=f"secret_file_name_t{k}.npy",
+            reference_answers={"overall": 4, "rank": k + 1, "better": k + 1},
+        )
+    study.repeat_share = 0.5
+    study.save()
+    study.extend_orders()
+    public_ids = list(
+        Reconstruction.objects.filter(case__study=study).values_list("public_id", flat=True)
+    )
+    secrets = [
+        *METHODS,
+        "7.8125",
+        "case-secret-name",
+        "practice-secret-name",
+        "secret_file_name",
+        "npy",
+        *public_ids,
+    ]
     received = record_responses(page)
     open_reader(page, live_server, study)
     ready = page.evaluate("document.getElementById('reader').dataset.ready")
-    kinds = []
+    kinds, reviewed = [], 0
     while ready != "done":
         kind = item_kind(page)
         kinds.append(kind)
-        keys = {"likert": "4444", "rank": "12", "choice": "1"}[kind]
+        shown = page.locator("figure.slot:not([hidden])").count()
+        keys = {"likert": "4444", "rank": "12"[: shown - 1], "choice": "1"}[kind]
         for key in keys:
             page.keyboard.press(key)
         page.keyboard.press("Enter")
+        page.wait_for_function(
+            "prev => { const r = document.getElementById('reader');"
+            " return r.dataset.reviewing || (r.dataset.ready && r.dataset.ready !== prev); }",
+            arg=ready,
+        )
+        if page.evaluate("document.getElementById('reader').dataset.reviewing"):
+            reviewed += 1
+            assert "Mind the edges" in page.inner_text("#feedback")
+            page.keyboard.press("Enter")
         ready = wait_ready(page, ready)
-    assert sorted(kinds) == ["choice"] * 3 + ["likert"] * 3 + ["rank"]
+    # 7 study items, 4 of them read twice (half, rounded), 4 training items read first.
+    assert reviewed == 4 and kinds[:4].count("likert") == 2 and len(kinds) == 15
+    assert sorted(kinds[:4]) == ["choice", "likert", "likert", "rank"]
+    study_kinds = Counter(kinds[4:])
+    assert study_kinds["likert"] >= 3 and study_kinds["rank"] >= 1 and study_kinds["choice"] >= 3
+    repeats = Assignment.objects.filter(repeat_of__isnull=False)
+    assert repeats.count() == 4 and all(item.scores.exists() for item in repeats)
     assert any("/slot-3.dcm" in url for url, _, _ in received), "Sanity: the ranking's images came"
     for url, headers, body in received:
         content = str(headers).encode() + body
