@@ -198,7 +198,12 @@ def reading_clock(
 
 
 def reader_drift(
-    scores: pd.DataFrame, *, by: str = "position", per: float = 100.0, level: float = 0.95
+    scores: pd.DataFrame,
+    *,
+    by: str = "position",
+    per: float = 100.0,
+    level: float = 0.95,
+    least_spread: float = 0.0,
 ) -> dict[str, dict[str, Any]]:
     """Does a reader's scoring drift over their reading (fatigue, calibration)?
 
@@ -208,7 +213,8 @@ def reader_drift(
     removes the items' own quality; the deviation is regressed on `by` (ordinary least
     squares). Per reader: the slope per `per` units of `by` with its interval, the p-value, and
     `flagged` when the slope differs from 0 after a Bonferroni correction over the readers (a
-    clear trend, not one of many chance ones).
+    clear trend, not one of many chance ones). A reader whose `by` spans no more than
+    `least_spread` gets no slope (minutes of answers entered in one go say nothing of an hour).
     """
     from scipy import stats
 
@@ -223,11 +229,13 @@ def reader_drift(
         mine = shared["reader"] == reader
         x = shared.loc[mine, by].to_numpy(dtype=np.float64)
         y = deviation[mine].to_numpy(dtype=np.float64)
-        if x.size < 3 or np.ptp(x) == 0:
+        if x.size < 3 or np.ptp(x) <= least_spread:
             result[str(reader)] = {
                 "n": int(x.size),
                 "slope": None,
-                "reason": "too few shared items" if x.size < 3 else f"no spread in {by}",
+                "reason": "too few shared items"
+                if x.size < 3
+                else f"{by} spans {np.ptp(x):.3g}, too little to tell a trend",
             }
             continue
         if np.ptp(y) == 0:  # the same deviation throughout: no trend at all
@@ -257,10 +265,11 @@ def reader_drift(
     return result
 
 
-# (column of reading_clock, per how many of its units a slope is given, the unit's name)
+# (column of reading_clock, per how many of its units a slope is given, the unit's name, the
+# least span of it that tells a trend: 10 minutes of reading for a slope per hour)
 DRIFT_AXES = {
-    "order": ("order", 100.0, "per 100 items"),
-    "session": ("session_minutes", 60.0, "per hour of a session"),
+    "order": ("order", 100.0, "per 100 items", 0.0),
+    "session": ("session_minutes", 60.0, "per hour of a session", 10.0),
 }
 
 
@@ -271,7 +280,10 @@ def drift_analysis(answers: pd.DataFrame) -> dict[str, dict[str, Any]]:
     for question, rows in answers.groupby("question", sort=True):
         clocked = reading_clock(rows)
         out[str(question)] = {
-            axis: {"unit": unit, "per_reader": reader_drift(clocked, by=column, per=per)}
-            for axis, (column, per, unit) in DRIFT_AXES.items()
+            axis: {
+                "unit": unit,
+                "per_reader": reader_drift(clocked, by=column, per=per, least_spread=spread),
+            }
+            for axis, (column, per, unit, spread) in DRIFT_AXES.items()
         }
     return out

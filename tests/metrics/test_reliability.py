@@ -250,3 +250,28 @@ def test_drift_of_readers_who_always_agree_is_zero_not_nan():
         "p": 1.0,
         "flagged": False,
     }
+
+
+def test_answers_entered_within_minutes_give_no_slope_per_hour():
+    """A script (or an import) entering a session's scores within seconds spans no time to
+    speak of: no slope per hour, and the reason says so; the order still has one."""
+    rng = np.random.default_rng(14)
+    start = pd.Timestamp("2026-01-01T08:00:00Z")
+    answers = pd.DataFrame(
+        [
+            (
+                r,
+                item,
+                "q",
+                float(rng.integers(1, 6)),
+                (start + pd.Timedelta(seconds=n)).isoformat(),
+            )
+            for r in ("a", "b", "c")
+            for n, item in enumerate(rng.permutation(40))
+        ],
+        columns=["reader", "reconstruction", "question", "score", "answered_at"],
+    )
+    drift = drift_analysis(answers)["q"]
+    assert drift["session"]["per_reader"]["a"]["slope"] is None
+    assert "too little" in drift["session"]["per_reader"]["a"]["reason"]
+    assert drift["order"]["per_reader"]["a"]["slope"] is not None
