@@ -46,6 +46,16 @@ def safe_text(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
+def _shown(reconstruction: Reconstruction, escape: Callable[[str], str] = safe_text) -> dict:
+    """The columns naming a reconstruction: its case, id, method and acceleration."""
+    return {
+        "case": escape(reconstruction.case.name),
+        "reconstruction": reconstruction.public_id,
+        "method": escape(reconstruction.method),
+        "acceleration": reconstruction.acceleration,
+    }
+
+
 def score_rows(study: Study) -> Iterator[dict]:
     """One row per Likert score (rank and forced-choice answers: ranking_rows)."""
     scores = (
@@ -117,12 +127,9 @@ def ranking_rows(study: Study) -> Iterator[dict]:
                 "reader": safe_text(assignment.reader.user.username),
                 "question": score.question.key,
                 "kind": score.question.kind,
-                "case": safe_text(reconstruction.case.name),
+                **_shown(reconstruction),
                 "set": number,
                 "position": position,
-                "reconstruction": reconstruction.public_id,
-                "method": safe_text(reconstruction.method),
-                "acceleration": reconstruction.acceleration,
                 "rank": rank,
                 "scored_at": score.updated_at.isoformat(),
                 "duration_s": round(score.seconds_spent, 3),
@@ -199,11 +206,8 @@ def repeat_rows(study: Study, *, escape: Callable[[str], str] = safe_text) -> It
                 reconstruction = reconstructions[pk]
                 yield {
                     **common,
-                    "case": escape(reconstruction.case.name),
+                    **_shown(reconstruction, escape),
                     "set": number,
-                    "reconstruction": reconstruction.public_id,
-                    "method": escape(reconstruction.method),
-                    "acceleration": reconstruction.acceleration,
                     "first": first_answer,
                     "repeat": repeat_answer,
                 }
@@ -262,11 +266,8 @@ def training_rows(study: Study) -> Iterator[dict]:
                 "reader": safe_text(item.reader.user.username),
                 "question": score.question.key,
                 "kind": score.question.kind,
-                "case": safe_text(reconstruction.case.name),
+                **_shown(reconstruction),
                 "position": position,
-                "reconstruction": reconstruction.public_id,
-                "method": safe_text(reconstruction.method),
-                "acceleration": reconstruction.acceleration,
                 "answer": answer,
                 "reference": "" if expected is None else expected,
                 "scored_at": score.updated_at.isoformat(),

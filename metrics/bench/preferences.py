@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,14 +164,15 @@ def reliability(readers: int, reconstructions: int, rankings: pd.DataFrame) -> N
     """Repeat reads (a tenth of each reader's items) and drift on the same study: a Likert
     question scored by every reader with timestamps, and a tenth of the rankings repeated.
     Timed against scikit-learn's weighted kappa called per reader, which it must equal."""
-    from sklearn.metrics import cohen_kappa_score
+    from sklearn.metrics import cohen_kappa_score  # type: ignore[import-untyped]
 
     from metrics.stats.reliability import drift_analysis, repeat_agreement
 
     rng = np.random.default_rng(1)
     quality = rng.integers(1, 6, size=reconstructions)
     start = pd.Timestamp("2026-01-01T08:00:00Z")
-    rows, repeat_rows = [], []
+    rows: list[tuple[Any, ...]] = []
+    repeat_rows: list[tuple[Any, ...]] = []
     for reader in range(readers):
         order = rng.permutation(reconstructions)
         seconds = np.cumsum(rng.exponential(20, size=reconstructions))
@@ -187,12 +189,12 @@ def reliability(readers: int, reconstructions: int, rankings: pd.DataFrame) -> N
             repeat_rows.append((f"r{reader}", "overall", "likert", "", "", f"x{k}", first, repeat))
     ranked = rankings[rankings["question"] == "rank"]
     cases = ranked["case"].unique()
-    for reader, mine in ranked.groupby("reader"):
+    for name, mine in ranked.groupby("reader"):
         chosen = mine[mine["case"].isin(rng.choice(cases, size=len(cases) // 10, replace=False))]
-        for row in chosen.itertuples():
-            repeat_rows.append(
-                (reader, "rank", "rank", row.case, row.set, row.reconstruction, row.rank, row.rank)
-            )
+        for case, number, shown, rank in chosen[
+            ["case", "set", "reconstruction", "rank"]
+        ].to_numpy():
+            repeat_rows.append((name, "rank", "rank", case, number, shown, rank, rank))
     scores = pd.DataFrame(
         rows, columns=["reader", "reconstruction", "question", "score", "answered_at"]
     )

@@ -202,11 +202,18 @@ class Reader(models.Model):
             sequence = prefix + tail
             earliest = min(max(len(prefix), REPEAT_MIN_GAP + 1), len(sequence))
             at = int(rng.integers(earliest, len(sequence) + 1))
-            before = [i for i, item in enumerate(sequence[:at]) if id(item) in candidates]
-            far = [i for i in before if i < at - REPEAT_MIN_GAP] or before
-            if not far:  # nothing precedes this place: after the last candidate, then
-                far = [max(i for i, item in enumerate(sequence) if id(item) in candidates)]
-                at = len(sequence)
+            places = [i for i, item in enumerate(sequence) if id(item) in candidates]
+            far = [i for i in places if i < at - REPEAT_MIN_GAP]
+            if not far:
+                # No first read far enough before this place: draw the place again, among
+                # those far enough after the earliest candidate (or last, when none is).
+                low = max(places[0] + REPEAT_MIN_GAP + 1, len(prefix))
+                at = (
+                    int(rng.integers(low, len(sequence) + 1))
+                    if low <= len(sequence)
+                    else len(sequence)
+                )
+                far = [i for i in places if i < at - REPEAT_MIN_GAP] or places[:1]
             original = sequence[far[int(rng.integers(len(far)))]]
             del candidates[id(original)]
             repeat = Assignment(

@@ -56,22 +56,23 @@ def answer_all(reader, value_of=lambda item, question: 3):
             )
 
 
-def test_a_share_of_items_comes_back_later_under_a_new_id():
-    study = study_of(cases=25, per_case=4, share=0.1)  # 100 reconstructions
-    reader = study.assign_reader(UserFactory())
-    items = list(reader.assignments.order_by("position"))
-    repeats = [item for item in items if item.repeat_of_id]
-    assert len(items) == 110 and len(repeats) == 10
-    assert [item.position for item in items] == list(range(1, 111))
-    for repeat in repeats:
-        first = repeat.repeat_of
-        assert repeat.reconstruction_id == first.reconstruction_id
-        assert repeat.public_id != first.public_id
-        assert first.repeat_of_id is None
-        if first.position + REPEAT_MIN_GAP < len(items):
+@pytest.mark.parametrize("share", [0.1, 0.5])
+def test_a_share_of_items_comes_back_later_under_a_new_id(share):
+    """Over 15 readers: the share of 100 first reads comes back, each repeat more than
+    REPEAT_MIN_GAP items after its first read."""
+    study = study_of(cases=25, per_case=4, share=share)  # 100 reconstructions
+    for _ in range(15):
+        reader = study.assign_reader(UserFactory())
+        items = list(reader.assignments.order_by("position"))
+        repeats = [item for item in items if item.repeat_of_id]
+        assert len(repeats) == 100 * share and len(items) == 100 + len(repeats)
+        assert [item.position for item in items] == list(range(1, len(items) + 1))
+        for repeat in repeats:
+            first = repeat.repeat_of
+            assert repeat.reconstruction_id == first.reconstruction_id
+            assert repeat.public_id != first.public_id
+            assert first.repeat_of_id is None
             assert repeat.position - first.position > REPEAT_MIN_GAP
-        else:
-            assert repeat.position > first.position
 
 
 def test_repeats_are_spread_over_the_order_not_appended_as_a_block():
