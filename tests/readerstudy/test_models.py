@@ -68,7 +68,7 @@ def test_every_interleaving_of_late_items_is_equally_likely():
     merges with probability 1/20."""
     from scipy.stats import chisquare
 
-    from readerstudy.models.reading import random_interleaving
+    from readerstudy.models.ordering import random_interleaving
 
     rng = np.random.default_rng(2026)
     draws = 10_000

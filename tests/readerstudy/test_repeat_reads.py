@@ -17,7 +17,7 @@ from readerstudy.archive import restore_archive, write_archive
 from readerstudy.dashboard import build_payload, data_version, study_frames
 from readerstudy.export import REPEAT_COLUMNS, repeat_rows, score_rows
 from readerstudy.models import Assignment, Question, Score
-from readerstudy.models.reading import REPEAT_MIN_GAP
+from readerstudy.models.ordering import REPEAT_MIN_GAP
 from tests.readerstudy.factories import (
     CaseFactory,
     ReconstructionFactory,
