@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint check clean-demo bench-metrics bench-analysis bench-preferences bench-load bench-upload serve-prod worker
+.PHONY: demo test lint check clean-demo bench-metrics bench-analysis bench-preferences bench-study bench-load bench-upload serve-prod worker
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -64,6 +64,13 @@ bench-preferences: $(VENV)/.runtime-installed
 # import task, on a scratch data folder: times and peak memory of the web worker and the import.
 bench-upload: $(VENV)/.runtime-installed
 	$(PY) -m readerstudy.bench.upload $(BENCH_ARGS)
+
+# A whole study through import, the Celery workers and the dashboard, stage by stage, on a
+# scratch data folder (SQLite database and broker unless BENCH_DATABASE_URL, a database named
+# *_bench, and BENCH_BROKER_URL are set). BENCH_ARGS sets the size, e.g. "--volumes 200
+# --slices 35 --size 320" for a fastMRI-knee-sized study.
+bench-study: $(VENV)/.runtime-installed
+	$(PY) -m readerstudy.bench.study $(BENCH_ARGS)
 
 # Readers and dashboards against gunicorn + PostgreSQL on loopback (a scratch database named
 # *_bench, created if missing; Redis as the shared cache). About a minute.

@@ -1,0 +1,69 @@
+"""`make bench-study` at a tiny size, as a check that every stage works end to end (import,
+real Celery workers on the embedded broker, the pure engine beside them, the dashboard): not a
+timed test."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_study_benchmark_runs_every_stage_and_stores_every_value(tmp_path):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env["METRICS_ENABLED"] = "psnr,ssim,nmse"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "readerstudy.bench.study",
+            "--volumes",
+            "2",
+            "--slices",
+            "2",
+            "--size",
+            "48",
+            "--accelerations",
+            "2,4",
+            "--readers",
+            "2",
+            "--json",
+            str(tmp_path / "result.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "result.json").read_text())
+    # 2 volumes x 2 masks x 2 accelerations, 2 slices each.
+    assert report["size"]["reconstructions"] == 8 and report["size"]["slice_pairs"] == 16
+    assert report["metrics"]["values"] == 8 * 3
+    assert report["metrics"]["names"] == ["psnr", "ssim", "nmse"]
+    assert report["metrics"]["overhead_ratio"] > 0
+    assert report["import"]["peak_mib"] > 0
+    assert report["dashboard"]["reconstructions_in_analysis"] == 8
+    assert report["dashboard"]["metrics_in_analysis"] == 3
+    assert "overhead ratio" in result.stdout and "dashboard refresh" in result.stdout
+
+
+def test_the_study_benchmark_refuses_a_database_it_would_empty():
+    env = {**os.environ, "BENCH_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/readerstudy"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "readerstudy.bench.study", "--volumes", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "must end in _bench" in result.stderr
