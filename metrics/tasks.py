@@ -27,7 +27,7 @@ def idempotent_task(**options):
     The message is acknowledged after the task returns (`acks_late`), and a pool process killed
     mid-task (out of memory, SIGKILL) has its message put back on the queue
     (`reject_on_worker_lost`) rather than acknowledged as failed, so the work is done again; the
-    task's writes must therefore be overwrites (`update_or_create` on a unique key). Transient
+    task's writes must therefore be overwrites (an upsert on a unique key). Transient
     database errors are retried with exponential back-off. Queues are chosen by
     CELERY_TASK_ROUTES (metrics tasks go to the `metrics` queue that GPU workers consume).
     """
@@ -63,16 +63,23 @@ def compute_case_metrics(*, case_pk: int) -> None:
         tolerate_load_errors=True,
     )
     results = engine.by_metric(case.load_reference(), [r.load_image() for r in reconstructions])
-    for metric, values in results.items():
-        for reconstruction, value in zip(reconstructions, values, strict=True):
-            MetricValue.objects.update_or_create(
+    now = timezone.now()
+    # One write per case, an overwrite on the unique key (a retried task stores the same).
+    MetricValue.objects.bulk_create(
+        [
+            MetricValue(
                 reconstruction=reconstruction,
                 metric=metric,
                 version=current_version(metric),
-                defaults={
-                    "value": None if isinstance(value, Exception) else value,
-                    "error": str(value) if isinstance(value, Exception) else "",
-                    "device": device,
-                    "computed_at": timezone.now(),
-                },
+                value=None if isinstance(value, Exception) else value,
+                error=str(value) if isinstance(value, Exception) else "",
+                device=device,
+                computed_at=now,
             )
+            for metric, values in results.items()
+            for reconstruction, value in zip(reconstructions, values, strict=True)
+        ],
+        update_conflicts=True,
+        unique_fields=["reconstruction", "metric", "version"],
+        update_fields=["value", "error", "device", "computed_at"],
+    )
