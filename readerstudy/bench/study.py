@@ -194,9 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds for the workers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--keep", type=Path, help="a new folder to run in and keep (images, database, logs)"
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-study-") as scratch:
-        result = run(Path(scratch), args)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)  # a new folder: it is the scratch data folder
+        result = run(args.keep, args)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-study-") as scratch:
+            result = run(Path(scratch), args)
     print_table(result)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1))

@@ -210,6 +210,9 @@ CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL", default=f"sqla+sqlite:///{DATA_DIR / 'celery-broker.sqlite3'}"
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Seconds between two polls of the SQLite broker (readerstudy/config/celery.py applies it;
+# Redis and RabbitMQ push messages and are not polled).
+BROKER_POLLING_INTERVAL = env.float("BROKER_POLLING_INTERVAL", default=0.1)
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TASK_IGNORE_RESULT = True
