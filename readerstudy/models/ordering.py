@@ -4,6 +4,7 @@ rest, training items first, and the study's share of repeat reads spread over th
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import numpy as np
 from django.db import transaction
@@ -118,7 +119,7 @@ def extend_order(reader: Reader, rng: np.random.Generator | None = None) -> int:
     return len(new_training) + len(new) + len(repeats)
 
 
-def _training_items(reader: Reader):
+def _training_items(reader: Reader) -> Callable[[Assignment], bool]:
     """Whether an item (saved or not) shows a training case."""
     reconstructions = set(
         Reconstruction.objects.filter(
@@ -136,7 +137,10 @@ def _training_items(reader: Reader):
 
 
 def _drop_unasked(
-    reader: Reader, items: list[Assignment], scored: set[int], training
+    reader: Reader,
+    items: list[Assignment],
+    scored: set[int],
+    training: Callable[[Assignment], bool],
 ) -> tuple[list[Assignment], bool]:
     """(the items kept, whether any were deleted): unscored reconstructions when the
     study asks no Likert question, and unscored repeats beyond the study's share."""
