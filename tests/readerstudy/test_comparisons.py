@@ -113,6 +113,10 @@ def _put(reader, item, scores):
 
 def test_a_comparison_item_names_its_images_by_place_only(client):
     study = comparison_study(cases=1)
+    # Names no random id can hold by chance ("m2" once turned up inside a public id).
+    for k, reconstruction in enumerate(study.cases.get().reconstructions.all()):
+        reconstruction.method = f"secret-method-{k}"
+        reconstruction.save(update_fields=["method"])
     reader = study.assign_reader(UserFactory())
     other = study.assign_reader(UserFactory())
     ranking = reader.assignments.get(comparison__question__key="rank")
