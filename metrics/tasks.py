@@ -41,6 +41,20 @@ def idempotent_task(**options):
     )
 
 
+def configured_engine(names: list[str], device: str) -> MetricEngine:
+    """The metric engine as the settings configure a worker's (make bench-study times the
+    same one beside the workers)."""
+    return MetricEngine(
+        names,
+        weights_dir=settings.DFD_WEIGHTS_DIR,
+        device=device,
+        batch_size=settings.METRICS_BATCH_SIZE,
+        precision=settings.METRICS_PRECISION,
+        compiled=settings.METRICS_COMPILE,
+        tolerate_load_errors=True,
+    )
+
+
 @idempotent_task()
 def compute_case_metrics(*, case_pk: int) -> None:
     """Every configured metric of every reconstruction of one case; the reference is read and
@@ -53,15 +67,7 @@ def compute_case_metrics(*, case_pk: int) -> None:
         return  # the study was deleted after this task was queued
     case = reconstructions[0].case
     device = resolve_device(settings.METRICS_DEVICE)
-    engine = MetricEngine(
-        configured_metrics(),
-        weights_dir=settings.DFD_WEIGHTS_DIR,
-        device=device,
-        batch_size=settings.METRICS_BATCH_SIZE,
-        precision=settings.METRICS_PRECISION,
-        compiled=settings.METRICS_COMPILE,
-        tolerate_load_errors=True,
-    )
+    engine = configured_engine(configured_metrics(), device)
     results = engine.by_metric(case.load_reference(), [r.load_image() for r in reconstructions])
     now = timezone.now()
     # One write per case, an overwrite on the unique key (a retried task stores the same).

@@ -56,6 +56,13 @@ def _shown(reconstruction: Reconstruction, escape: Callable[[str], str] = safe_t
     }
 
 
+def _reconstructions_by_pk(study: Study) -> dict[int, Reconstruction]:
+    """The study's reconstructions with their cases, for rows that name them by pk."""
+    return {
+        r.pk: r for r in Reconstruction.objects.filter(case__study=study).select_related("case")
+    }
+
+
 def score_rows(study: Study) -> Iterator[dict]:
     """One row per Likert score (rank and forced-choice answers: ranking_rows)."""
     scores = (
@@ -111,9 +118,7 @@ def ranking_rows(study: Study) -> Iterator[dict]:
         .select_related("assignment__reader__user", "assignment__comparison__case", "question")
         .order_by("assignment__reader__user__username", "assignment__position")
     )
-    reconstructions = {
-        r.pk: r for r in Reconstruction.objects.filter(case__study=study).select_related("case")
-    }
+    reconstructions = _reconstructions_by_pk(study)
     for score in scores.iterator():
         assignment = score.assignment
         assert assignment.comparison is not None and score.ranks is not None
@@ -172,9 +177,7 @@ def repeat_rows(study: Study, *, escape: Callable[[str], str] = safe_text) -> It
         .select_related("question")
     ):
         answers[score.assignment_id][score.question_id] = score
-    reconstructions = {
-        r.pk: r for r in Reconstruction.objects.filter(case__study=study).select_related("case")
-    }
+    reconstructions = _reconstructions_by_pk(study)
     for repeat in repeats.iterator():
         first = repeat.repeat_of
         assert first is not None
@@ -243,9 +246,7 @@ def training_rows(study: Study) -> Iterator[dict]:
         )
         .order_by("assignment__reader__user__username", "assignment__position")
     )
-    reconstructions = {
-        r.pk: r for r in Reconstruction.objects.filter(case__study=study).select_related("case")
-    }
+    reconstructions = _reconstructions_by_pk(study)
     for score in scores:
         item = score.assignment
         reference = (item.training_reference() or {}).get("answers", {}).get(score.question.key)

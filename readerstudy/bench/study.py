@@ -111,7 +111,7 @@ def pure_engine(names: list[str], cases: list[Any]) -> dict[str, float]:
     from django.conf import settings
 
     from metrics.device import resolve_device
-    from metrics.engine import MetricEngine
+    from metrics.tasks import configured_engine
 
     device = resolve_device(settings.METRICS_DEVICE)
     images = [
@@ -120,15 +120,7 @@ def pure_engine(names: list[str], cases: list[Any]) -> dict[str, float]:
     ]
 
     def run(metric_names: list[str]) -> float:
-        engine = MetricEngine(
-            metric_names,
-            weights_dir=settings.DFD_WEIGHTS_DIR,
-            device=device,
-            batch_size=settings.METRICS_BATCH_SIZE,
-            precision=settings.METRICS_PRECISION,
-            compiled=settings.METRICS_COMPILE,
-            tolerate_load_errors=True,
-        )
+        engine = configured_engine(metric_names, device)
         # Warm (untimed) on the first case: a first call's imports would land on whichever
         # metric runs first; the workers' cold start is in their own figure.
         engine.by_metric(*images[0])

@@ -230,15 +230,15 @@ class Assignment(models.Model):
         answers: dict[str, object] = {}
         if self.comparison is not None:
             question = self.comparison.question
-            given = dict(
-                Reconstruction.objects.filter(pk__in=self.layout).values_list(
-                    "pk", "reference_answers"
-                )
-            )
-            values = [given.get(pk, {}).get(question.key) for pk in self.layout]
-            if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            given = {
+                shown.pk: shown.reference_answer(question)
+                for shown in Reconstruction.objects.filter(pk__in=self.layout)
+            }
+            values = [given.get(pk) for pk in self.layout]
+            known = [v for v in values if v is not None]
+            if len(known) == len(values):
                 # Its rank among the images shown: 1 + how many the researcher put before it.
-                answers[question.key] = [1 + sum(o < v for o in values) for v in values]
+                answers[question.key] = [1 + sum(o < v for o in known) for v in known]
         else:
             assert self.reconstruction is not None
             for question in self.reader.study.questions.filter(kind=Question.Kind.LIKERT):
