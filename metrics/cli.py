@@ -1,4 +1,5 @@
-"""`python -m metrics`: compare images, run a manifest, list metrics, fetch weights, train SSFD.
+"""`python -m metrics`: compare images, run a manifest, the metric lab, list metrics, fetch
+weights, train SSFD.
 
 Runs without Django and without a database (docs/interfaces.md section 4). Bad input exits with
 status 2 and one line on standard error, never a traceback.
@@ -385,8 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(run=cmd_fetch_weights)
 
+    from metrics.lab_command import add_command as add_lab_command
     from metrics.research.ssfd_commands import add_commands
 
+    add_lab_command(sub, [common, compute])
     add_commands(sub)
     return parser
 

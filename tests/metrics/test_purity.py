@@ -22,6 +22,9 @@ CORES = [
     "metrics.stats.agreement",
     "metrics.stats.analysis",
     "fixtures.simulation",
+    "fixtures.perturbations",
+    "metrics.lab",
+    "metrics.lab_command",
     "fixtures.images",
     "fixtures.demo",
 ]

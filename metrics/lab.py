@@ -1,0 +1,293 @@
+"""The metric lab: how each metric responds to graded k-space degradations of real references.
+
+Pure (no Django): `run_lab` perturbs each reference at every severity of every kind
+(fixtures.perturbations), scores all the copies of one reference in one batch of the metric
+engine (the workers' engine, on the GPU where there is one), and `summarise` reads the
+curves: does the metric get monotonically worse as the image does, over which noise levels
+does it respond, and does it punish a shift a reader would not notice as much as noise?
+
+Every figure is *aligned*: a metric's "badness" is -polarity x value (polarity +1 where a
+higher value is better), so that for every metric larger means worse.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from fixtures.perturbations import DEFAULT_KINDS, PERTURBATIONS
+from metrics.image import nmse
+from metrics.polarity import registry_polarity
+
+# A metric "moves" once its change reaches this share of its whole response to the noise sweep.
+JND_FRACTION = 0.05
+SATURATION_FRACTION = 0.95
+
+Progress = Callable[[int, int], None]
+
+
+def perturbed_copies(
+    reference: np.ndarray, kind: str, severities: Sequence[float], seed: Sequence[int]
+) -> list[np.ndarray]:
+    """One copy of `reference` per severity, each from a generator seeded the same way (one
+    realisation, scaled)."""
+    apply = PERTURBATIONS[kind].apply
+    return [apply(reference, float(s), np.random.default_rng(list(seed))) for s in severities]
+
+
+def run_lab(
+    references: Sequence[np.ndarray],
+    engine: Any,
+    *,
+    kinds: Sequence[str] = DEFAULT_KINDS,
+    levels: int = 10,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every metric of `engine` (a metrics.engine.MetricEngine) on every perturbed copy.
+
+    Returns the JSON-ready result: the severity scales, NMSE and raw values per reference and
+    level, normalised mean curves and the summary (see `summarise`). Raises ValueError for an
+    unknown kind or fewer than 2 levels.
+    """
+    unknown = [kind for kind in kinds if kind not in PERTURBATIONS]
+    if unknown:
+        raise ValueError(f"unknown perturbation {unknown[0]!r}; known: {', '.join(PERTURBATIONS)}")
+    if not references:
+        raise ValueError("the lab needs at least one reference")
+    kinds = list(dict.fromkeys(kinds))
+    severities = {kind: PERTURBATIONS[kind].severities(levels) for kind in kinds}
+    names = list(engine.names)
+    values = {name: {kind: [] for kind in kinds} for name in names}
+    errors: dict[str, str] = {}
+    nmse_of = {kind: [] for kind in kinds}
+    started = time.perf_counter()
+    for index, reference in enumerate(references):
+        # One stream per reference and kind: adding a kind leaves the others' draws alone.
+        streams = np.random.SeedSequence([seed, index]).spawn(len(kinds))
+        copies = {
+            kind: perturbed_copies(reference, kind, severities[kind], stream.generate_state(4))
+            for kind, stream in zip(kinds, streams, strict=True)
+        }
+        batch = [copy for kind in kinds for copy in copies[kind]]
+        by_metric = engine.by_metric(reference, batch)
+        for kind in kinds:
+            nmse_of[kind].append([_finite(nmse(reference, copy)) for copy in copies[kind]])
+        for name in names:
+            results = list(by_metric[name])
+            for position, kind in enumerate(kinds):
+                row = results[position * levels : (position + 1) * levels]
+                for value in row:
+                    if isinstance(value, Exception):
+                        errors.setdefault(name, str(value))
+                values[name][kind].append(
+                    [None if isinstance(v, Exception) else _finite(v) for v in row]
+                )
+        if progress is not None:
+            progress(index + 1, len(references))
+    result = {
+        "references": len(references),
+        "levels": levels,
+        "seed": seed,
+        "metrics": names,
+        "jnd_fraction": JND_FRACTION,
+        "perturbations": {
+            kind: {
+                "unit": PERTURBATIONS[kind].unit,
+                "meaning": PERTURBATIONS[kind].meaning,
+                "logarithmic": PERTURBATIONS[kind].logarithmic,
+                "severities": [float(s) for s in severities[kind]],
+                "nmse": nmse_of[kind],
+            }
+            for kind in kinds
+        },
+        "values": values,
+        "errors": errors,
+    }
+    result["curves"], result["normalisation"] = normalised_curves(result)
+    result["summary"] = summarise(result)
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _badness(name: str, rows: list[list[float | None]]) -> np.ndarray | None:
+    """References x levels of -polarity x value (NaN where missing); None without a polarity."""
+    polarity = registry_polarity(name)
+    if polarity is None:
+        return None
+    return -polarity * np.array([[np.nan if v is None else v for v in row] for row in rows])
+
+
+def normalised_curves(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Mean aligned curves on a common scale, per metric and kind.
+
+    With noise in the lab, 0 is the metric at the mildest noise and 1 at the strongest, per
+    reference, then averaged: the other kinds read as "as bad as this much noise". Without
+    noise, 0 and 1 are the metric's least and most bad mean over every kind and level.
+    """
+    curves: dict[str, dict[str, list[float | None]]] = {}
+    with_noise = "noise" in result["perturbations"]
+    for name in result["metrics"]:
+        bad = {k: _badness(name, rows) for k, rows in result["values"][name].items()}
+        if any(b is None for b in bad.values()):
+            curves[name] = {kind: [None] * result["levels"] for kind in bad}
+            continue
+        if with_noise:
+            low, high = bad["noise"][:, :1], bad["noise"][:, -1:]
+            span = np.where(np.abs(high - low) > 0, high - low, np.nan)
+            scaled = {kind: (b - low) / span for kind, b in bad.items()}
+            means = {kind: _nanmean_rows(s) for kind, s in scaled.items()}
+        else:
+            raw = {kind: _nanmean_rows(b) for kind, b in bad.items()}
+            pooled = np.array([v for m in raw.values() for v in m if v is not None])
+            low, high = (pooled.min(), pooled.max()) if pooled.size else (0.0, 0.0)
+            means = {
+                kind: [None if v is None or high == low else (v - low) / (high - low) for v in m]
+                for kind, m in raw.items()
+            }
+        curves[name] = means
+    if with_noise:
+        return curves, "0 = the metric at the mildest noise, 1 = at the strongest (per reference)"
+    return curves, "0 = the metric's least bad mean, 1 = its worst, over every perturbation"
+
+
+def _nanmean_rows(matrix: np.ndarray) -> list[float | None]:
+    out = []
+    for column in matrix.T:
+        finite = column[np.isfinite(column)]
+        out.append(float(finite.mean()) if finite.size else None)
+    return out
+
+
+def aligned_monotonicity(severities: Sequence[float], badness: np.ndarray) -> float | None:
+    """Mean over references of Spearman's rho between severity and the metric's badness: +1 when
+    it gets worse at every step, 0 when it does not follow, negative when it improves."""
+    rhos = []
+    for row in badness:
+        keep = np.isfinite(row)
+        if keep.sum() >= 3 and np.ptp(row[keep]) > 0:
+            rhos.append(spearmanr(np.asarray(severities)[keep], row[keep]).statistic)
+    return float(np.mean(rhos)) if rhos else None
+
+
+def noise_response_range(
+    severities: Sequence[float], badness: np.ndarray
+) -> tuple[float | None, float | None]:
+    """(onset, saturation): the first noise severity at which the mean change from the mildest
+    level reaches JND_FRACTION of the sweep's whole change, and SATURATION_FRACTION of it."""
+    change = np.nanmean(badness - badness[:, :1], axis=0)
+    total = change[-1]
+    if not np.isfinite(total) or total <= 0:
+        return None, None
+
+    def first(fraction: float) -> float | None:
+        reached = np.flatnonzero(change >= fraction * total)
+        return float(severities[reached[0]]) if reached.size else None
+
+    return first(JND_FRACTION), first(SATURATION_FRACTION)
+
+
+def shift_to_noise(result: dict[str, Any], badness: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The metric's response to each translation over its response to noise of the same NMSE
+    (interpolated in log NMSE along that reference's noise curve), both measured from the
+    mildest noise level: 1 means a shift counts as much as noise of equal pixel error, below 1
+    that the metric forgives a shift. Median over references; null outside the noise NMSEs or
+    where noise of that NMSE has not yet moved the metric by a just-noticeable amount."""
+    noise_nmse = np.array(result["perturbations"]["noise"]["nmse"], dtype=float)
+    shift_nmse = np.array(result["perturbations"]["translation"]["nmse"], dtype=float)
+    noise_bad, shift_bad = badness["noise"], badness["translation"]
+    per_level: list[list[float]] = [[] for _ in range(shift_bad.shape[1])]
+    for ref in range(shift_bad.shape[0]):
+        base = noise_bad[ref, 0]
+        noise_change = noise_bad[ref] - base
+        jnd = JND_FRACTION * (noise_change[-1] if np.isfinite(noise_change[-1]) else np.nan)
+        log_nmse = np.log(np.clip(noise_nmse[ref], 1e-300, None))
+        for level in range(shift_bad.shape[1]):
+            target = shift_nmse[ref, level]
+            if not np.isfinite(target) or not log_nmse[0] <= np.log(target) <= log_nmse[-1]:
+                continue
+            expected = np.interp(np.log(target), log_nmse, noise_change)
+            if not np.isfinite(expected) or not expected > jnd:
+                continue
+            observed = shift_bad[ref, level] - base
+            if np.isfinite(observed):
+                per_level[level].append(observed / expected)
+    medians = [float(np.median(v)) if v else None for v in per_level]
+    pooled = [r for v in per_level for r in v]
+    return {"by_level": medians, "median": float(np.median(pooled)) if pooled else None}
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """Per metric: polarity, monotonicity per kind, the noise onset and saturation (and the
+    decades between them), and the shift-to-noise ratio."""
+    summary = {}
+    kinds = result["perturbations"]
+    for name in result["metrics"]:
+        polarity = registry_polarity(name)
+        entry: dict[str, Any] = {"polarity": polarity}
+        bad = {k: _badness(name, rows) for k, rows in result["values"][name].items()}
+        if polarity is None:
+            entry["reason"] = "unknown polarity: no direction to align with"
+            summary[name] = entry
+            continue
+        entry["monotonicity"] = {
+            kind: aligned_monotonicity(kinds[kind]["severities"], bad[kind]) for kind in kinds
+        }
+        if "noise" in kinds:
+            onset, saturation = noise_response_range(kinds["noise"]["severities"], bad["noise"])
+            entry["noise_onset"], entry["noise_saturation"] = onset, saturation
+            entry["dynamic_range_decades"] = (
+                round(math.log10(saturation / onset), 3) if onset and saturation else None
+            )
+        if "noise" in kinds and "translation" in kinds:
+            entry["shift_to_noise"] = shift_to_noise(result, bad)
+        summary[name] = entry
+    return summary
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    """Small multiples (one per perturbation, one line per metric, the normalised curves), as
+    PNG or SVG by the file's suffix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    from matplotlib.ticker import NullFormatter
+
+    kinds = list(result["perturbations"])
+    figure, axes = pyplot.subplots(
+        1, len(kinds), figsize=(3.2 * len(kinds), 3.2), sharey=True, squeeze=False
+    )
+    for axis, kind in zip(axes[0], kinds, strict=True):
+        scale = result["perturbations"][kind]
+        for name in result["metrics"]:
+            curve = result["curves"][name][kind]
+            y = [np.nan if v is None else v for v in curve]
+            axis.plot(scale["severities"], y, marker=".", label=name)
+        if scale["logarithmic"]:
+            axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(NullFormatter())  # overlapping labels otherwise
+        axis.set_title(kind)
+        axis.set_xlabel(scale["unit"])
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("badness (normalised)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
+    figure.suptitle(
+        f"Metric lab: {result['references']} reference(s), {result['levels']} levels. "
+        f"{result['normalisation']}",
+        fontsize=9,
+    )
+    figure.tight_layout(rect=(0, 0.12 + 0.04 * (len(labels) // 5), 1, 0.93))
+    figure.savefig(path)
+    pyplot.close(figure)
