@@ -7,8 +7,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.utils.text import slugify
 
+from fixtures.perturbations import DEFAULT_KINDS, PERTURBATIONS
 from readerstudy.manifest import text_problem
 from readerstudy.models import Question, Study
+from readerstudy.models.lab import MAX_LAB_LEVELS, MIN_LAB_LEVELS
 from readerstudy.models.studies import MAX_REPEAT_SHARE
 
 
@@ -336,3 +338,21 @@ class SignUpForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username",)
+
+
+class MetricLabForm(forms.Form):
+    """What a metric lab sweeps: which perturbations, at how many severities."""
+
+    kinds = forms.MultipleChoiceField(
+        label="Perturbations",
+        choices=[(name, name) for name in PERTURBATIONS],
+        initial=list(DEFAULT_KINDS),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one perturbation."},
+    )
+    levels = forms.IntegerField(
+        label="Severities per perturbation",
+        min_value=MIN_LAB_LEVELS,
+        max_value=MAX_LAB_LEVELS,
+        initial=10,
+    )

@@ -1,8 +1,9 @@
-"""The study app's background task: importing a researcher's upload (on the `default` queue).
+"""The study app's background tasks: importing a researcher's upload (on the `default` queue)
+and the metric lab on the study's references (on the `metrics` queue, where GPU workers are).
 
-Thin: unpacking is readerstudy/uploads.py, checking and storing readerstudy/importer.py. The
-web process puts the upload in `StudyImport.folder()/incoming/`; the worker must see the same
-UPLOADS_DIR (one machine, or a shared volume).
+Thin: unpacking is readerstudy/uploads.py, checking and storing readerstudy/importer.py, the
+lab metrics/lab.py. The web process puts an upload in `StudyImport.folder()/incoming/`; the
+worker must see the same UPLOADS_DIR (one machine, or a shared volume).
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import logging
 import shutil
 import time
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
-from metrics.tasks import idempotent_task
+from metrics.device import resolve_device
+from metrics.models import configured_metrics
+from metrics.tasks import configured_engine, idempotent_task
 from readerstudy.importer import ManifestError, add_cases
-from readerstudy.models import StudyImport
+from readerstudy.models import MetricLab, StudyImport
+from readerstudy.models.lab import central_slice, lab_cases
 from readerstudy.uploads import UploadLimits, UploadRefusedError, find_manifest, unpack
 
 logger = logging.getLogger(__name__)
@@ -97,3 +102,48 @@ def import_upload(*, import_pk: int) -> None:
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+LAB_TIME_LIMIT_S = 4 * 3600
+
+
+@idempotent_task(soft_time_limit=LAB_TIME_LIMIT_S, time_limit=LAB_TIME_LIMIT_S + 60)
+def run_metric_lab(*, lab_pk: int) -> None:
+    """Every configured metric on graded perturbations of the study's references (a rerun after
+    a lost worker starts the lab afresh: it only overwrites its own row)."""
+    from metrics.lab import run_lab
+
+    lab = MetricLab.objects.select_related("study").filter(pk=lab_pk).first()
+    if lab is None or lab.finished:
+        return  # deleted with its study, or a redelivered message of a lab that ended
+    cases = lab_cases(lab.study)
+    if not cases:
+        lab.fail("the study has no images yet: import some, then run the lab")
+        return
+    MetricLab.objects.filter(pk=lab.pk).update(
+        state=MetricLab.State.RUNNING, references_done=0, references_total=len(cases)
+    )
+    try:
+        references = [central_slice(case.load_reference()) for case in cases]
+        engine = configured_engine(configured_metrics(), resolve_device(settings.METRICS_DEVICE))
+        result = run_lab(
+            references,
+            engine,
+            kinds=lab.kinds,
+            levels=lab.levels,
+            seed=lab.seed,
+            progress=lambda done, _total: MetricLab.objects.filter(pk=lab.pk).update(
+                references_done=done
+            ),
+        )
+    except SoftTimeLimitExceeded:
+        lab.fail(f"the lab took longer than {LAB_TIME_LIMIT_S // 3600} hours and was stopped")
+        return
+    except Exception as error:
+        logger.exception("metric lab %s failed", lab_pk)
+        lab.fail(f"the lab stopped unexpectedly ({type(error).__name__}: {error})")
+        return
+    result["cases"] = [case.name for case in cases]
+    MetricLab.objects.filter(pk=lab.pk).update(
+        state=MetricLab.State.DONE, result=result, finished_at=timezone.now()
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from readerstudy import researcher_views, views
+from readerstudy import lab_views, researcher_views, views
 
 app_name = "readerstudy"
 urlpatterns = [
@@ -12,6 +12,8 @@ urlpatterns = [
     path("studies/<slug:slug>/people/", researcher_views.study_people, name="people"),
     path("studies/<slug:slug>/status/", researcher_views.study_status, name="status"),
     path("studies/<slug:slug>/archive.zip", researcher_views.study_archive, name="archive"),
+    path("studies/<slug:slug>/lab/", lab_views.start_lab, name="lab-start"),
+    path("studies/<slug:slug>/lab.json", lab_views.lab_status, name="lab-status"),
     path("invite/<slug:token>/", researcher_views.accept_invitation, name="invitation"),
     path("read/<slug:slug>/", views.ReadingPage.as_view(), name="read"),
     path("studies/<slug:slug>/export/<str:kind>.csv", views.study_export, name="export"),

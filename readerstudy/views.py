@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from django.views.generic import CreateView, DetailView, TemplateView
 from PIL import Image
 
+from fixtures.perturbations import PERTURBATIONS
 from metrics.models import MetricValue, configured_metrics
 from readerstudy.dashboard import TABLE_COLUMNS, dashboard_payload, table_rows
 from readerstudy.dicom import blinded_dicom, to_stored_values
@@ -35,9 +36,10 @@ from readerstudy.export import (
     training_rows,
     write_csv,
 )
-from readerstudy.forms import MOST_ON_ONE_SCREEN, NewStudyForm
+from readerstudy.forms import MOST_ON_ONE_SCREEN, MetricLabForm, NewStudyForm
 from readerstudy.metric_status import metric_progress
 from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study
+from readerstudy.models.lab import MAX_LAB_REFERENCES
 
 
 class StudyList(LoginRequiredMixin, TemplateView):
@@ -132,6 +134,10 @@ class StudyDetail(LoginRequiredMixin, DetailView):
             progress=metric_progress(study),
             not_queued=list(study.cases.exclude(metrics_queue_error="")),
             readers=readers,
+            lab_form=MetricLabForm(),
+            latest_lab=study.labs.first(),
+            lab_max_references=MAX_LAB_REFERENCES,
+            perturbations=PERTURBATIONS.items(),
             **kwargs,
         )
 

@@ -217,7 +217,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"metrics.tasks.*": {"queue": "metrics"}}
+# The metric lab runs the metric engine too: on the GPU workers' queue.
+CELERY_TASK_ROUTES = {
+    "metrics.tasks.*": {"queue": "metrics"},
+    "readerstudy.tasks.run_metric_lab": {"queue": "metrics"},
+}
 # One long metrics batch at a time per worker process: no task waits behind a busy sibling.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)

@@ -117,6 +117,14 @@ def matrix(study, recon, item):
         ("get", reverse("api:imports", args=[slug]), None, researcher_only | api),
         ("get", reverse("api:import-detail", args=[slug, job.pk]), None, researcher_only | api),
         ("get", reverse("readerstudy:dashboard-table", args=[slug]), None, researcher_only),
+        ("get", reverse("readerstudy:lab-status", args=[slug]), None, researcher_only),
+        # A bad lab form is refused back to the study page (302) for its researchers.
+        (
+            "post",
+            reverse("readerstudy:lab-start", args=[slug]),
+            {"levels": "0"},
+            {**researcher_only, "researcher": 302},
+        ),
         (
             "get",
             reverse("readerstudy:preview", args=[slug, recon.public_id, "reference"]),
