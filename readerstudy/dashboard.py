@@ -21,11 +21,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Count, Max
+from django.db.models import CharField, Count, Max
+from django.db.models.functions import Cast
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
@@ -113,15 +115,18 @@ def ranking_frame(study: Study) -> pd.DataFrame:
 
 def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(Likert scores, metrics, reconstructions) in the statistics engine's long format."""
+    # The answer times as the database's text, parsed by the drift analysis in one vectorised
+    # call: Django's per-row datetime conversion took 0.7 s for 144,000 scores on SQLite.
     scores = pd.DataFrame.from_records(
         Score.objects.analysed()
         .filter(assignment__reader__study=study, value__isnull=False)
+        .annotate(answered_text=Cast("created_at", CharField()))
         .values_list(
             "assignment__reader__user__username",
             "assignment__reconstruction__public_id",
             "question__key",
             "value",
-            "created_at",
+            "answered_text",
         ),
         columns=["reader", "reconstruction", "question", "score", "answered_at"],
     )
@@ -148,38 +153,56 @@ def _acceleration_label(value) -> str:
     return f"{value:g}x"
 
 
-def _finite(value):
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
 def _points(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -> dict:
     """Per question, one point per scored reconstruction: its mean score, its readers, its
-    case, method and acceleration, and every metric value (for the scatter plots)."""
+    case, method and acceleration, and every metric value (for the scatter plots).
+
+    Column-wise: at 3,600 reconstructions x 4 questions a row-by-row `iterrows` took 2 s of
+    a 12 s refresh (make bench-study); plain lists take milliseconds."""
     wide_metrics = metrics.pivot_table(
         index="reconstruction", columns="metric", values="value", aggfunc="mean"
     )
+    names = [str(name) for name in wide_metrics.columns]
     info = recons.set_index("reconstruction")
     out = {}
     for question, rows in scores.groupby("question"):
         summary = rows.groupby("reconstruction")["score"].agg(["mean", "count"])
         joined = summary.join(info, how="left").join(wide_metrics, how="left")
-        out[str(question)] = [
-            {
-                "reconstruction": str(public_id),
-                "case": row["case"],
-                "method": row["method"],
-                "acceleration": row["acceleration"],
-                "mean_score": float(row["mean"]),
-                "readers": int(row["count"]),
-                "metrics": {
-                    name: _finite(row[name])
-                    for name in wide_metrics.columns
-                    if pd.notna(row[name])
-                },
-            }
-            for public_id, row in joined.iterrows()
-        ]
+        values = joined[wide_metrics.columns].to_numpy(dtype=float)
+        present, finite = ~np.isnan(values), np.isfinite(values)
+        columns = zip(
+            joined.index.tolist(),
+            joined["case"].tolist(),
+            joined["method"].tolist(),
+            joined["acceleration"].tolist(),
+            joined["mean"].tolist(),
+            joined["count"].tolist(),
+            values.tolist(),
+            present.tolist(),
+            finite.tolist(),
+            strict=True,
+        )
+        out[str(question)] = [_point(names, *column) for column in columns]
     return out
+
+
+def _point(names, public_id, case, method, acceleration, mean, count, values, present, finite):
+    """One scatter point; a metric missing for it is left out, an infinite one is null."""
+    return {
+        "reconstruction": str(public_id),
+        "case": case,
+        "method": method,
+        "acceleration": acceleration,
+        "mean_score": float(mean),
+        "readers": int(count),
+        "metrics": {
+            name: (value if is_finite else None)
+            for name, value, is_present, is_finite in zip(
+                names, values, present, finite, strict=True
+            )
+            if is_present
+        },
+    }
 
 
 def _progress(

@@ -35,7 +35,7 @@ import pandas as pd
 from metrics.polarity import registry_polarity
 from metrics.stats.agreement import icc2, krippendorff_alpha
 from metrics.stats.correlation import kendall, pearson
-from metrics.stats.extended import GROUP_COLUMNS, extended_block
+from metrics.stats.extended import GROUP_COLUMNS, extended_block, subgroups
 from metrics.stats.question import QuestionData, SharedResamples, resample_rng
 
 __all__ = ["AnalysisInputError", "analyze", "ranked_metrics", "resample_rng"]
@@ -123,8 +123,9 @@ def analyze(
     }
     if extended:
         result["bootstrap"] = {"resamples": bootstrap, "seed": seed, "level": 0.95}
+    datas = {}
     for question, rows in scores.groupby("question"):
-        data = QuestionData(rows, metric_table, shared, case_of)
+        data = datas[str(question)] = QuestionData(rows, metric_table, shared, case_of)
         per_metric, resampled = _metric_blocks(data, metric_names, polarity, extended)
         agreement, baseline = _agreement(data)
         block = {"metrics": per_metric, "agreement": agreement}
@@ -136,10 +137,13 @@ def analyze(
             }
             block.update(
                 extended_block(
-                    data, per_metric, aligned_resampled, agreement, baseline, groups, metric_names
+                    data, per_metric, aligned_resampled, agreement, baseline, metric_names
                 )
             )
         result["questions"][str(question)] = block
+    if extended:
+        for question, extra in subgroups(datas, groups, metric_names).items():
+            result["questions"][question].update(extra)
     return result
 
 

@@ -16,8 +16,9 @@ import pandas as pd
 
 from metrics.stats.agreement import reader_and_rest, reader_vs_rest
 from metrics.stats.bootstrap import (
+    ClusterCounts,
+    Counts,
     RankedResamples,
-    cluster_counts,
     counts_from_indices,
     percentile_interval,
     resample_indices,
@@ -40,12 +41,12 @@ def resample_rng(units: pd.Index | list[str], seed: int) -> np.random.Generator:
 
 def _resample_counts(
     units: pd.Index, resamples: int, seed: int, clusters: np.ndarray | None = None
-) -> np.ndarray:
+) -> Counts:
     """(n, B) resample counts over `units` (sorted), from `resample_rng`: of the units
     themselves, or of whole clusters (integer labels, one per unit) where given."""
     rng = resample_rng(units, seed)
     if clusters is not None:
-        return cluster_counts(clusters, resamples, rng)
+        return ClusterCounts.draw(clusters, resamples, rng)
     return counts_from_indices(resample_indices(len(units), resamples, rng), len(units))
 
 
@@ -54,11 +55,9 @@ class SharedResamples:
 
     def __init__(self, resamples: int, seed: int):
         self.resamples, self.seed = resamples, seed
-        self._by_units: dict[bytes, tuple[np.ndarray, RankCache]] = {}
+        self._by_units: dict[bytes, tuple[Counts, RankCache]] = {}
 
-    def for_units(
-        self, units: pd.Index, clusters: np.ndarray | None
-    ) -> tuple[np.ndarray, RankCache]:
+    def for_units(self, units: pd.Index, clusters: np.ndarray | None) -> tuple[Counts, RankCache]:
         key = hashlib.sha256("\0".join(units.tolist()).encode())
         if clusters is not None:
             key.update(b"\1" + clusters.astype(np.int64).tobytes())
@@ -99,14 +98,9 @@ class QuestionData:
         self.counts, self._ranked = shared.for_units(self.units, self.clusters)
         self._scores_ranked: RankCache = {}
 
-    def ranked(
-        self, key: object, values: np.ndarray, rows: np.ndarray, cache: bool = True
-    ) -> RankedResamples:
+    def ranked(self, key: object, values: np.ndarray, rows: np.ndarray) -> RankedResamples:
         """Ranks in every resample, cached: a metric's are shared by the questions that have
-        the same reconstructions, the mean score's live as long as this question. Subgroups
-        are not cached: each is used once, and they would hold memory."""
-        if not cache:
-            return RankedResamples(values[rows], rows, self.counts)
+        the same reconstructions, the mean score's live as long as this question."""
         store = self._scores_ranked if key == "mean score" else self._ranked
         store_key = (key, rows.tobytes())
         if store_key not in store:
@@ -114,9 +108,18 @@ class QuestionData:
         return store[store_key]
 
     def correlate(
-        self, name: str, rows: np.ndarray, subgroup: bool = False
+        self,
+        name: str,
+        rows: np.ndarray,
+        subgroup: bool = False,
+        metric_ranks: dict | None = None,
+        score_ranks: dict | None = None,
+        score_key: object = None,
     ) -> tuple[dict[str, Any], np.ndarray | None]:
-        """Point estimates for metric `name` over `rows`, and its resampled rho (or None)."""
+        """Point estimates for metric `name` over `rows`, and its resampled rho (or None).
+
+        A subgroup's ranks are not kept by this question (each is used once); the caller may
+        lend `metric_ranks` and `score_ranks` dicts to share them while it needs them."""
         x, y = self.metrics[name].to_numpy()[rows], self.mean_score[rows]
         reason = why_uncomputable(x, y)
         block: dict[str, Any] = {
@@ -126,10 +129,15 @@ class QuestionData:
         }
         if reason:
             return {**block, "reason": reason}, None
-        rho = spearman_between(
-            self.ranked(("metric", name), self.metrics[name].to_numpy(), rows, not subgroup),
-            self.ranked("mean score", self.mean_score, rows, not subgroup),
-        )
+        if subgroup:
+            metric = _lent(
+                metric_ranks, (id(self.counts), rows.tobytes()), self.metrics[name], rows, self
+            )
+            score = _lent(score_ranks, (score_key, rows.tobytes()), self.mean_score, rows, self)
+        else:
+            metric = self.ranked(("metric", name), self.metrics[name].to_numpy(), rows)
+            score = self.ranked("mean score", self.mean_score, rows)
+        rho = spearman_between(metric, score)
         ci = percentile_interval(rho)
         block["spearman_ci"] = list(ci) if ci else None
         return block, rho
@@ -170,3 +178,15 @@ class QuestionData:
             ):
                 table[name][reader] = rho
         return table
+
+
+def _lent(
+    store: dict | None, key: tuple, values: pd.Series | np.ndarray, rows: np.ndarray, data
+) -> RankedResamples:
+    """Ranks of `values[rows]` on `data`'s resamples, from (and into) a caller's store."""
+    values = values.to_numpy() if isinstance(values, pd.Series) else values
+    if store is None:
+        return RankedResamples(values[rows], rows, data.counts)
+    if key not in store:
+        store[key] = RankedResamples(values[rows], rows, data.counts)
+    return store[key]

@@ -223,12 +223,12 @@ def reader_drift(
     shared = joined[joined["count"] > 1]
     others = (shared["sum"] - shared["score"]) / (shared["count"] - 1)
     deviation = shared["score"] - others
-    readers = sorted(shared["reader"].unique(), key=str)
+    positions = shared.groupby("reader", sort=False).indices  # one pass, not one per reader
+    readers = sorted(positions, key=str)
+    along, deviations = shared[by].to_numpy(dtype=np.float64), deviation.to_numpy(np.float64)
     result: dict[str, dict[str, Any]] = {}
     for reader in readers:
-        mine = shared["reader"] == reader
-        x = shared.loc[mine, by].to_numpy(dtype=np.float64)
-        y = deviation[mine].to_numpy(dtype=np.float64)
+        x, y = along[positions[reader]], deviations[positions[reader]]
         if x.size < 3 or np.ptp(x) <= least_spread:
             result[str(reader)] = {
                 "n": int(x.size),

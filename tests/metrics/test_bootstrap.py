@@ -91,3 +91,26 @@ def test_two_sided_p():
     symmetric = np.linspace(-1, 1, 1001)
     assert two_sided_p(symmetric) == pytest.approx(1.0)
     assert two_sided_p(np.array([np.nan])) is None
+
+
+def test_factored_cluster_counts_give_the_dense_counts_results_exactly():
+    """Whole-case resamples kept as (cases, B) draws (ClusterCounts) rank and correlate as the
+    dense (units, B) counts do, bit for bit: the sums are of whole numbers."""
+    from metrics.stats.bootstrap import ClusterCounts, cluster_counts
+
+    rng = np.random.default_rng(5)
+    clusters = np.repeat(np.arange(30), 6)
+    factored = ClusterCounts.draw(clusters, 300, np.random.default_rng(9))
+    dense = cluster_counts(clusters, 300, np.random.default_rng(9))
+    assert np.array_equal(np.asarray(factored), dense)
+    metric = rng.normal(size=180)
+    score = rng.integers(1, 6, size=180).astype(float)  # ties, as Likert scores have
+    units = np.flatnonzero(rng.random(180) < 0.8)  # a subgroup of the units
+    for x, y in ((metric, score), (score, score[::-1].copy()), (metric, metric**3)):
+        ours = spearman_between(
+            RankedResamples(x[units], units, factored), RankedResamples(y[units], units, factored)
+        )
+        plain = spearman_between(
+            RankedResamples(x[units], units, dense), RankedResamples(y[units], units, dense)
+        )
+        assert np.array_equal(ours, plain, equal_nan=True)
