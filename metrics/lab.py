@@ -60,6 +60,9 @@ def run_lab(
         raise ValueError(f"unknown perturbation {unknown[0]!r}; known: {', '.join(PERTURBATIONS)}")
     if not references:
         raise ValueError("the lab needs at least one reference")
+    for index, reference in enumerate(references):
+        if not np.ptp(reference) > 0:
+            raise ValueError(f"reference {index + 1} is constant: there is nothing to perturb")
     kinds = list(dict.fromkeys(kinds))
     severities = {kind: PERTURBATIONS[kind].severities(levels) for kind in kinds}
     names = list(engine.names)

@@ -34,8 +34,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     references = []
     for path in args.references:
         image = load_image(Path(path))
-        if not np.any(image):
-            raise UsageError(f"{path}: the image is all zeros; nothing to perturb")
+        if not np.ptp(image) > 0:
+            raise UsageError(f"{path}: the image is constant; there is nothing to perturb")
         references.append(image)
     overrides = parse_weight_overrides(args.weights)
     names = select_metrics(args.metric, args.weights_dir, overrides)

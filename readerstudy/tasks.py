@@ -12,6 +12,7 @@ import logging
 import shutil
 import time
 
+import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
@@ -120,11 +121,17 @@ def run_metric_lab(*, lab_pk: int) -> None:
     if not cases:
         lab.fail("the study has no images yet: import some, then run the lab")
         return
-    MetricLab.objects.filter(pk=lab.pk).update(
-        state=MetricLab.State.RUNNING, references_done=0, references_total=len(cases)
-    )
     try:
-        references = [central_slice(case.load_reference()) for case in cases]
+        slices = {case.name: central_slice(case.load_reference()) for case in cases}
+        # A constant image (a blank slice) has nothing to degrade: the lab goes on without it.
+        skipped = [name for name, image in slices.items() if not np.ptp(image) > 0]
+        references = [image for name, image in slices.items() if name not in skipped]
+        if not references:
+            lab.fail("every reference's central slice is constant: there is nothing to perturb")
+            return
+        MetricLab.objects.filter(pk=lab.pk).update(
+            state=MetricLab.State.RUNNING, references_done=0, references_total=len(references)
+        )
         engine = configured_engine(configured_metrics(), resolve_device(settings.METRICS_DEVICE))
         result = run_lab(
             references,
@@ -143,7 +150,8 @@ def run_metric_lab(*, lab_pk: int) -> None:
         logger.exception("metric lab %s failed", lab_pk)
         lab.fail(f"the lab stopped unexpectedly ({type(error).__name__}: {error})")
         return
-    result["cases"] = [case.name for case in cases]
+    result["cases"] = [name for name in slices if name not in skipped]
+    result["skipped"] = skipped
     MetricLab.objects.filter(pk=lab.pk).update(
         state=MetricLab.State.DONE, result=result, finished_at=timezone.now()
     )

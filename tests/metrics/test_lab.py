@@ -116,6 +116,8 @@ def test_bad_requests_are_refused(references, tmp_path):
         run_lab(references, engine, levels=1)
     with pytest.raises(ValueError, match="at least one reference"):
         run_lab([], engine)
+    with pytest.raises(ValueError, match="reference 2 is constant"):
+        run_lab([references[0], np.ones((16, 16))], engine)
 
 
 def _lab_command(*args):
@@ -173,7 +175,7 @@ def test_the_command_refuses_bad_options_in_one_line(args, message, tmp_path):
 def test_the_command_refuses_an_empty_or_unreadable_reference(tmp_path):
     np.save(tmp_path / "zeros.npy", np.zeros((32, 32)))
     result = _lab_command(tmp_path / "zeros.npy")
-    assert result.returncode == 2 and "all zeros" in result.stderr
+    assert result.returncode == 2 and "constant" in result.stderr
     (tmp_path / "broken.npy").write_bytes(b"not an array")
     result = _lab_command(tmp_path / "broken.npy")
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -184,3 +184,22 @@ def test_the_lab_goes_to_the_metrics_queue_where_the_gpu_workers_are():
 
     route = app.amqp.router.route({}, "readerstudy.tasks.run_metric_lab")
     assert route["queue"].name == "metrics"
+
+
+def test_a_constant_reference_is_left_out_and_named(client, study):
+    blank = study.cases.get(name="case-1")
+    blank.reference = array_file(np.full((48, 48), 7.0, np.float32))
+    blank.save()
+    start(client, study)
+    lab = MetricLab.objects.get()
+    run_metric_lab(lab_pk=lab.pk)
+    lab.refresh_from_db()
+    assert lab.state == "done", lab.problem
+    assert lab.result["cases"] == ["case-0", "case-2"] and lab.result["skipped"] == ["case-1"]
+    assert (lab.result["references"], lab.references_total) == (2, 2)
+    study.cases.exclude(pk=blank.pk).delete()
+    start(client, study)
+    second = MetricLab.objects.exclude(pk=lab.pk).get()
+    run_metric_lab(lab_pk=second.pk)
+    second.refresh_from_db()
+    assert second.state == "failed" and "constant" in second.problem

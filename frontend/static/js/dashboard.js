@@ -25,16 +25,7 @@
   const fmt = (v, digits = 3) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
   const fmtCi = (ci, digits = 3) => (ci ? `[${fmt(ci[0], digits)}, ${fmt(ci[1], digits)}]` : "–");
   const fmtP = (p) => (p === null || p === undefined ? "–" : p < 0.001 ? "<0.001" : p.toFixed(3));
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "class") node.className = value;
-      else if (key === "title") node.title = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) node.append(child instanceof Node ? child : String(child));
-    return node;
-  }
+  const el = window.el;  // js/dom.js
   function layout(extra) {
     return Object.assign({}, dark, extra, {
       xaxis: Object.assign({}, dark.xaxis, extra.xaxis || {}),

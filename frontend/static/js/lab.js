@@ -16,16 +16,7 @@
   const fmt = (v, digits = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
   let drawn = null;
 
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (key === "class") node.className = value;
-      else if (key === "title") node.title = value;
-      else node.setAttribute(key, value);
-    }
-    for (const child of children) node.append(child instanceof Node ? child : String(child));
-    return node;
-  }
+  const el = window.el;  // js/dom.js
 
   function setBusy(busy) {
     for (const input of $("lab-form").querySelectorAll("input, button")) {
@@ -55,7 +46,8 @@
     const r = shown.result;
     line.textContent = `Curves of the lab of ${new Date(shown.finished_at).toLocaleString()}: ${r.references} reference${r.references === 1 ? "" : "s"} ` +
         `(${(r.cases || []).join(", ")}) x ${Object.keys(r.perturbations).length} perturbations x ` +
-        `${r.levels} levels, ${r.metrics.length} metrics, ${r.seconds} s.`;
+        `${r.levels} levels, ${r.metrics.length} metrics, ${r.seconds} s.` +
+        ((r.skipped || []).length ? ` Left out, their central slice being constant: ${r.skipped.join(", ")}.` : "");
   }
 
   function lineStyle(i) {
