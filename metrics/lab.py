@@ -32,7 +32,10 @@ Progress = Callable[[int, int], None]
 
 
 def perturbed_copies(
-    reference: np.ndarray, kind: str, severities: Sequence[float], seed: Sequence[int]
+    reference: np.ndarray,
+    kind: str,
+    severities: Sequence[float] | np.ndarray,
+    seed: Sequence[int] | np.ndarray,
 ) -> list[np.ndarray]:
     """One copy of `reference` per severity, each from a generator seeded the same way (one
     realisation, scaled)."""
@@ -66,9 +69,11 @@ def run_lab(
     kinds = list(dict.fromkeys(kinds))
     severities = {kind: PERTURBATIONS[kind].severities(levels) for kind in kinds}
     names = list(engine.names)
-    values = {name: {kind: [] for kind in kinds} for name in names}
+    values: dict[str, dict[str, list[list[float | None]]]] = {
+        name: {kind: [] for kind in kinds} for name in names
+    }
     errors: dict[str, str] = {}
-    nmse_of = {kind: [] for kind in kinds}
+    nmse_of: dict[str, list[list[float | None]]] = {kind: [] for kind in kinds}
     started = time.perf_counter()
     for index, reference in enumerate(references):
         # One stream per reference and kind: adding a kind leaves the others' draws alone.
@@ -123,12 +128,18 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _badness(name: str, rows: list[list[float | None]]) -> np.ndarray | None:
-    """References x levels of -polarity x value (NaN where missing); None without a polarity."""
+def _badness(
+    name: str, by_kind: dict[str, list[list[float | None]]]
+) -> dict[str, np.ndarray] | None:
+    """Per kind, references x levels of -polarity x value (NaN where missing); None for a
+    metric without a polarity."""
     polarity = registry_polarity(name)
     if polarity is None:
         return None
-    return -polarity * np.array([[np.nan if v is None else v for v in row] for row in rows])
+    return {
+        kind: -polarity * np.array([[np.nan if v is None else v for v in row] for row in rows])
+        for kind, rows in by_kind.items()
+    }
 
 
 def normalised_curves(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -141,9 +152,9 @@ def normalised_curves(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
     curves: dict[str, dict[str, list[float | None]]] = {}
     with_noise = "noise" in result["perturbations"]
     for name in result["metrics"]:
-        bad = {k: _badness(name, rows) for k, rows in result["values"][name].items()}
-        if any(b is None for b in bad.values()):
-            curves[name] = {kind: [None] * result["levels"] for kind in bad}
+        bad = _badness(name, result["values"][name])
+        if bad is None:
+            curves[name] = {kind: [None] * result["levels"] for kind in result["values"][name]}
             continue
         if with_noise:
             low, high = bad["noise"][:, :1], bad["noise"][:, -1:]
@@ -153,9 +164,11 @@ def normalised_curves(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
         else:
             raw = {kind: _nanmean_rows(b) for kind, b in bad.items()}
             pooled = np.array([v for m in raw.values() for v in m if v is not None])
-            low, high = (pooled.min(), pooled.max()) if pooled.size else (0.0, 0.0)
+            least, most = (float(pooled.min()), float(pooled.max())) if pooled.size else (0, 0)
             means = {
-                kind: [None if v is None or high == low else (v - low) / (high - low) for v in m]
+                kind: [
+                    None if v is None or most == least else (v - least) / (most - least) for v in m
+                ]
                 for kind, m in raw.items()
             }
         curves[name] = means
@@ -238,8 +251,8 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     for name in result["metrics"]:
         polarity = registry_polarity(name)
         entry: dict[str, Any] = {"polarity": polarity}
-        bad = {k: _badness(name, rows) for k, rows in result["values"][name].items()}
-        if polarity is None:
+        bad = _badness(name, result["values"][name])
+        if bad is None:
             entry["reason"] = "unknown polarity: no direction to align with"
             summary[name] = entry
             continue

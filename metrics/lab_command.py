@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,7 @@ def _cell(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def print_summary(result: dict) -> None:
+def print_summary(result: dict[str, Any]) -> None:
     kinds = list(result["perturbations"])
     header = ["metric", *(f"mono:{k}" for k in kinds)]
     with_noise = "noise" in kinds
@@ -100,7 +101,10 @@ def print_summary(result: dict) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
-def add_command(sub, parents: list[argparse.ArgumentParser]) -> None:
+def add_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
     p = sub.add_parser(
         "lab",
         parents=parents,

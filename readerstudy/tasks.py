@@ -132,6 +132,10 @@ def run_metric_lab(*, lab_pk: int) -> None:
         MetricLab.objects.filter(pk=lab.pk).update(
             state=MetricLab.State.RUNNING, references_done=0, references_total=len(references)
         )
+
+        def progress(done: int, _total: int) -> None:
+            MetricLab.objects.filter(pk=lab.pk).update(references_done=done)
+
         engine = configured_engine(configured_metrics(), resolve_device(settings.METRICS_DEVICE))
         result = run_lab(
             references,
@@ -139,9 +143,7 @@ def run_metric_lab(*, lab_pk: int) -> None:
             kinds=lab.kinds,
             levels=lab.levels,
             seed=lab.seed,
-            progress=lambda done, _total: MetricLab.objects.filter(pk=lab.pk).update(
-                references_done=done
-            ),
+            progress=progress,
         )
     except SoftTimeLimitExceeded:
         lab.fail(f"the lab took longer than {LAB_TIME_LIMIT_S // 3600} hours and was stopped")

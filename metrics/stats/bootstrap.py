@@ -59,7 +59,9 @@ class ClusterCounts:
     def dense(self) -> np.ndarray:
         return self.drawn[self.clusters]
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(
+        self, dtype: np.typing.DTypeLike | None = None, copy: bool | None = None
+    ) -> np.ndarray:
         dense = self.dense()
         return dense if dtype is None else dense.astype(dtype)
 

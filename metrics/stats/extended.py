@@ -13,7 +13,7 @@ import pandas as pd
 
 from metrics.stats.agreement import agreement_reasons
 from metrics.stats.bootstrap import percentile_interval, two_sided_p
-from metrics.stats.question import QuestionData
+from metrics.stats.question import QuestionData, RankCache
 
 GROUP_COLUMNS = ("method", "acceleration")
 TARGET_CI_WIDTH = 0.1
@@ -115,7 +115,9 @@ def subgroups(
     subgroups took 4.4 s of a 12 s dashboard refresh at 3,600 reconstructions x 8 metrics x
     4 questions (make bench-study); the values are the same.
     """
-    out = {q: {f"by_{column}": {} for column in GROUP_COLUMNS} for q in questions}
+    out: dict[str, dict[str, dict[str, Any]]] = {
+        q: {f"by_{column}": {} for column in GROUP_COLUMNS} for q in questions
+    }
     if groups is None:
         return out
     for column in GROUP_COLUMNS:
@@ -130,9 +132,9 @@ def subgroups(
             }
             present = [question for question in questions if len(members[question])]
             cells: dict[str, dict[str, Any]] = {question: {} for question in present}
-            score_ranks: dict[tuple[str, bytes], Any] = {}
+            score_ranks: RankCache = {}
             for name in metric_names:
-                metric_ranks: dict[tuple[int, bytes], Any] = {}
+                metric_ranks: RankCache = {}
                 for question in present:
                     data = questions[question]
                     rows = np.intersect1d(data.metric_rows(name), members[question])

@@ -112,8 +112,8 @@ class QuestionData:
         name: str,
         rows: np.ndarray,
         subgroup: bool = False,
-        metric_ranks: dict | None = None,
-        score_ranks: dict | None = None,
+        metric_ranks: RankCache | None = None,
+        score_ranks: RankCache | None = None,
         score_key: object = None,
     ) -> tuple[dict[str, Any], np.ndarray | None]:
         """Point estimates for metric `name` over `rows`, and its resampled rho (or None).
@@ -181,7 +181,11 @@ class QuestionData:
 
 
 def _lent(
-    store: dict | None, key: tuple, values: pd.Series | np.ndarray, rows: np.ndarray, data
+    store: RankCache | None,
+    key: tuple[object, bytes],
+    values: pd.Series | np.ndarray,
+    rows: np.ndarray,
+    data: QuestionData,
 ) -> RankedResamples:
     """Ranks of `values[rows]` on `data`'s resamples, from (and into) a caller's store."""
     values = values.to_numpy() if isinstance(values, pd.Series) else values

@@ -179,3 +179,14 @@ def test_the_command_refuses_an_empty_or_unreadable_reference(tmp_path):
     (tmp_path / "broken.npy").write_bytes(b"not an array")
     result = _lab_command(tmp_path / "broken.npy")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_without_noise_curves_span_each_metrics_own_range(references, tmp_path):
+    engine = MetricEngine(["psnr", "ssim"], weights_dir=tmp_path)
+    result = run_lab(references, engine, kinds=["blur", "translation"], levels=4)
+    assert result["normalisation"].startswith("0 = the metric's least bad mean")
+    for name in ("psnr", "ssim"):
+        pooled = [v for curve in result["curves"][name].values() for v in curve]
+        assert min(pooled) == pytest.approx(0.0) and max(pooled) == pytest.approx(1.0)
+        assert "noise_onset" not in result["summary"][name]
+        assert "shift_to_noise" not in result["summary"][name]
