@@ -53,7 +53,7 @@ def test_researcher_sees_methods_metrics_and_reader_progress(page, live_server, 
     log_in(page, live_server, "lead")
     page.click("text=Knee CS study")
     assert page.locator("#metric-progress").inner_text() == "8/8 computed"
-    table = page.locator("table.dense").inner_text()
+    table = page.locator("#cases-table").inner_text()
     assert "cs-tv" in table and "zero-filled" in table and "pending" not in table
     assert page.locator("tr", has_text="reader1").locator(".count").inner_text() == "0/2"
     if screenshot_dir:
