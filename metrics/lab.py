@@ -103,6 +103,8 @@ def run_lab(
         "levels": levels,
         "seed": seed,
         "metrics": names,
+        # The order to show them in: a JSON object's keys keep no order in PostgreSQL's jsonb.
+        "kinds": kinds,
         "jnd_fraction": JND_FRACTION,
         "perturbations": {
             kind: {
@@ -280,7 +282,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     from matplotlib import pyplot
     from matplotlib.ticker import NullFormatter
 
-    kinds = list(result["perturbations"])
+    kinds = result["kinds"]
     figure, axes = pyplot.subplots(
         1, len(kinds), figsize=(3.2 * len(kinds), 3.2), sharey=True, squeeze=False
     )

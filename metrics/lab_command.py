@@ -73,7 +73,7 @@ def _cell(value: float | None, digits: int = 2) -> str:
 
 
 def print_summary(result: dict[str, Any]) -> None:
-    kinds = list(result["perturbations"])
+    kinds = result["kinds"]
     header = ["metric", *(f"mono:{k}" for k in kinds)]
     with_noise = "noise" in kinds
     if with_noise:

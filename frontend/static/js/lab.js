@@ -15,6 +15,8 @@
   const $ = (id) => document.getElementById(id);
   const fmt = (v, digits = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
   let drawn = null;
+  // A lab's kinds in their order (results stored before `kinds` existed: the object's keys).
+  const kindsOf = (result) => result.kinds || Object.keys(result.perturbations);
 
   const el = window.el;  // js/dom.js
 
@@ -45,7 +47,7 @@
     if (!shown) { line.textContent = ""; return; }
     const r = shown.result;
     line.textContent = `Curves of the lab of ${new Date(shown.finished_at).toLocaleString()}: ${r.references} reference${r.references === 1 ? "" : "s"} ` +
-        `(${(r.cases || []).join(", ")}) x ${Object.keys(r.perturbations).length} perturbations x ` +
+        `(${(r.cases || []).join(", ")}) x ${kindsOf(r).length} perturbations x ` +
         `${r.levels} levels, ${r.metrics.length} metrics, ${r.seconds} s.` +
         ((r.skipped || []).length ? ` Left out, their central slice being constant: ${r.skipped.join(", ")}.` : "");
   }
@@ -67,7 +69,8 @@
     const box = $("lab-plots");
     box.replaceChildren();
     drawLegend(result);
-    for (const [kind, scale] of Object.entries(result.perturbations)) {
+    for (const kind of kindsOf(result)) {
+      const scale = result.perturbations[kind];
       const div = el("div", { class: "lab-plot", id: `lab-plot-${kind}`, "data-kind": kind });
       box.append(div);
       const traces = result.metrics.map((name, i) => ({
@@ -93,7 +96,7 @@
 
   function drawTable(result, agreement, questions) {
     const table = $("lab-table");
-    const kinds = Object.keys(result.perturbations);
+    const kinds = kindsOf(result);
     const withNoise = kinds.includes("noise");
     const withShift = withNoise && kinds.includes("translation");
     const questionKeys = Object.keys(agreement || {});
