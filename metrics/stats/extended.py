@@ -141,7 +141,6 @@ def subgroups(
                     cells[question][name] = data.correlate(
                         name,
                         rows,
-                        subgroup=True,
                         metric_ranks=metric_ranks,
                         score_ranks=score_ranks,
                         score_key=question,

@@ -95,13 +95,13 @@ class QuestionData:
             # A reconstruction without a known case stands for itself.
             cases = case_of.reindex(self.units).fillna(pd.Series(self.units, index=self.units))
             self.clusters = pd.factorize(cases.astype(str), sort=True)[0]
-        self.counts, self._ranked = shared.for_units(self.units, self.clusters)
-        self._scores_ranked: RankCache = {}
+        self.counts, self._metric_ranks = shared.for_units(self.units, self.clusters)
+        self._score_ranks: RankCache = {}
 
-    def ranked(self, key: object, values: np.ndarray, rows: np.ndarray) -> RankedResamples:
-        """Ranks in every resample, cached: a metric's are shared by the questions that have
-        the same reconstructions, the mean score's live as long as this question."""
-        store = self._scores_ranked if key == "mean score" else self._ranked
+    def _ranked(
+        self, store: RankCache, key: object, values: np.ndarray, rows: np.ndarray
+    ) -> RankedResamples:
+        """Ranks of `values[rows]` in every resample, kept in `store` under (key, rows)."""
         store_key = (key, rows.tobytes())
         if store_key not in store:
             store[store_key] = RankedResamples(values[rows], rows, self.counts)
@@ -111,15 +111,17 @@ class QuestionData:
         self,
         name: str,
         rows: np.ndarray,
-        subgroup: bool = False,
         metric_ranks: RankCache | None = None,
         score_ranks: RankCache | None = None,
         score_key: object = None,
     ) -> tuple[dict[str, Any], np.ndarray | None]:
         """Point estimates for metric `name` over `rows`, and its resampled rho (or None).
 
-        A subgroup's ranks are not kept by this question (each is used once); the caller may
-        lend `metric_ranks` and `score_ranks` dicts to share them while it needs them."""
+        Ranks are cached: by default in this question's own stores (a metric's shared by the
+        questions that have the same reconstructions, the mean score's for this question).
+        A subgroup's are not kept here (each is used once): its caller lends `metric_ranks`
+        (one metric's, across questions) and `score_ranks` (this question's under
+        `score_key`) for as long as it needs them."""
         x, y = self.metrics[name].to_numpy()[rows], self.mean_score[rows]
         reason = why_uncomputable(x, y)
         block: dict[str, Any] = {
@@ -129,15 +131,16 @@ class QuestionData:
         }
         if reason:
             return {**block, "reason": reason}, None
-        if subgroup:
-            metric = _lent(
-                metric_ranks, (id(self.counts), rows.tobytes()), self.metrics[name], rows, self
-            )
-            score = _lent(score_ranks, (score_key, rows.tobytes()), self.mean_score, rows, self)
+        metric_key: object
+        if metric_ranks is None or score_ranks is None:
+            metric_ranks, metric_key = self._metric_ranks, ("metric", name)
+            score_ranks, score_key = self._score_ranks, "mean score"
         else:
-            metric = self.ranked(("metric", name), self.metrics[name].to_numpy(), rows)
-            score = self.ranked("mean score", self.mean_score, rows)
-        rho = spearman_between(metric, score)
+            metric_key = id(self.counts)  # the lent store holds one metric, for every question
+        rho = spearman_between(
+            self._ranked(metric_ranks, metric_key, self.metrics[name].to_numpy(), rows),
+            self._ranked(score_ranks, score_key, self.mean_score, rows),
+        )
         ci = percentile_interval(rho)
         block["spearman_ci"] = list(ci) if ci else None
         return block, rho
@@ -178,19 +181,3 @@ class QuestionData:
             ):
                 table[name][reader] = rho
         return table
-
-
-def _lent(
-    store: RankCache | None,
-    key: tuple[object, bytes],
-    values: pd.Series | np.ndarray,
-    rows: np.ndarray,
-    data: QuestionData,
-) -> RankedResamples:
-    """Ranks of `values[rows]` on `data`'s resamples, from (and into) a caller's store."""
-    values = values.to_numpy() if isinstance(values, pd.Series) else values
-    if store is None:
-        return RankedResamples(values[rows], rows, data.counts)
-    if key not in store:
-        store[key] = RankedResamples(values[rows], rows, data.counts)
-    return store[key]
