@@ -58,6 +58,11 @@ def check_pair(gt: np.ndarray, pred: np.ndarray) -> None:
         raise MetricInputError("the reference is empty or constant (maximum must exceed minimum)")
 
 
+def central_slice(image: np.ndarray) -> np.ndarray:
+    """A 2-D image as it is; a (slices, H, W) volume's middle slice."""
+    return image if image.ndim == 2 else image[image.shape[0] // 2]
+
+
 def scaled_slices(
     gt: np.ndarray, pred: np.ndarray, maxval: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,11 @@ SATURATION_FRACTION = 0.95
 Progress = Callable[[int, int], None]
 
 
+def nothing_to_perturb(image: np.ndarray) -> bool:
+    """A constant image (a blank slice): every perturbation leaves it constant too."""
+    return not np.ptp(image) > 0
+
+
 def perturbed_copies(
     reference: np.ndarray,
     kind: str,
@@ -64,7 +69,7 @@ def run_lab(
     if not references:
         raise ValueError("the lab needs at least one reference")
     for index, reference in enumerate(references):
-        if not np.ptp(reference) > 0:
+        if nothing_to_perturb(reference):
             raise ValueError(f"reference {index + 1} is constant: there is nothing to perturb")
     kinds = list(dict.fromkeys(kinds))
     severities = {kind: PERTURBATIONS[kind].severities(levels) for kind in kinds}

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fixtures.perturbations import DEFAULT_KINDS, PERTURBATIONS
 
 PLOT_SUFFIXES = (".png", ".svg")
@@ -25,7 +23,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     from metrics.cli import UsageError, build_engine, parse_weight_overrides, select_metrics
     from metrics.io import load_image
-    from metrics.lab import plot, run_lab
+    from metrics.lab import nothing_to_perturb, plot, run_lab
 
     if args.levels < 2:
         raise UsageError(f"--levels must be at least 2, got {args.levels}")
@@ -35,7 +33,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     references = []
     for path in args.references:
         image = load_image(Path(path))
-        if not np.ptp(image) > 0:
+        if nothing_to_perturb(image):
             raise UsageError(f"{path}: the image is constant; there is nothing to perturb")
         references.append(image)
     overrides = parse_weight_overrides(args.weights)

@@ -53,7 +53,7 @@ def start_lab(request, slug: str):
 
 def reader_agreement(study: Study) -> dict:
     """The dashboard's aligned Spearman of each metric with the readers, per Likert question
-    (the dashboard's cached analysis, so a poll here costs no recomputation)."""
+    (the dashboard's analysis, recomputed no more often than the dashboard's own)."""
     _, payload = dashboard_payload(study)
     analysis = payload.get("analysis") or {}
     return {
@@ -68,12 +68,18 @@ def reader_agreement(study: Study) -> dict:
 @require_GET
 def lab_status(request, slug: str):
     """The latest lab of the study (state, progress) and the latest finished one's result, with
-    the readers' verdict: a new lab running leaves the last curves on the page."""
+    the readers' verdict: a new lab running leaves the last curves on the page. A page that
+    already shows the result finished at `?shown=` gets it no more (`last_result` null): the
+    result is sent, and the dashboard's analysis read, once, not on every poll."""
     study = get_object_or_404(Study.objects.run_by(request.user), slug=slug)
     lab = study.labs.first()
     if lab is None:
         return JsonResponse({"lab": None, "last_result": None})
-    done = lab if lab.state == MetricLab.State.DONE else study.labs.filter(state="done").first()
+    done = (
+        lab
+        if lab.state == MetricLab.State.DONE
+        else study.labs.filter(state=MetricLab.State.DONE).first()
+    )
     body = {
         "lab": {
             "state": lab.state,
@@ -88,7 +94,7 @@ def lab_status(request, slug: str):
         },
         "last_result": None,
     }
-    if done is not None:
+    if done is not None and done.finished_at.isoformat() != request.GET.get("shown"):
         body["last_result"] = {
             "finished_at": done.finished_at.isoformat(),
             "result": done.result,

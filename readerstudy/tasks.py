@@ -12,17 +12,17 @@ import logging
 import shutil
 import time
 
-import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
 from metrics.device import resolve_device
+from metrics.image import central_slice
 from metrics.models import configured_metrics
 from metrics.tasks import configured_engine, idempotent_task
 from readerstudy.importer import ManifestError, add_cases
 from readerstudy.models import MetricLab, StudyImport
-from readerstudy.models.lab import central_slice, lab_cases
+from readerstudy.models.lab import lab_cases
 from readerstudy.uploads import UploadLimits, UploadRefusedError, find_manifest, unpack
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ LAB_TIME_LIMIT_S = 4 * 3600
 def run_metric_lab(*, lab_pk: int) -> None:
     """Every configured metric on graded perturbations of the study's references (a rerun after
     a lost worker starts the lab afresh: it only overwrites its own row)."""
-    from metrics.lab import run_lab
+    from metrics.lab import nothing_to_perturb, run_lab
 
     lab = MetricLab.objects.select_related("study").filter(pk=lab_pk).first()
     if lab is None or lab.finished:
@@ -124,7 +124,7 @@ def run_metric_lab(*, lab_pk: int) -> None:
     try:
         slices = {case.name: central_slice(case.load_reference()) for case in cases}
         # A constant image (a blank slice) has nothing to degrade: the lab goes on without it.
-        skipped = [name for name, image in slices.items() if not np.ptp(image) > 0]
+        skipped = [name for name, image in slices.items() if nothing_to_perturb(image)]
         references = [image for name, image in slices.items() if name not in skipped]
         if not references:
             lab.fail("every reference's central slice is constant: there is nothing to perturb")

@@ -17,6 +17,7 @@ from django.views.generic import CreateView, DetailView, TemplateView
 from PIL import Image
 
 from fixtures.perturbations import PERTURBATIONS
+from metrics.image import central_slice
 from metrics.models import MetricValue, configured_metrics
 from readerstudy.dashboard import TABLE_COLUMNS, dashboard_payload, table_rows
 from readerstudy.dicom import blinded_dicom, to_stored_values
@@ -265,9 +266,7 @@ def reconstruction_preview(request, slug: str, public_id: str, which: str):
         raise Http404
     reference = reconstruction.case.load_reference()
     image = reference if which == "reference" else reconstruction.load_image()
-    if image.ndim == 3:
-        image = image[image.shape[0] // 2]  # the middle slice of a volume
-    stored = to_stored_values(image, float(reference.max()))
+    stored = to_stored_values(central_slice(image), float(reference.max()))
     buffer = io.BytesIO()
     Image.fromarray((stored // 16).astype("uint8")).save(buffer, format="PNG")
     response = HttpResponse(buffer.getvalue(), content_type="image/png")

@@ -15,14 +15,10 @@ MAX_LAB_REFERENCES = 10
 MIN_LAB_LEVELS, MAX_LAB_LEVELS = 3, 20
 
 
-class MetricLabQuerySet(models.QuerySet):
-    def unfinished(self) -> MetricLabQuerySet:
-        return self.filter(state__in=[MetricLab.State.QUEUED, MetricLab.State.RUNNING])
-
-
 class MetricLab(models.Model):
     """How every configured metric responds to graded k-space degradations of up to
-    MAX_LAB_REFERENCES of the study's references (the central slice of each volume)."""
+    MAX_LAB_REFERENCES of the study's references (the central slice of each volume; a lab of
+    whole volumes is for the command line, `python -m metrics lab`)."""
 
     class State(models.TextChoices):
         QUEUED = "queued", "Waiting for a worker"
@@ -44,8 +40,6 @@ class MetricLab(models.Model):
     references_total = models.PositiveSmallIntegerField(default=0)
     result = models.JSONField(null=True, blank=True, help_text="metrics.lab.run_lab's result")
     problem = models.TextField(blank=True)
-
-    objects = MetricLabQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -83,12 +77,6 @@ def lab_cases(study: Study) -> list:
         return cases
     picks = np.linspace(0, len(cases) - 1, MAX_LAB_REFERENCES).round().astype(int)
     return [cases[i] for i in picks]
-
-
-def central_slice(reference: np.ndarray) -> np.ndarray:
-    """A 2-D reference as it is; a volume's central slice (a lab of whole volumes is for the
-    command line, `python -m metrics lab`)."""
-    return reference if reference.ndim == 2 else reference[reference.shape[0] // 2]
 
 
 def send_lab_task(lab_pk: int) -> None:

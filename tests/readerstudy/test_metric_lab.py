@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
+from metrics.image import central_slice
 from readerstudy.models import MetricLab, Study, array_file
-from readerstudy.models.lab import MAX_LAB_REFERENCES, central_slice, lab_cases
+from readerstudy.models.lab import MAX_LAB_REFERENCES, lab_cases
 from readerstudy.tasks import run_metric_lab
 from tests.readerstudy.factories import (
     CaseFactory,
@@ -17,13 +18,6 @@ from tests.readerstudy.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lead(client):
-    user = UserFactory(username="lead")
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture
@@ -101,6 +95,12 @@ def test_a_second_start_while_one_runs_adds_nothing(client, study):
     body = status(client, study)
     assert body["lab"]["state"] == "queued"
     assert body["last_result"]["result"]["levels"] == 3, "the last curves stay on the page"
+    shown = body["last_result"]["finished_at"]
+    response = client.get(
+        reverse("readerstudy:lab-status", args=[study.slug]), {"shown": shown}
+    ).json()
+    assert response["last_result"] is None, "a page showing that result is not sent it again"
+    assert response["lab"]["state"] == "queued"
 
 
 @pytest.mark.parametrize(

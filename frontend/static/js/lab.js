@@ -136,7 +136,8 @@
   async function poll() {
     let body;
     try {
-      const response = await fetch(api, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const url = drawn ? `${api}?shown=${encodeURIComponent(drawn)}` : api;
+      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       body = await response.json();
     } catch (error) {
