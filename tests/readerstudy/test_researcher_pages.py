@@ -25,13 +25,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def lead(client):
-    user = UserFactory(username="lead")
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def draft(lead):
     study = StudyFactory(slug="knee", status=Study.Status.DRAFT)
     study.researchers.add(lead)
