@@ -101,7 +101,7 @@ def analyze(
     """
     scores = _check(scores, SCORE_COLUMNS, "scores", "score")
     metrics = _check(metrics, METRIC_COLUMNS, "metrics", "value")
-    if not set(scores["reconstruction"]) & set(metrics["reconstruction"]):
+    if not scores["reconstruction"].isin(metrics["reconstruction"].unique()).any():
         raise AnalysisInputError("no reconstruction appears in both the scores and the metrics")
     if bootstrap < 1:
         raise AnalysisInputError("bootstrap must be at least 1 resample")

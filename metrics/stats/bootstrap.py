@@ -6,7 +6,8 @@ cumulative counts over the variable's sorted distinct values, so one sort serves
 resamples, and Spearman's rho is a count-weighted Pearson correlation of those ranks. The work
 is done over the distinct (x, y) pairs, which for Likert scores and their means is far fewer
 than the units. The result equals `scipy.stats.spearmanr` on each resample drawn by index
-(tests/metrics/test_bootstrap.py); `make bench-analysis` times both.
+(tests/metrics/test_bootstrap.py); `make bench-analysis` times both. The sample's own rho
+(every unit drawn once) comes from the same ranks (`point_spearman`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ Counts = np.ndarray | ClusterCounts
 
 def group_sums(counts: Counts, labels: np.ndarray, units: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, B): the counts of `units` summed by their `labels`."""
+    if n_groups == len(units):
+        # One unit per group (a metric's distinct values): a reordering, not a sum.
+        in_group_order = units[np.argsort(labels)]
+        if isinstance(counts, ClusterCounts):
+            return counts.drawn[counts.clusters[in_group_order]]
+        return counts[in_group_order]
     if isinstance(counts, ClusterCounts):
         clusters = counts.clusters[units]
         return _grouping(labels, clusters, n_groups, counts.drawn.shape[0]) @ counts.drawn
@@ -109,22 +116,39 @@ class RankedResamples:
         for row in range(1, self.n_groups):  # row-wise adds beat np.cumsum on axis 0 here
             np.add(centred[row - 1], group_counts[row], out=centred[row])
         # cumulative count - (count - 1) / 2 is the tied group's average rank
-        centred -= 0.5 * group_counts
+        half_counts = np.multiply(group_counts, 0.5, out=group_counts)
+        centred -= half_counts
         centred += 0.5 - (total + 1) / 2
         self.centred = centred
-        self.sum_squares = np.einsum("gb,gb,gb->b", group_counts, centred, centred)
+        self.sum_squares = 2 * np.einsum("gb,gb,gb->b", half_counts, centred, centred)
         self._weighted: np.ndarray | None = None
+        # With one unit per group (no ties), a group's count is its unit's: the product of
+        # count and rank, wanted when this variable meets one with few values, is then formed
+        # in group order from what is here, without gathering either by unit.
+        self._half_counts = half_counts if self.n_groups == len(self.units) else None
+        # The same ranks in the sample itself (every unit drawn once): the point estimate.
+        sizes = np.bincount(self.group, minlength=self.n_groups).astype(np.float64)
+        self.point_centred = np.cumsum(sizes) - (sizes - 1) / 2 - (len(self.units) + 1) / 2
+        self.point_sum_squares = float(sizes @ self.point_centred**2)
 
     @property
     def weighted(self) -> np.ndarray:
-        """(units, B): each unit's count times its centred rank."""
+        """(units, or groups where each holds one unit; B): each count times its centred rank."""
         if self._weighted is None:
-            self._weighted = self.counts[self.units] * self.centred[self.group]
+            if self._half_counts is not None:
+                self._weighted = np.multiply(self._half_counts, self.centred)
+                self._weighted *= 2
+                self._half_counts = None
+            else:
+                self._weighted = self.counts[self.units] * self.centred[self.group]
         return self._weighted
 
-    def sum_by_group(self, per_unit: np.ndarray) -> np.ndarray:
+    def sum_by_group_of(self, other: RankedResamples) -> np.ndarray:
+        """(other's groups, B): `weighted` summed by the group each unit has in `other`."""
         k = len(self.units)
-        return _grouping(self.group, np.arange(k), self.n_groups, k) @ per_unit
+        # With one unit per group, `weighted` is in this variable's group order.
+        labels = other.group[np.argsort(self.group)] if self.n_groups == k else other.group
+        return _grouping(labels, np.arange(k), other.n_groups, k) @ self.weighted
 
 
 def spearman_between(a: RankedResamples, b: RankedResamples) -> np.ndarray:
@@ -143,12 +167,23 @@ def spearman_between(a: RankedResamples, b: RankedResamples) -> np.ndarray:
         )
     else:
         few, many = (a, b) if a.n_groups <= b.n_groups else (b, a)
-        covariance = np.einsum("gb,gb->b", few.centred, few.sum_by_group(many.weighted))
+        covariance = np.einsum("gb,gb->b", few.centred, many.sum_by_group_of(few))
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = covariance / np.sqrt(a.sum_squares * b.sum_squares)
     # A constant resample has zero variance; rounding can leave it a hair above zero.
     rho[(a.sum_squares < 1e-9) | (b.sum_squares < 1e-9)] = np.nan
     return rho
+
+
+def point_spearman(a: RankedResamples, b: RankedResamples) -> float | None:
+    """Spearman's rho of the two variables in the sample itself (scipy.stats.spearmanr's
+    value, from the ranks already at hand); None where either is constant."""
+    if not np.array_equal(a.units, b.units):
+        raise ValueError("both variables must cover the same units")
+    if a.point_sum_squares < 1e-9 or b.point_sum_squares < 1e-9:
+        return None
+    covariance = a.point_centred[a.group] @ b.point_centred[b.group]
+    return float(covariance / np.sqrt(a.point_sum_squares * b.point_sum_squares))
 
 
 def resampled_spearman(

@@ -137,7 +137,7 @@ def subgroups(
                 metric_ranks: RankCache = {}
                 for question in present:
                     data = questions[question]
-                    rows = np.intersect1d(data.metric_rows(name), members[question])
+                    rows = data.metric_rows_among(name, members[question])
                     cells[question][name] = data.correlate(
                         name,
                         rows,

@@ -21,10 +21,11 @@ from metrics.stats.bootstrap import (
     RankedResamples,
     counts_from_indices,
     percentile_interval,
+    point_spearman,
     resample_indices,
     spearman_between,
 )
-from metrics.stats.correlation import spearman, spearman_columns, why_uncomputable
+from metrics.stats.correlation import spearman_columns, why_uncomputable
 
 # Ranks in every resample, by (variable, rows it covers).
 RankCache = dict[tuple[object, bytes], RankedResamples]
@@ -97,6 +98,7 @@ class QuestionData:
             self.clusters = pd.factorize(cases.astype(str), sort=True)[0]
         self.counts, self._metric_ranks = shared.for_units(self.units, self.clusters)
         self._score_ranks: RankCache = {}
+        self._metric_rows: dict[str, np.ndarray] = {}
 
     def _ranked(
         self, store: RankCache, key: object, values: np.ndarray, rows: np.ndarray
@@ -124,11 +126,7 @@ class QuestionData:
         `score_key`) for as long as it needs them."""
         x, y = self.metrics[name].to_numpy()[rows], self.mean_score[rows]
         reason = why_uncomputable(x, y)
-        block: dict[str, Any] = {
-            "n": int(len(rows)),
-            "spearman": spearman(x, y),
-            "spearman_ci": None,
-        }
+        block: dict[str, Any] = {"n": int(len(rows)), "spearman": None, "spearman_ci": None}
         if reason:
             return {**block, "reason": reason}, None
         metric_key: object
@@ -137,16 +135,24 @@ class QuestionData:
             score_ranks, score_key = self._score_ranks, "mean score"
         else:
             metric_key = id(self.counts)  # the lent store holds one metric, for every question
-        rho = spearman_between(
-            self._ranked(metric_ranks, metric_key, self.metrics[name].to_numpy(), rows),
-            self._ranked(score_ranks, score_key, self.mean_score, rows),
-        )
+        metric = self._ranked(metric_ranks, metric_key, self.metrics[name].to_numpy(), rows)
+        score = self._ranked(score_ranks, score_key, self.mean_score, rows)
+        block["spearman"] = point_spearman(metric, score)
+        rho = spearman_between(metric, score)
         ci = percentile_interval(rho)
         block["spearman_ci"] = list(ci) if ci else None
         return block, rho
 
     def metric_rows(self, name: str) -> np.ndarray:
-        return np.flatnonzero(self.metrics[name].notna().to_numpy())
+        """The rows where metric `name` has a value."""
+        if name not in self._metric_rows:
+            self._metric_rows[name] = np.flatnonzero(self.metrics[name].notna().to_numpy())
+        return self._metric_rows[name]
+
+    def metric_rows_among(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Those of `rows` (sorted) where metric `name` has a value."""
+        present = self.metric_rows(name)
+        return rows if len(present) == len(self.units) else np.intersect1d(present, rows)
 
     def baseline(self) -> tuple[dict[str, Any], np.ndarray | None]:
         """Reader-vs-rest point values and the resampled mean over readers."""

@@ -277,13 +277,29 @@ def drift_analysis(answers: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per Likert question, each reader's drift over their reading order and over session
     time. `answers`: reader, reconstruction, question, score, answered_at (first reads)."""
     out: dict[str, dict[str, Any]] = {}
-    for question, rows in answers.groupby("question", sort=True):
+    # Readers and reconstructions as integer codes: every groupby below then factorises
+    # numbers, not strings (at 144,000 answers the strings took two thirds of the time).
+    reader_codes, reader_names = pd.factorize(answers["reader"], sort=True)
+    coded = answers.assign(
+        reader=reader_codes,
+        reconstruction=pd.factorize(answers["reconstruction"])[0],
+        answered_at=pd.to_datetime(answers["answered_at"], utc=True, format="ISO8601"),
+    )
+    for question, rows in coded.groupby("question", sort=True):
         clocked = reading_clock(rows)
         out[str(question)] = {
             axis: {
                 "unit": unit,
-                "per_reader": reader_drift(clocked, by=column, per=per, least_spread=spread),
+                "per_reader": _named(
+                    reader_drift(clocked, by=column, per=per, least_spread=spread), reader_names
+                ),
             }
             for axis, (column, per, unit, spread) in DRIFT_AXES.items()
         }
     return out
+
+
+def _named(per_code: dict[str, Any], names: pd.Index) -> dict[str, Any]:
+    """`reader_drift`'s result on integer reader codes, keyed by the readers' names again, in
+    their order."""
+    return {str(names[int(code)]): per_code[code] for code in sorted(per_code, key=int)}

@@ -114,3 +114,45 @@ def test_factored_cluster_counts_give_the_dense_counts_results_exactly():
             RankedResamples(x[units], units, dense), RankedResamples(y[units], units, dense)
         )
         assert np.array_equal(ours, plain, equal_nan=True)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties in both", "infinite values"])
+def test_the_point_estimate_is_scipys_spearman(kind):
+    """The sample's own rho, from the ranks the resamples were built on, against
+    scipy.stats.spearmanr, over all units and over a subgroup of them."""
+    from metrics.stats.bootstrap import point_spearman
+
+    rng = np.random.default_rng(11)
+    n = 250
+    latent = rng.normal(size=n)
+    x = {
+        "continuous": latent + rng.normal(size=n),
+        "ties in both": np.rint(latent + rng.normal(size=n)),
+        "infinite values": np.where(rng.random(n) < 0.05, np.inf, latent + rng.normal(size=n)),
+    }[kind]
+    y = np.clip(np.rint(3 + latent), 1, 5)
+    counts = counts_from_indices(resample_indices(n, 20, np.random.default_rng(12)), n)
+    for units in (np.arange(n), np.flatnonzero(rng.random(n) < 0.4)):
+        a = RankedResamples(x[units], units, counts)
+        b = RankedResamples(y[units], units, counts)
+        assert point_spearman(a, b) == pytest.approx(
+            stats.spearmanr(x[units], y[units]).statistic, abs=1e-12
+        )
+    constant = RankedResamples(np.ones(n), np.arange(n), counts)
+    assert point_spearman(constant, RankedResamples(y, np.arange(n), counts)) is None
+
+
+def test_counts_of_one_unit_per_group_are_reordered_exactly_as_summed():
+    """group_sums takes a short cut when every group holds one unit (a metric's distinct
+    values); it must give what the sparse sum gives."""
+    from metrics.stats.bootstrap import ClusterCounts, _grouping, group_sums
+
+    rng = np.random.default_rng(13)
+    clusters = np.repeat(np.arange(20), 5)
+    factored = ClusterCounts.draw(clusters, 50, rng)
+    dense = np.asarray(factored)
+    units = np.flatnonzero(rng.random(100) < 0.7)
+    labels = rng.permutation(len(units))
+    for counts in (factored, dense):
+        expected = _grouping(labels, units, len(units), 100) @ dense
+        assert np.array_equal(group_sums(counts, labels, units, len(units)), expected)
