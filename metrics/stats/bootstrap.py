@@ -49,6 +49,8 @@ class ClusterCounts:
     def __init__(self, drawn: np.ndarray, clusters: np.ndarray) -> None:
         self.drawn, self.clusters = drawn, np.asarray(clusters)
         self.shape = (len(self.clusters), drawn.shape[1])
+        self._integer: dict[type, np.ndarray] = {}
+        self._squared: np.ndarray | None = None
 
     @classmethod
     def draw(cls, clusters: np.ndarray, resamples: int, rng: np.random.Generator) -> ClusterCounts:
@@ -69,6 +71,18 @@ class ClusterCounts:
     def __getitem__(self, units: np.ndarray) -> np.ndarray:
         return self.drawn[self.clusters[units]]
 
+    def integer(self, dtype: type) -> np.ndarray:
+        """The draws as whole numbers of `dtype` (kept: every metric ranks on them)."""
+        if dtype not in self._integer:
+            self._integer[dtype] = self.drawn.astype(dtype)
+        return self._integer[dtype]
+
+    @property
+    def squared(self) -> np.ndarray:
+        if self._squared is None:
+            self._squared = self.drawn**2
+        return self._squared
+
 
 Counts = np.ndarray | ClusterCounts
 
@@ -87,12 +101,27 @@ def group_sums(counts: Counts, labels: np.ndarray, units: np.ndarray, n_groups: 
     return _grouping(labels, units, n_groups, counts.shape[0]) @ counts
 
 
+def group_sums_of_squares(
+    counts: Counts, labels: np.ndarray, units: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """(n_groups, B): the squared counts of `units` summed by their `labels`."""
+    if isinstance(counts, ClusterCounts):
+        clusters = counts.clusters[units]
+        return _grouping(labels, clusters, n_groups, counts.drawn.shape[0]) @ counts.squared
+    k = len(units)
+    return _grouping(labels, np.arange(k), n_groups, k) @ counts[units] ** 2
+
+
 def _grouping(
-    labels: np.ndarray, columns: np.ndarray, n_groups: int, n_columns: int
+    labels: np.ndarray,
+    columns: np.ndarray,
+    n_groups: int,
+    n_columns: int,
+    dtype: type = np.float64,
 ) -> sparse.csr_matrix:
     """Sparse (groups x rows) matrix that sums rows `columns` into groups `labels`."""
     return sparse.csr_matrix(
-        (np.ones(len(labels)), (labels, columns)), shape=(n_groups, n_columns)
+        (np.ones(len(labels), dtype=dtype), (labels, columns)), shape=(n_groups, n_columns)
     )
 
 
@@ -101,6 +130,11 @@ class RankedResamples:
 
     Kept per distinct value: `centred` is (G, B), the midrank of each tied group minus the
     resample's mean rank. Build it once per variable and pair it with several others.
+
+    A variable without ties (a metric: one unit per value) is kept instead as its counts and
+    cumulative counts in value order, whole numbers in int32 (int64 where a resample is too
+    large for int32's products): half the bytes of float64 to pass over, exact all the same,
+    and the sum of squared ranks follows from the counts alone (see `_rank_distinct`).
     """
 
     def __init__(self, values: ArrayLike, units: ArrayLike, counts: Counts) -> None:
@@ -109,46 +143,94 @@ class RankedResamples:
         self.counts = counts
         distinct, self.group = np.unique(values, return_inverse=True)
         self.n_groups = len(distinct)
-        group_counts = group_sums(counts, self.group, self.units, self.n_groups)
-        total = group_counts.sum(axis=0)
-        centred = np.empty_like(group_counts)
-        centred[0] = group_counts[0]
-        for row in range(1, self.n_groups):  # row-wise adds beat np.cumsum on axis 0 here
-            np.add(centred[row - 1], group_counts[row], out=centred[row])
-        # cumulative count - (count - 1) / 2 is the tied group's average rank
-        half_counts = np.multiply(group_counts, 0.5, out=group_counts)
-        centred -= half_counts
-        centred += 0.5 - (total + 1) / 2
-        self.centred = centred
-        self.sum_squares = 2 * np.einsum("gb,gb,gb->b", half_counts, centred, centred)
+        self.distinct = self.n_groups == len(self.units)
+        self._centred: np.ndarray | None = None
         self._weighted: np.ndarray | None = None
-        # With one unit per group (no ties), a group's count is its unit's: the product of
-        # count and rank, wanted when this variable meets one with few values, is then formed
-        # in group order from what is here, without gathering either by unit.
-        self._half_counts = half_counts if self.n_groups == len(self.units) else None
+        if self.distinct:
+            self._rank_distinct()
+        else:
+            self._rank_tied()
         # The same ranks in the sample itself (every unit drawn once): the point estimate.
         sizes = np.bincount(self.group, minlength=self.n_groups).astype(np.float64)
         self.point_centred = np.cumsum(sizes) - (sizes - 1) / 2 - (len(self.units) + 1) / 2
         self.point_sum_squares = float(sizes @ self.point_centred**2)
 
+    def _rank_tied(self) -> None:
+        group_counts = group_sums(self.counts, self.group, self.units, self.n_groups)
+        total = group_counts.sum(axis=0)
+        centred = _cumulative_rows(group_counts, np.empty_like(group_counts))
+        # cumulative count - (count - 1) / 2 is the tied group's average rank
+        half_counts = np.multiply(group_counts, 0.5, out=group_counts)
+        centred -= half_counts
+        centred += 0.5 - (total + 1) / 2
+        self._centred = centred
+        self.sum_squares = 2 * np.einsum("gb,gb,gb->b", half_counts, centred, centred)
+
+    def _rank_distinct(self) -> None:
+        """Unit i's rank in a resample is its cumulative count P_i - (w_i - 1) / 2 for its
+        count w_i; with the resample's size T the centred rank is P_i - w_i / 2 - T / 2, and
+        the sum of count x squared centred rank is (T^3 - sum of w_i^3) / 12 (the midrank
+        variance with ties of sizes w_i)."""
+        self.value_order = np.argsort(self.group)  # position in value order -> row of units
+        in_value_order = self.units[self.value_order]
+        if isinstance(self.counts, ClusterCounts):
+            drawn, clusters = self.counts.drawn, self.counts.clusters[self.units]
+            per_cluster = np.bincount(clusters, minlength=drawn.shape[0]).astype(np.float64)
+            total = per_cluster @ drawn
+            cubes = per_cluster @ drawn**3
+        else:
+            total = self.counts[self.units].sum(axis=0)
+            cubes = (self.counts[self.units] ** 3).sum(axis=0)
+        # Every sum of products below is at most T^2; int32 holds it while T <= 46,340.
+        self.integer = np.int32 if total.max(initial=0) ** 2 < 2**31 - 1 else np.int64
+        if isinstance(self.counts, ClusterCounts):
+            self.count = self.counts.integer(self.integer)[self.counts.clusters[in_value_order]]
+        else:
+            self.count = self.counts[in_value_order].astype(self.integer)
+        self.cumulative = _cumulative_rows(self.count, np.empty_like(self.count))
+        self.total = total
+        self.sum_squares = (total**3 - cubes) / 12
+
+    @property
+    def centred(self) -> np.ndarray:
+        """(G, B) float64: each group's midrank minus the resample's mean rank."""
+        if self._centred is None:  # only a variable without ties gets here
+            self._centred = self.cumulative - 0.5 * self.count - 0.5 * self.total
+        return self._centred
+
     @property
     def weighted(self) -> np.ndarray:
-        """(units, or groups where each holds one unit; B): each count times its centred rank."""
+        """Each count times its centred rank, (units, B); without ties, count times
+        cumulative count in value order (`covariance_with` adds the rest)."""
         if self._weighted is None:
-            if self._half_counts is not None:
-                self._weighted = np.multiply(self._half_counts, self.centred)
-                self._weighted *= 2
-                self._half_counts = None
+            if self.distinct:
+                self._weighted = np.multiply(self.count, self.cumulative)
             else:
                 self._weighted = self.counts[self.units] * self.centred[self.group]
         return self._weighted
 
-    def sum_by_group_of(self, other: RankedResamples) -> np.ndarray:
-        """(other's groups, B): `weighted` summed by the group each unit has in `other`."""
+    def covariance_with(self, few: RankedResamples) -> np.ndarray:
+        """(B,) sum over units of count x this centred rank x `few`'s centred rank, summing
+        this variable's per-unit products within each of `few`'s (fewer) groups."""
         k = len(self.units)
-        # With one unit per group, `weighted` is in this variable's group order.
-        labels = other.group[np.argsort(self.group)] if self.n_groups == k else other.group
-        return _grouping(labels, np.arange(k), other.n_groups, k) @ self.weighted
+        if not self.distinct:
+            sums = _grouping(few.group, np.arange(k), few.n_groups, k) @ self.weighted
+            return np.einsum("gb,gb->b", few.centred, sums)
+        labels = few.group[self.value_order]
+        products = _grouping(labels, np.arange(k), few.n_groups, k, self.integer) @ self.weighted
+        # Count x centred rank = w P - w^2 / 2 - (T / 2) w. The last term contributes
+        # (T / 2) x (sum of few's counts x few's centred ranks), which is exactly zero: centred
+        # ranks sum to zero under their counts, and these are sums of half-integers.
+        squares = group_sums_of_squares(self.counts, few.group, self.units, few.n_groups)
+        return np.einsum("gb,gb->b", few.centred, products - 0.5 * squares)
+
+
+def _cumulative_rows(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Cumulative sums down axis 0 into `out`; row-wise adds beat np.cumsum on axis 0 here."""
+    out[0] = rows[0]
+    for row in range(1, len(rows)):
+        np.add(out[row - 1], rows[row], out=out[row])
+    return out
 
 
 def spearman_between(a: RankedResamples, b: RankedResamples) -> np.ndarray:
@@ -167,7 +249,7 @@ def spearman_between(a: RankedResamples, b: RankedResamples) -> np.ndarray:
         )
     else:
         few, many = (a, b) if a.n_groups <= b.n_groups else (b, a)
-        covariance = np.einsum("gb,gb->b", few.centred, many.sum_by_group_of(few))
+        covariance = many.covariance_with(few)
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = covariance / np.sqrt(a.sum_squares * b.sum_squares)
     # A constant resample has zero variance; rounding can leave it a hair above zero.

@@ -156,3 +156,22 @@ def test_counts_of_one_unit_per_group_are_reordered_exactly_as_summed():
     for counts in (factored, dense):
         expected = _grouping(labels, units, len(units), 100) @ dense
         assert np.array_equal(group_sums(counts, labels, units, len(units)), expected)
+
+
+@pytest.mark.parametrize("largest_count", [3, 5000])
+def test_ranks_without_ties_in_int32_and_int64_equal_scipy_on_the_expanded_resample(
+    largest_count,
+):
+    """A metric's ranks are whole numbers in int32, or int64 where a resample holds over
+    46,340 units; either way rho equals scipy's on the resample written out unit by unit."""
+    rng = np.random.default_rng(14)
+    n = 24
+    x = rng.normal(size=n)  # no ties
+    y = np.clip(np.rint(3 + x + rng.normal(size=n)), 1, 5)
+    counts = rng.integers(0, largest_count + 1, size=(n, 6)).astype(np.float64)
+    ranked = RankedResamples(x, np.arange(n), counts)
+    assert ranked.integer == (np.int64 if largest_count == 5000 else np.int32)
+    rho = spearman_between(ranked, RankedResamples(y, np.arange(n), counts))
+    for b in range(counts.shape[1]):
+        drawn = np.repeat(np.arange(n), counts[:, b].astype(int))
+        assert rho[b] == pytest.approx(stats.spearmanr(x[drawn], y[drawn]).statistic, abs=1e-12)
