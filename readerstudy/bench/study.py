@@ -14,6 +14,8 @@ end as a researcher runs it, stage by stage (issue 21).
    built at that size: once in a fresh process (imports, memory not yet taken from the
    system), then `--refreshes` more times, as a running server refreshes it.
 
+The workers hold one message beyond the one they run (CELERY_WORKER_PREFETCH_MULTIPLIER=2,
+as docs/deployment.md advises for a metrics-only worker) unless the environment says otherwise.
 Everything runs on a scratch data folder. The database and broker are the embedded defaults
 (SQLite for both) unless BENCH_DATABASE_URL and BENCH_BROKER_URL name others, e.g. PostgreSQL
 and Redis (never the server's own DATABASE_URL: the benchmark empties its database first, so a
@@ -102,6 +104,10 @@ def scratch_environment(data: Path) -> dict[str, str]:
         or f"sqla+sqlite:///{data / 'broker.sqlite3'}",
         "DJANGO_DEBUG": "false",
         "DJANGO_LOG_LEVEL": "WARNING",
+        # The benchmark's workers do nothing but the metrics queue (docs/deployment.md).
+        "CELERY_WORKER_PREFETCH_MULTIPLIER": os.environ.get(
+            "CELERY_WORKER_PREFETCH_MULTIPLIER", "2"
+        ),
     }
 
 
@@ -226,7 +232,8 @@ def print_table(result: dict[str, Any]) -> None:
         f"{size['volumes']} volumes x {size['slices']} slices of {size['matrix']}^2: "
         f"{size['reconstructions']} reconstructions, {size['slice_pairs']:,} slice pairs; "
         f"{len(metrics['names'])} metrics ({', '.join(metrics['names'])}); "
-        f"{size['workers']} worker(s); database {size['database']}, broker {size['broker']}"
+        f"{size['workers']} worker(s), prefetch multiplier {size['prefetch_multiplier']}; "
+        f"database {size['database']}, broker {size['broker']}"
     )
     rows = [
         (
@@ -299,6 +306,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
             "slice_pairs": pairs,
             "readers": args.readers,
             "workers": args.workers,
+            "prefetch_multiplier": int(env["CELERY_WORKER_PREFETCH_MULTIPLIER"]),
             "database": env["DATABASE_URL"].split(":", 1)[0],
             "broker": env["CELERY_BROKER_URL"].split(":", 1)[0],
         },

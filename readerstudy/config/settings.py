@@ -223,7 +223,9 @@ CELERY_TASK_ROUTES = {
     "readerstudy.tasks.run_metric_lab": {"queue": "metrics"},
 }
 # One long metrics batch at a time per worker process: no task waits behind a busy sibling.
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker that only works through a long metrics queue can take 2: the next case's message is
+# then at hand when a case ends, instead of one broker round trip later (docs/deployment.md).
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
 

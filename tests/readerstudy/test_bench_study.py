@@ -15,7 +15,13 @@ def test_the_study_benchmark_runs_every_stage_and_stores_every_value(tmp_path):
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+        if key
+        not in (
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "DJANGO_SETTINGS_MODULE",
+            "CELERY_WORKER_PREFETCH_MULTIPLIER",
+        )
     }
     env["METRICS_ENABLED"] = "psnr,ssim,nmse"
     result = subprocess.run(
@@ -51,6 +57,7 @@ def test_the_study_benchmark_runs_every_stage_and_stores_every_value(tmp_path):
     assert report["metrics"]["values"] == 8 * 3
     assert report["metrics"]["names"] == ["psnr", "ssim", "nmse"]
     assert report["metrics"]["overhead_ratio"] > 0
+    assert report["size"]["prefetch_multiplier"] == 2, "a metrics-only worker's setting"
     assert report["import"]["peak_mib"] > 0
     assert report["dashboard"]["reconstructions_in_analysis"] == 8
     assert report["dashboard"]["metrics_in_analysis"] == 3
