@@ -77,11 +77,14 @@ def test_researcher_gets_the_analysis_of_the_scores_as_they_are(client, study):
     }
     block = data["analysis"]["questions"]["overall"]
     assert block["metrics"]["psnr"]["spearman"] == pytest.approx(1.0)
-    points = data["points"]["overall"]
-    assert len(points) == 5 and {p["method"] for p in points} == {"cs-tv", "zero-filled"}
-    mean = [p["mean_score"] for p in points]
-    psnr = [p["metrics"]["psnr"] for p in points]
-    assert stats.spearmanr(psnr, mean).statistic == pytest.approx(1.0)
+    points = data["points"]
+    overall = points["questions"]["overall"]
+    assert len(overall["index"]) == 5 and len(points["reconstructions"]["reconstruction"]) == 5
+    methods = points["reconstructions"]["method"]
+    assert {methods[i] for i in overall["index"]} == {"cs-tv", "zero-filled"}
+    psnr = [points["metrics"]["psnr"][i] for i in overall["index"]]
+    assert stats.spearmanr(psnr, overall["mean_score"]).statistic == pytest.approx(1.0)
+    assert overall["readers"] == [2] * 5
     assert set(block["by_acceleration"]) == {"4x", "8x"}
     assert {c["a"] + "/" + c["b"] for c in block["comparisons"]} == {"psnr/ssim"}
 
@@ -214,9 +217,23 @@ def test_a_fully_sampled_control_with_infinite_psnr_breaks_nothing(client, study
     psnr = response.json()["analysis"]["questions"]["overall"]["metrics"]["psnr"]
     assert psnr["spearman"] == pytest.approx(1.0) and psnr["pearson"] is None
     assert psnr["aligned_spearman"] == pytest.approx(1.0) and psnr["polarity"] == 1
-    points = response.json()["points"]["overall"]
-    assert [p["metrics"]["psnr"] for p in points].count(None) == 1
+    points = response.json()["points"]
+    assert points["metrics"]["psnr"].count(None) == 1
+    assert len(points["infinite"]["psnr"]) == 1, "null because infinite, not because missing"
+    assert points["metrics"]["psnr"][points["infinite"]["psnr"][0]] is None
     assert cache.get(f"dashboard:{study.pk}:latest") is not None, "a good analysis is cached"
+
+
+def test_a_metric_missing_for_one_reconstruction_is_null_in_the_points_and_not_infinite(
+    client, study
+):
+    scored = study.readers.get(user__username="reader1").assignments.filter(scores__isnull=False)
+    MetricValue.objects.filter(metric="ssim", reconstruction=scored[0].reconstruction).delete()
+    client.force_login(study.researchers.get())
+    points = client.get(analysis_url(study)).json()["points"]
+    assert points["metrics"]["ssim"].count(None) == 1
+    assert "ssim" not in points["infinite"]
+    assert None not in points["metrics"]["psnr"]
 
 
 def test_an_analysis_that_is_not_valid_json_is_never_cached(client, study, monkeypatch):

@@ -279,13 +279,34 @@
       (found.p_holm < 0.05 ? `${difference > 0 ? a : b} agrees better with the readers.` : "No clear difference.");
   }
 
+  // The payload's points are columns (readerstudy/dashboard.py, _points): every scored
+  // reconstruction once, and per question the indices of those it has, with their mean scores.
+  function scatterPoints(metric) {
+    const columns = payload.points || {};
+    const mine = (columns.questions || {})[question];
+    if (!mine || !columns.reconstructions) return { points: [], infinite: 0 };
+    const recons = columns.reconstructions;
+    const values = (columns.metrics || {})[metric] || [];
+    const infinite = new Set((columns.infinite || {})[metric] || []);
+    const points = [];
+    let infiniteHere = 0;
+    mine.index.forEach((i, k) => {
+      if (infinite.has(i)) { infiniteHere += 1; return; }
+      if (values[i] === null || values[i] === undefined) return;
+      points.push({
+        reconstruction: recons.reconstruction[i], case: recons.case[i], method: recons.method[i],
+        acceleration: recons.acceleration[i], value: values[i],
+        mean_score: mine.mean_score[k], readers: mine.readers[k],
+      });
+    });
+    return { points, infinite: infiniteHere };
+  }
+
   function renderScatter() {
-    const points = (payload.points && payload.points[question]) || [];
     const names = payload.metrics;
     fillSelect($("scatter-metric"), names, (block() && ranked(block())[0] || [names[0]])[0]);
     const metric = $("scatter-metric").value;
-    const withValue = points.filter((p) => p.metrics[metric] !== undefined && p.metrics[metric] !== null);
-    const infinite = points.filter((p) => p.metrics[metric] === null).length;
+    const { points: withValue, infinite } = scatterPoints(metric);
     $("scatter-note").textContent = infinite
       ? `${infinite} reconstruction${infinite === 1 ? "" : "s"} with an infinite ${metric} (identical to the reference) not drawn; ranked above every finite value.`
       : "";
@@ -295,7 +316,7 @@
       const mine = withValue.filter((p) => p.method === method);
       return {
         type: "scatter", mode: "markers", name: method,
-        x: mine.map((p) => p.metrics[metric]), y: mine.map((p) => p.mean_score),
+        x: mine.map((p) => p.value), y: mine.map((p) => p.mean_score),
         customdata: mine.map((p) => [p.reconstruction, p.case, p.acceleration, p.readers, p.method]),
         marker: { color: COLOURS[i % COLOURS.length], size: 9, opacity: 0.85,
           symbol: mine.map((p) => SYMBOLS[accelerations.indexOf(p.acceleration) % SYMBOLS.length]) },
