@@ -125,7 +125,7 @@ def subgroups(
             question: groups.reindex(data.units)[column].astype("string").fillna("unknown")
             for question, data in questions.items()
         }
-        for label in sorted({str(v) for values in labels.values() for v in values}):
+        for label in sorted({str(v) for values in labels.values() for v in values}, key=_in_order):
             members = {
                 question: np.flatnonzero(labels[question].to_numpy() == label)
                 for question in questions
@@ -148,6 +148,15 @@ def subgroups(
             for question in present:
                 out[question][f"by_{column}"][label] = cells[question]
     return out
+
+
+def _in_order(label: str) -> tuple[int, float, str]:
+    """Labels that are numbers (accelerations: "2x", "16x") by their value, before the rest
+    by their text: 2x, 4x, 16x rather than 16x, 2x, 4x."""
+    try:
+        return (0, float(label.removesuffix("x")), label)
+    except ValueError:
+        return (1, 0.0, label)
 
 
 def extended_block(

@@ -281,3 +281,25 @@ def test_holm_equals_statsmodels_with_ties_and_missing_values():
     assert adjusted[2] is None
     assert [a for a in adjusted if a is not None] == pytest.approx(statsmodels_holm(present))
     assert holm([None, None]) == [None, None]
+
+
+def test_accelerations_are_listed_by_value_not_as_text():
+    rng = np.random.default_rng(3)
+    labels = ["2x", "16x", "4x", "unknown"]
+    names = [f"r{i}" for i in range(40)]
+    groups = pd.DataFrame(
+        {
+            "reconstruction": names,
+            "method": "zf",
+            "acceleration": [labels[i % 4] for i in range(40)],
+        }
+    )
+    scores = pd.DataFrame(
+        [(reader, name, "q", int(rng.integers(1, 6))) for reader in ("a", "b") for name in names],
+        columns=["reader", "reconstruction", "question", "score"],
+    )
+    metrics = pd.DataFrame(
+        {"reconstruction": names, "metric": "psnr", "value": rng.normal(size=40)}
+    )
+    result = analyze(scores, metrics, bootstrap=20, groups=groups, extended=True)
+    assert list(result["questions"]["q"]["by_acceleration"]) == ["2x", "4x", "16x", "unknown"]
