@@ -86,6 +86,15 @@ def test_dashboard_updates_live_when_a_reader_scores(browser, live_server, study
     assert rows.locator(".count").inner_text() == "1/6"
     print(f"score to dashboard: {elapsed:.2f} s")
 
+    legend = dashboard.text_content("#scatter .legend")
+    assert "shape:" in legend, "the legend says which shape is which acceleration"
+    drawn = dashboard.evaluate(
+        "() => document.getElementById('scatter').data"
+        ".filter(t => t.x.some(v => v !== null)).length"
+    )
+    keys = dashboard.locator("#scatter .legend .traces").count()
+    assert keys == drawn, "one legend entry per method, not one per drawn trace and key"
+
     point = dashboard.locator("#scatter .point").first
     point.scroll_into_view_if_needed()
     box = point.bounding_box()

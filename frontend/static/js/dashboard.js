@@ -13,7 +13,10 @@
   };
   const plotConfig = { displaylogo: false, responsive: true,
     toImageButtonOptions: { format: "png", scale: 2 } };
-  const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon"];
+  // Marker shapes for accelerations, and the character that shows each in the legend's key.
+  const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "hexagon",
+    "triangle-down", "pentagon", "hourglass", "bowtie"];
+  const GLYPHS = ["●", "■", "◆", "▲", "✖", "✚", "★", "⬢", "▼", "⬟", "⧗", "⋈"];
   const COLOURS = ["#4ea1ff", "#ff9f43", "#5ccf8a", "#e66bff", "#ff6b6b", "#ffd93d", "#6bdcff", "#b0b7bf"];
 
   let etag = null;
@@ -317,7 +320,7 @@
     const traces = methods.map((method, i) => {
       const mine = withValue.filter((p) => p.method === method);
       return {
-        type: "scatter", mode: "markers", name: method,
+        type: "scatter", mode: "markers", name: method, showlegend: false,
         x: mine.map((p) => p.value), y: mine.map((p) => p.mean_score),
         customdata: mine.map((p) => [p.reconstruction, p.case, p.acceleration, p.readers, p.method]),
         marker: { color: COLOURS[i % COLOURS.length], size: 9, opacity: 0.85,
@@ -326,9 +329,18 @@
           `${metric} %{x:.4g}<br>mean score %{y:.2f} (%{customdata[3]} readers)<extra></extra>`,
       };
     });
+    // The legend keys colour and shape apart: a method's own trace would show the shape of
+    // its first point, as if it were the method's. Its key is a circle in its colour (in its
+    // legend group, so a click still hides the method), and the shapes are spelt out above.
+    const keys = methods.map((method, i) => ({
+      type: "scatter", mode: "markers", x: [null], y: [null], name: method, legendgroup: method,
+      hoverinfo: "skip", marker: { size: 9, color: COLOURS[i % COLOURS.length], symbol: "circle" },
+    }));
+    traces.forEach((trace) => { trace.legendgroup = trace.name; });
+    const shapes = accelerations.map((a, k) => `${GLYPHS[k % GLYPHS.length]} ${a}`).join("  ");
     const box = $("scatter");
-    Plotly.react(box, traces, layout({
-      height: 420, legend: { title: { text: `method (shapes: ${accelerations.join(", ")})` } },
+    Plotly.react(box, [...traces, ...keys], layout({
+      height: 420, legend: { title: { text: `method<br><span style="font-size:11px">shape: ${shapes}</span>` } },
       xaxis: { title: { text: metric || "" } }, yaxis: { title: { text: "mean reader score" } },
     }), plotConfig);
     if (!box.dataset.bound) {
