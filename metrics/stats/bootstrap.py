@@ -89,12 +89,6 @@ Counts = np.ndarray | ClusterCounts
 
 def group_sums(counts: Counts, labels: np.ndarray, units: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, B): the counts of `units` summed by their `labels`."""
-    if n_groups == len(units):
-        # One unit per group (a metric's distinct values): a reordering, not a sum.
-        in_group_order = units[np.argsort(labels)]
-        if isinstance(counts, ClusterCounts):
-            return counts.drawn[counts.clusters[in_group_order]]
-        return counts[in_group_order]
     if isinstance(counts, ClusterCounts):
         clusters = counts.clusters[units]
         return _grouping(labels, clusters, n_groups, counts.drawn.shape[0]) @ counts.drawn
@@ -176,17 +170,14 @@ class RankedResamples:
         if isinstance(self.counts, ClusterCounts):
             drawn, clusters = self.counts.drawn, self.counts.clusters[self.units]
             per_cluster = np.bincount(clusters, minlength=drawn.shape[0]).astype(np.float64)
-            total = per_cluster @ drawn
-            cubes = per_cluster @ drawn**3
-        else:
-            total = self.counts[self.units].sum(axis=0)
-            cubes = (self.counts[self.units] ** 3).sum(axis=0)
-        # Every sum of products below is at most T^2; int32 holds it while T <= 46,340.
-        self.integer = np.int32 if total.max(initial=0) ** 2 < 2**31 - 1 else np.int64
-        if isinstance(self.counts, ClusterCounts):
+            total, cubes = per_cluster @ drawn, per_cluster @ drawn**3
+            self.integer = _integer_for(total)
             self.count = self.counts.integer(self.integer)[self.counts.clusters[in_value_order]]
         else:
-            self.count = self.counts[in_value_order].astype(self.integer)
+            dense = self.counts[in_value_order]
+            total, cubes = dense.sum(axis=0), (dense**3).sum(axis=0)
+            self.integer = _integer_for(total)
+            self.count = dense.astype(self.integer)
         self.cumulative = _cumulative_rows(self.count, np.empty_like(self.count))
         self.total = total
         self.sum_squares = (total**3 - cubes) / 12
@@ -223,6 +214,12 @@ class RankedResamples:
         # ranks sum to zero under their counts, and these are sums of half-integers.
         squares = group_sums_of_squares(self.counts, few.group, self.units, few.n_groups)
         return np.einsum("gb,gb->b", few.centred, products - 0.5 * squares)
+
+
+def _integer_for(total: np.ndarray) -> type:
+    """The integer type for ranks in resamples of `total` units: every sum of products of
+    counts and cumulative counts is at most total^2, which int32 holds up to 46,340."""
+    return np.int32 if total.max(initial=0) ** 2 < 2**31 - 1 else np.int64
 
 
 def _cumulative_rows(rows: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -143,8 +143,8 @@ def test_the_point_estimate_is_scipys_spearman(kind):
 
 
 def test_counts_of_one_unit_per_group_are_reordered_exactly_as_summed():
-    """group_sums takes a short cut when every group holds one unit (a metric's distinct
-    values); it must give what the sparse sum gives."""
+    """group_sums with every group holding one unit (a metric's distinct values), from
+    factored and from dense counts, is the sparse sum of the dense counts."""
     from metrics.stats.bootstrap import ClusterCounts, _grouping, group_sums
 
     rng = np.random.default_rng(13)
