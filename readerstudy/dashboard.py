@@ -168,7 +168,7 @@ def _points(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -
     scored = pd.Index(sorted(scores["reconstruction"].unique()), name="reconstruction")
     info = recons.drop_duplicates("reconstruction").set_index("reconstruction").reindex(scored)
     values = wide.reindex(scored).to_numpy(dtype=float)
-    finite = np.isfinite(values)
+    finite, infinite = np.isfinite(values), np.isinf(values)
     columns = {"reconstruction": scored.tolist()}
     for column in ("case", "method", "acceleration"):
         labels = info[column].astype(object)
@@ -193,9 +193,9 @@ def _points(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -
             for k, name in enumerate(wide.columns)
         },
         "infinite": {
-            str(name): np.flatnonzero(np.isinf(values[:, k])).tolist()
+            str(name): np.flatnonzero(infinite[:, k]).tolist()
             for k, name in enumerate(wide.columns)
-            if np.isinf(values[:, k]).any()
+            if infinite[:, k].any()
         },
         "questions": per_question,
     }
