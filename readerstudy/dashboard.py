@@ -1,20 +1,14 @@
-"""The dashboard's data: a study's scores and metric values handed to the statistics engine
-(`metrics.stats.analysis`), cached per data version, with the points behind the scatter plots.
-
-The data version is a digest of counts and last-change times of the study's scores, current
-metric values and readers. It is cheap (three aggregate queries), it changes whenever a score
-is saved or changed and whenever a metric value arrives, and it is the dashboard API's ETag:
-a poll with an unchanged version is answered 304 without touching the statistics, and a
-changed one is analysed once per cache, however many researchers watch.
+"""The dashboard's payload: a study's data (readerstudy.dashboard_data) handed to the
+statistics engine (`metrics.stats.analysis`), with the points behind the scatter plots and each
+reader's progress; built in a low-priority thread, cached per data version, and recomputed by
+one process at a time however many researchers watch; and the metric table as CSV rows.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -26,8 +20,6 @@ import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import CharField, Count, Max
-from django.db.models.functions import Cast
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
@@ -35,122 +27,15 @@ from metrics.polarity import registry_polarity
 from metrics.stats.analysis import AnalysisInputError, analyze, ranked_metrics
 from metrics.stats.preference import preference_analysis
 from metrics.stats.reliability import drift_analysis, repeat_agreement
+from readerstudy.dashboard_data import data_version, ranking_frame, study_frames
 from readerstudy.export import REPEAT_COLUMNS, repeat_rows, safe_text
-from readerstudy.metric_status import current_metric_values
-from readerstudy.models import Reconstruction, Score, Study
+from readerstudy.models import Study
 
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 24 * 3600
 # A process that died mid-analysis must not block the next one for long.
 LOCK_SECONDS = 120
-
-
-def data_version(study: Study) -> str:
-    scores = Score.objects.filter(assignment__reader__study=study).aggregate(
-        n=Count("pk"), last=Max("updated_at")
-    )
-    names, values = current_metric_values(study)
-    metric_values = values.filter(value__isnull=False).aggregate(
-        n=Count("pk"), last=Max("computed_at")
-    )
-    parts = [
-        study.pk,
-        scores["n"],
-        scores["last"],
-        metric_values["n"],
-        metric_values["last"],
-        ",".join(names),
-        settings.DASHBOARD_BOOTSTRAP,
-        _labels_digest(study),
-    ]
-    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20]
-
-
-def _labels_digest(study: Study) -> str:
-    """Everything the dashboard labels with, as it is now: each reconstruction's case, method
-    and acceleration, the questions and the readers. An edit in the admin changes no count and
-    no score time, so the version must see the labels themselves (one query each, a few
-    milliseconds for thousands of reconstructions)."""
-    digest = hashlib.sha256()
-    for rows in (
-        Reconstruction.objects.filter(case__study=study)
-        .order_by("pk")
-        .values_list("pk", "case_id", "case__name", "method", "acceleration"),
-        study.questions.order_by("pk").values_list("pk", "key", "label", "position"),
-        study.readers.order_by("pk").values_list("pk", "user__username"),
-        [(study.title,)],
-    ):
-        for row in rows:
-            digest.update(repr(row).encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def ranking_frame(study: Study) -> pd.DataFrame:
-    """The study's rank and forced-choice answers in the rankings export's long format (one
-    row per rank position; metrics.stats.preference reads it)."""
-    public = dict(Reconstruction.objects.filter(case__study=study).values_list("pk", "public_id"))
-    rows = []
-    for reader, question, kind, case, number, layout, ranks in (
-        Score.objects.analysed()
-        .filter(assignment__reader__study=study, ranks__isnull=False)
-        .values_list(
-            "assignment__reader__user__username",
-            "question__key",
-            "question__kind",
-            "assignment__comparison__case__name",
-            "assignment__comparison__number",
-            "assignment__layout",
-            "ranks",
-        )
-        .iterator()
-    ):
-        for pk, rank in zip(layout, ranks or [], strict=True):
-            rows.append((reader, question, kind, case, str(number), public[pk], rank))
-    return pd.DataFrame(
-        rows, columns=["reader", "question", "kind", "case", "set", "reconstruction", "rank"]
-    )
-
-
-def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(Likert scores, metrics, reconstructions) in the statistics engine's long format."""
-    # The answer times as the database's text, parsed by the drift analysis in one vectorised
-    # call: Django's per-row datetime conversion took 0.7 s for 144,000 scores on SQLite.
-    scores = pd.DataFrame.from_records(
-        Score.objects.analysed()
-        .filter(assignment__reader__study=study, value__isnull=False)
-        .annotate(answered_text=Cast("created_at", CharField()))
-        .values_list(
-            "assignment__reader__user__username",
-            "assignment__reconstruction__public_id",
-            "question__key",
-            "value",
-            "answered_text",
-        ),
-        columns=["reader", "reconstruction", "question", "score", "answered_at"],
-    )
-    _, values = current_metric_values(study)
-    metrics = pd.DataFrame.from_records(
-        values.filter(value__isnull=False).values_list(
-            "reconstruction__public_id", "metric", "value"
-        ),
-        columns=["reconstruction", "metric", "value"],
-    )
-    reconstructions = pd.DataFrame.from_records(
-        Reconstruction.objects.filter(case__study=study, case__training=False).values_list(
-            "public_id", "case__name", "method", "acceleration"
-        ),
-        columns=["reconstruction", "case", "method", "acceleration"],
-    )
-    reconstructions["acceleration"] = reconstructions["acceleration"].map(_acceleration_label)
-    return scores, metrics, reconstructions
-
-
-def _acceleration_label(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "unknown"
-    return f"{value:g}x"
 
 
 def _points(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -> dict:

@@ -287,7 +287,8 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     from django.core.management import call_command
 
     from readerstudy.config.celery import worker_command
-    from readerstudy.dashboard import build_payload, data_version
+    from readerstudy.dashboard import build_payload
+    from readerstudy.dashboard_data import data_version
     from readerstudy.models import Study
 
     call_command("migrate", verbosity=0)

@@ -14,7 +14,8 @@ from rest_framework.test import APIClient
 from sklearn.metrics import cohen_kappa_score
 
 from readerstudy.archive import restore_archive, write_archive
-from readerstudy.dashboard import build_payload, data_version, study_frames
+from readerstudy.dashboard import build_payload
+from readerstudy.dashboard_data import data_version, study_frames
 from readerstudy.export import REPEAT_COLUMNS, repeat_rows, score_rows
 from readerstudy.models import Assignment, Question, Score
 from readerstudy.models.ordering import REPEAT_MIN_GAP

@@ -9,7 +9,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from readerstudy.archive import restore_archive, write_archive
-from readerstudy.dashboard import build_payload, data_version, ranking_frame, study_frames
+from readerstudy.dashboard import build_payload
+from readerstudy.dashboard_data import data_version, ranking_frame, study_frames
 from readerstudy.export import ranking_rows, score_rows, training_rows
 from readerstudy.importer import ManifestError, import_manifest
 from readerstudy.models import Question, Reconstruction
