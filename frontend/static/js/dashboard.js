@@ -320,7 +320,7 @@
     const traces = methods.map((method, i) => {
       const mine = withValue.filter((p) => p.method === method);
       return {
-        type: "scatter", mode: "markers", name: method, showlegend: false,
+        type: "scatter", mode: "markers", name: method, legendgroup: method, showlegend: false,
         x: mine.map((p) => p.value), y: mine.map((p) => p.mean_score),
         customdata: mine.map((p) => [p.reconstruction, p.case, p.acceleration, p.readers, p.method]),
         marker: { color: COLOURS[i % COLOURS.length], size: 9, opacity: 0.85,
@@ -336,7 +336,6 @@
       type: "scatter", mode: "markers", x: [null], y: [null], name: method, legendgroup: method,
       hoverinfo: "skip", marker: { size: 9, color: COLOURS[i % COLOURS.length], symbol: "circle" },
     }));
-    traces.forEach((trace) => { trace.legendgroup = trace.name; });
     const shapes = accelerations.map((a, k) => `${GLYPHS[k % GLYPHS.length]} ${a}`).join("  ");
     const box = $("scatter");
     Plotly.react(box, [...traces, ...keys], layout({
