@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, transaction
 
 from metrics.image import MetricInputError, check_pair
-from metrics.io import ImageReadError, load_image
+from metrics.io import ImageReadError, ImageTooLargeError, load_image
 from readerstudy.manifest import (
     MAX_NOTE_CHARS,
     MAX_TEXT,
@@ -132,11 +133,35 @@ class _StagedManifest:
     references: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
     images: dict[int, str] = field(default_factory=dict)  # stored file name by manifest line
     files: _WrittenFiles = field(default_factory=lambda: _WrittenFiles())
+    stored_bytes: int = 0  # what the images read so far take as stored (float32)
+
+    def load(self, path: Path) -> np.ndarray:
+        """The image as it will be stored (float32), refused from its header when it is larger
+        than IMAGE_MAX_VOXELS or than what is left of UPLOAD_MAX_STORED_BYTES."""
+        per_image = settings.IMAGE_MAX_VOXELS
+        left = (
+            max(0, settings.UPLOAD_MAX_STORED_BYTES - self.stored_bytes) // STORED_BYTES_PER_VOXEL
+        )
+        try:
+            image = _load(path, min(per_image, left))
+        except ImageTooLargeError as error:
+            if error.limit == per_image or error.voxels is None:
+                raise ImageReadError(f"{error} (IMAGE_MAX_VOXELS)") from None
+            raise ImageReadError(
+                f"{path.name}: {error.voxels:,} voxels would take this upload's stored images "
+                f"past {settings.UPLOAD_MAX_STORED_BYTES:,} bytes (UPLOAD_MAX_STORED_BYTES); "
+                "split it into several uploads"
+            ) from None
+        self.stored_bytes += image.nbytes
+        return image
 
 
-def _load(path: Path) -> np.ndarray:
+STORED_BYTES_PER_VOXEL = np.dtype(np.float32).itemsize
+
+
+def _load(path: Path, max_voxels: int) -> np.ndarray:
     """The image as it will be stored (float32)."""
-    image = load_image(path)
+    image = load_image(path, max_voxels=max_voxels)
     largest = float(np.abs(image).max())
     if largest > FLOAT32_MAX:
         raise ImageReadError(
@@ -152,6 +177,10 @@ def _parse_rows(manifest: Path, taken_cases: set[str], staged: _StagedManifest) 
     references: dict[str, Path] = {}
     cases: dict[str, _Row] = {}
     seen: dict[tuple[str, Path], int] = {}
+    # A file belongs to one case and is one reconstruction (it may also be its case's own
+    # reference, an identity control): a short manifest cannot store one file many times.
+    owner: dict[Path, tuple[str, int]] = {}
+    as_reconstruction: dict[Path, int] = {}
     rows = []
     for record in records:
         try:
@@ -177,12 +206,28 @@ def _parse_rows(manifest: Path, taken_cases: set[str], staged: _StagedManifest) 
                     f"({row.reconstruction.name} in case {row.case!r})"
                 )
             seen[row.case, row.reconstruction] = row.line
+            _claim_files(row, owner, as_reconstruction)
             rows.append(row)
         except ValueError as error:  # ImageReadError is one: a path that leaves the folder
             staged.problems.append(ManifestProblem(record.line, str(error)))
     if not records and not staged.problems:
         staged.problems.append(ManifestProblem(0, "the manifest has no rows"))
     return rows
+
+
+def _claim_files(
+    row: _Row, owner: dict[Path, tuple[str, int]], as_reconstruction: dict[Path, int]
+) -> None:
+    for path in (row.reference, row.reconstruction):
+        case, line = owner.setdefault(path, (row.case, row.line))
+        if case != row.case:
+            raise ValueError(
+                f"{path.name} is an image of case {case!r} already (line {line}); "
+                "each file belongs to one case"
+            )
+    line = as_reconstruction.setdefault(row.reconstruction, row.line)
+    if line != row.line:
+        raise ValueError(f"{row.reconstruction.name} is the reconstruction of line {line} already")
 
 
 def stage_manifest(
@@ -207,7 +252,7 @@ def stage_manifest(
     checked = 0
     for case, case_rows in by_case.items():
         try:
-            reference = _load(case_rows[0].reference)
+            reference = staged.load(case_rows[0].reference)
         except ImageReadError as error:
             reference = None
             for row in case_rows:
@@ -218,7 +263,7 @@ def stage_manifest(
         for row in case_rows:
             if reference is not None:
                 try:
-                    image = _load(row.reconstruction)
+                    image = staged.load(row.reconstruction)
                     check_pair(reference, image)
                     staged.rows.append(row)
                     if not staged.problems:

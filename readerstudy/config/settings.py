@@ -300,6 +300,12 @@ UPLOADS_DIR.mkdir(parents=True, exist_ok=True)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=8 * 2**30)
 UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=20_000)
 UPLOAD_MAX_UNPACKED_BYTES = env.int("UPLOAD_MAX_UNPACKED_BYTES", default=16 * 2**30)
+# What one image or volume may declare, checked from its header before anything is inflated
+# (metrics/io/limits.py): 2**24 voxels is 512 x 512 x 64, or a 4096 x 4096 slice.
+IMAGE_MAX_VOXELS = env.int("IMAGE_MAX_VOXELS", default=2**24)
+# What one upload (or `import_study`) may store, its images as float32: a manifest that names
+# one file many times is refused here, row by row, before the image past the limit is read.
+UPLOAD_MAX_STORED_BYTES = env.int("UPLOAD_MAX_STORED_BYTES", default=16 * 2**30)
 # Files above this size are written to FILE_UPLOAD_TEMP_DIR as they arrive.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
 FILE_UPLOAD_TEMP_DIR = str(UPLOADS_DIR)

@@ -8,6 +8,7 @@ import pydicom
 import pytest
 from django.core.management import call_command
 
+from metrics.bench import bombs
 from metrics.models import MetricValue
 from readerstudy.models import Case, Reconstruction, Study
 from tests.metrics.test_io import write_dicom
@@ -300,3 +301,77 @@ def test_a_database_refusal_after_the_checks_leaves_no_file(images, capsys, sett
     assert code == 2 and "line 3: the database refused this row" in err
     assert not Study.objects.exists() and not Case.objects.exists()
     assert stored_files(settings) == files_before, "the four files written were removed"
+
+
+# --- issue 31: what a file declares, and what a short manifest may store -------------------
+
+
+def stored_images(settings):
+    return [path for path in stored_files(settings) if path.is_file()]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [bombs.nifti_gz, bombs.dicom_deflated, bombs.dicom_rle, bombs.png_flat],
+    ids=["nii.gz", "deflated-dicom", "rle-dicom", "png"],
+)
+def test_a_small_file_that_declares_a_huge_image_is_refused_on_its_line(
+    images, capsys, settings, build
+):
+    suffix = {"png_flat": ".png", "nifti_gz": ".nii.gz"}.get(build.__name__, ".dcm")
+    build(images / f"bomb{suffix}", settings.IMAGE_MAX_VOXELS * 4)
+    manifest = write_manifest(
+        images,
+        [
+            ("a", "ref-a.npy", "rec-0.npy", "zero-filled", "4", ""),
+            ("b", f"bomb{suffix}", f"bomb{suffix}", "zero-filled", "4", ""),
+        ],
+    )
+    before = stored_images(settings)
+    code, err = run_import(manifest, capsys)
+    assert code == 2
+    assert "line 3: " in err and "allowed per image (IMAGE_MAX_VOXELS)" in err, err
+    assert "Traceback" not in err and stored_images(settings) == before
+    assert not Study.objects.filter(slug="mine").exists()
+
+
+def test_one_file_named_in_many_rows_is_refused(images, capsys, settings):
+    rows = [(f"c{i}", "ref-a.npy", "ref-a.npy", "m", "4", "") for i in range(20)]
+    before = stored_images(settings)
+    code, err = run_import(write_manifest(images, rows), capsys)
+    assert code == 2 and stored_images(settings) == before
+    assert "line 3: ref-a.npy is an image of case 'c0' already (line 2)" in err, err
+    rows = [
+        ("a", "ref-a.npy", "rec-0.npy", "m", "4", ""),
+        ("b", "ref-b.npy", "rec-0.npy", "m", "4", ""),
+    ]
+    code, err = run_import(write_manifest(images, rows), capsys)
+    assert code == 2 and "rec-0.npy is an image of case 'a' already" in err, err
+
+
+def test_an_identity_control_is_still_allowed(images):
+    rows = [
+        ("a", "ref-a.npy", "ref-a.npy", "identity", "1", ""),
+        ("a", "ref-a.npy", "rec-0.npy", "m", "4", ""),
+    ]
+    call_command("import_study", str(write_manifest(images, rows)), study="mine", title="Mine")
+    assert Reconstruction.objects.filter(case__study__slug="mine").count() == 2
+
+
+def test_the_stored_bytes_of_one_upload_are_bounded_before_the_image_past_them_is_read(
+    images, capsys, settings
+):
+    one_image = smooth_image(0).astype(np.float32).nbytes
+    settings.UPLOAD_MAX_STORED_BYTES = 3 * one_image
+    rows = [
+        ("a", "ref-a.npy", "rec-0.npy", "m", "4", ""),
+        ("a", "ref-a.npy", "rec-1.npy", "m", "4", ""),
+        ("b", "ref-b.npy", "rec-2.npy", "m", "4", ""),
+    ]
+    before = stored_images(settings)
+    code, err = run_import(write_manifest(images, rows), capsys)
+    assert code == 2 and stored_images(settings) == before
+    assert "line 4: ref-b.npy: 1,024 voxels would take this upload's stored images past" in err, (
+        err
+    )
+    assert "(UPLOAD_MAX_STORED_BYTES)" in err
