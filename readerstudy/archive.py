@@ -1,5 +1,5 @@
-"""A whole study as one zip, and its restoration on another server (docs/interfaces.md
-section 9): `manage.py import_study ARCHIVE.zip` reads what `write_archive` writes.
+"""A whole study as one zip (docs/interfaces.md section 9): `manage.py import_study
+ARCHIVE.zip` (readerstudy/restore.py) reads what `write_archive` writes.
 
 Inside: `study.json` (settings, questions, researchers, each reader's order, every score with
 its revisions, every stored metric value), `manifest.csv` with the images as `.npy` (an
@@ -11,15 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import tempfile
 import zipfile
-from datetime import datetime
-from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.utils.dateparse import parse_datetime
 
 from metrics.models import MetricValue
 from readerstudy.export import (
@@ -37,18 +34,13 @@ from readerstudy.export import (
     training_rows,
     write_csv,
 )
-from readerstudy.importer import ManifestError, ManifestProblem, import_manifest
 from readerstudy.models import (
     Assignment,
     Comparison,
-    Question,
-    Reader,
     Reconstruction,
     Score,
-    ScoreRevision,
     Study,
 )
-from readerstudy.uploads import UploadLimits, UploadRefusedError, unpack
 
 FORMAT = "mr-readerstudy-archive"
 FORMAT_VERSION = 1
@@ -66,11 +58,12 @@ MANIFEST_COLUMNS = [
 ]
 
 
-def _parse_when(text: str) -> datetime:
-    value = parse_datetime(text)
-    if value is None:
-        raise ValueError(f"time {text[:40]!r}")
-    return value
+def json_number(value: float | None) -> float | str | None:
+    """A metric value as JSON allows: an infinite PSNR (a reconstruction equal to its
+    reference) is written "inf", which `float()` reads back."""
+    if value is None or math.isfinite(value):
+        return value
+    return repr(float(value))
 
 
 def _when(value) -> str | None:
@@ -162,7 +155,7 @@ def study_record(study: Study) -> dict[str, Any]:
             "reconstruction": public_id,
             "metric": metric,
             "version": version,
-            "value": value,
+            "value": json_number(value),
             "error": error,
             "device": device,
             "computed_at": _when(computed_at),
@@ -280,210 +273,3 @@ def _store(archive: zipfile.ZipFile, name: str, source) -> None:
     with archive.open(info, "w", force_zip64=True) as out:
         while chunk := source.read(1 << 20):
             out.write(chunk)
-
-
-class ArchiveError(Exception):
-    """The archive cannot be restored; nothing was stored."""
-
-
-def restore_archive(path: Path, *, slug: str | None = None) -> tuple[Study, list[str]]:
-    """Restore a study from its archive, all or nothing; returns it and notes for the person
-    restoring (readers given accounts without a password, researchers not on this server).
-
-    Raises:
-        ArchiveError: the archive is unreadable or not a study archive.
-        ManifestError: its manifest or images have problems.
-    """
-    with tempfile.TemporaryDirectory(dir=settings.UPLOADS_DIR) as folder:
-        target = Path(folder) / "archive"
-        limits = UploadLimits(settings.UPLOAD_MAX_FILES, settings.UPLOAD_MAX_UNPACKED_BYTES)
-        try:
-            unpack([("archive.zip", path)], target, limits, consume=False)
-        except UploadRefusedError as refused:
-            raise ArchiveError(str(refused)) from None
-        try:
-            record = json.loads((target / "study.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ArchiveError(f"not a study archive: no readable study.json ({error})") from None
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            raise ArchiveError("not a study archive: study.json is of another format")
-        if record.get("format_version") != FORMAT_VERSION:
-            raise ArchiveError(
-                f"archive format {record.get('format_version')} is not the {FORMAT_VERSION} this "
-                "server reads"
-            )
-        settings_of = record.get("study") or {}
-        notes: list[str] = []
-        study = import_manifest(
-            target / "manifest.csv",
-            slug=slug or str(settings_of.get("slug", "")),
-            title=str(settings_of.get("title", "")),
-            keep_ids=True,
-            # In the import's transaction: a failure here removes the images written too.
-            then=lambda study: notes.extend(_restore_records(study, record)),
-        )
-    return study, notes
-
-
-# Marks the key of a repeat read, (_REPEAT, its first read's key): no question key can equal it.
-_REPEAT = object()
-
-
-def _is_repeat(key: Any) -> bool:
-    return isinstance(key, tuple) and len(key) == 2 and key[0] is _REPEAT
-
-
-def _comparison_key(named: Any) -> tuple[str, str, int]:
-    """A comparison as study.json names it: [question key, case name, set number]."""
-    question, case, number = named
-    return str(question), str(case), int(number)
-
-
-def _ranks(ranks: Any) -> list[int] | None:
-    return None if ranks is None else [int(rank) for rank in ranks]
-
-
-def _restore_records(study: Study, record: dict[str, Any]) -> list[str]:
-    try:
-        return _restore_records_checked(study, record)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ManifestError(
-            [ManifestProblem(0, f"study.json: missing or malformed {error}; nothing stored")]
-        ) from None
-
-
-def _restore_records_checked(study: Study, record: dict[str, Any]) -> list[str]:
-    users = get_user_model()
-    notes: list[str] = []
-    settings_of = record["study"]
-    study.instructions = settings_of.get("instructions", "")
-    study.end_message = settings_of.get("end_message", study.end_message)
-    study.presentation = Study.Presentation(settings_of["presentation"])
-    study.status = Study.Status(settings_of["status"])
-    study.repeat_share = min(max(float(settings_of.get("repeat_share", 0.0)), 0.0), 0.5)
-    study.save()
-    questions = {}
-    for q in record["questions"]:
-        questions[q["key"]] = Question.objects.create(
-            study=study,
-            key=q["key"],
-            label=q["label"],
-            scale_min=int(q["scale_min"]),
-            scale_max=int(q["scale_max"]),
-            anchors=dict(q.get("anchors") or {}),
-            position=int(q.get("position", 0)),
-            kind=Question.Kind(q.get("kind", Question.Kind.LIKERT)),
-            allow_ties=bool(q.get("allow_ties", False)),
-            set_size=int(q.get("set_size", 4)),
-            comparisons_per_reconstruction=q.get("comparisons_per_reconstruction"),
-        )
-    for name in record.get("researchers", []):
-        user = users.objects.filter(username=name).first()
-        if user is None:
-            notes.append(
-                f"researcher {name!r} has no account here; add them on the study's people page"
-            )
-        else:
-            study.researchers.add(user)
-    reconstructions = dict(
-        Reconstruction.objects.filter(case__study=study).values_list("public_id", "pk")
-    )
-    cases = dict(study.cases.values_list("name", "pk"))
-    comparisons: dict[tuple[str, str, int], Comparison] = {}
-    for entry in record.get("comparisons", []):
-        comparison = Comparison.objects.create(
-            question=questions[entry["question"]],
-            case_id=cases[entry["case"]],
-            number=int(entry["number"]),
-        )
-        comparison.members.set([reconstructions[public_id] for public_id in entry["members"]])
-        comparisons[entry["question"], entry["case"], int(entry["number"])] = comparison
-
-    def item_of(entry: str | dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """The key a score names its item by, and the item's fields."""
-        if isinstance(entry, dict) and "repeat" in entry:
-            key, fields = item_of(entry["repeat"])
-            return (_REPEAT, key), fields
-        if isinstance(entry, str):
-            return entry, {"reconstruction_id": reconstructions[entry]}
-        key = _comparison_key(entry["comparison"])
-        layout = [reconstructions[public_id] for public_id in entry["layout"]]
-        return key, {"comparison": comparisons[key], "layout": layout}
-
-    items: dict[tuple[str, Any], Assignment] = {}
-    accounts: dict[str, Any] = {}
-    for entry in record["readers"]:
-        name = entry["username"]
-        user, created = users.objects.get_or_create(username=name)
-        if created:
-            user.set_unusable_password()
-            user.save()
-            notes.append(
-                f"reader {name!r} got an account without a password: invite them or set one"
-            )
-        accounts[name] = user
-        reader = Reader.objects.create(
-            study=study,
-            user=user,
-            removed_at=parse_datetime(entry["removed_at"]) if entry.get("removed_at") else None,
-        )
-        if entry.get("joined_at"):
-            Reader.objects.filter(pk=reader.pk).update(joined_at=_parse_when(entry["joined_at"]))
-        keyed = [
-            (key, Assignment(reader=reader, position=position, **fields))
-            for position, (key, fields) in enumerate(map(item_of, entry["order"]), start=1)
-        ]
-        for key, item in keyed:
-            items[name, key] = item
-        # First reads before their repeats: a repeat refers to its first read's row.
-        for key, item in keyed:
-            if _is_repeat(key):
-                item.repeat_of = items[name, key[1]]
-        Assignment.objects.bulk_create(item for key, item in keyed if not _is_repeat(key))
-        Assignment.objects.bulk_create(item for key, item in keyed if _is_repeat(key))
-    for entry in record["scores"]:
-        if "comparison" in entry:
-            item_key: Any = _comparison_key(entry["comparison"])
-        else:
-            item_key = entry["reconstruction"]
-        if entry.get("repeat"):
-            item_key = (_REPEAT, item_key)
-        score = Score.objects.create(
-            assignment=items[entry["reader"], item_key],
-            question=questions[entry["question"]],
-            value=None if entry.get("value") is None else int(entry["value"]),
-            ranks=_ranks(entry.get("ranks")),
-            seconds_spent=float(entry["seconds_spent"]),
-        )
-        # auto_now fields: the original times are written after the insert.
-        Score.objects.filter(pk=score.pk).update(
-            created_at=_parse_when(entry["created_at"]),
-            updated_at=_parse_when(entry["updated_at"]),
-        )
-        for revision in entry["revisions"]:
-            by = revision.get("recorded_by")
-            saved = ScoreRevision.objects.create(
-                score=score,
-                previous_value=revision["previous_value"],
-                value=None if revision.get("value") is None else int(revision["value"]),
-                previous_ranks=_ranks(revision.get("previous_ranks")),
-                ranks=_ranks(revision.get("ranks")),
-                seconds_spent=float(revision["seconds_spent"]),
-                recorded_by=accounts.get(by) or users.objects.filter(username=by).first(),
-            )
-            ScoreRevision.objects.filter(pk=saved.pk).update(
-                recorded_at=_parse_when(revision["recorded_at"])
-            )
-    MetricValue.objects.bulk_create(
-        MetricValue(
-            reconstruction_id=reconstructions[entry["reconstruction"]],
-            metric=entry["metric"],
-            version=entry["version"],
-            value=entry["value"],
-            error=entry.get("error", ""),
-            device=entry.get("device", ""),
-            computed_at=_parse_when(entry["computed_at"]),
-        )
-        for entry in record["metric_values"]
-    )
-    return notes

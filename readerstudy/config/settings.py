@@ -196,11 +196,13 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
 # W021: the HSTS preload directive asks browsers to hard-code the domain, which is the
 # operator's decision (DJANGO_HSTS_PRELOAD), not a default.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
-if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    # The client's address is the one the (single) proxy appended to X-Forwarded-For.
-    AXES_IPWARE_PROXY_COUNT = 1
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# The proxies in front of the web server that add to X-Forwarded-For: the client's address is
+# the entry that many places from the right (readerstudy/client_ip.py); 0 uses REMOTE_ADDR.
+TRUSTED_PROXY_HOPS = env.int("DJANGO_TRUSTED_PROXY_HOPS", default=1 if BEHIND_TLS_PROXY else 0)
+AXES_CLIENT_IP_CALLABLE = "readerstudy.client_ip.client_ip"
 
 # CELERY
 # ------------------------------------------------------------------------------

@@ -166,6 +166,6 @@ def test_a_researcher_runs_a_study_from_the_browser(
     with zipfile.ZipFile(archive) as downloaded:
         assert json.loads(downloaded.read("study.json")) == before, "the archive is the study"
     study.delete()
-    call_command("import_study", str(archive))
+    call_command("import_study", str(archive), researcher=["lead"])
     restored = Study.objects.get(slug="knee-zero-filled-2027")
     assert study_record(restored) == before

@@ -13,12 +13,13 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 from sklearn.metrics import cohen_kappa_score
 
-from readerstudy.archive import restore_archive, write_archive
+from readerstudy.archive import write_archive
 from readerstudy.dashboard import build_payload
 from readerstudy.dashboard_data import data_version, study_frames
 from readerstudy.export import REPEAT_COLUMNS, repeat_rows, score_rows
 from readerstudy.models import Assignment, Question, Score
 from readerstudy.models.ordering import REPEAT_MIN_GAP
+from readerstudy.restore import People, restore_archive
 from tests.readerstudy.factories import (
     CaseFactory,
     ReconstructionFactory,
@@ -194,7 +195,7 @@ def test_the_archive_restores_repeats_with_their_answers(tmp_path):
     path = tmp_path / "study.zip"
     path.write_bytes(write_archive(study).read())
     study.delete()  # ids are unique on a server: restore as onto a new one
-    restored, _ = restore_archive(path, slug="restored")
+    restored, _ = restore_archive(path, slug="restored", people=People({"ann": "ann"}))
     assert restored.repeat_share == 0.5
     got = sorted(
         (row["question"], row["reconstruction"], row["first"], row["repeat"])

@@ -248,13 +248,13 @@ def test_the_archive_restores_the_whole_study(client, draft, tmp_path, settings,
     # Restored beside the original, its reconstruction ids are taken: refused, no file written.
     files_before = sorted(settings.MEDIA_ROOT.rglob("*"))
     with pytest.raises(SystemExit) as exited:
-        call_command("import_study", str(archive), study="knee-copy")
+        call_command("import_study", str(archive), study="knee-copy", researcher=["lead"])
     assert exited.value.code == 2 and "is taken on this server" in capsys.readouterr().err
     assert sorted(settings.MEDIA_ROOT.rglob("*")) == files_before
     assert not Study.objects.filter(slug="knee-copy").exists()
     draft.delete()
     reader.user.delete()  # as on a server that never had this reader's account
-    call_command("import_study", str(archive))
+    call_command("import_study", str(archive), researcher=["lead"])
     restored = Study.objects.get(slug="knee")
     after = study_record(restored)
     assert after == before, "settings, questions, orders, scores, revisions and metric values"
@@ -279,7 +279,7 @@ def test_a_zip_that_is_not_a_study_archive_is_one_clear_error(tmp_path, capsys):
     archive = tmp_path / "photos.zip"
     archive.write_bytes(upload_zip({"cat.png": b"meow"}))
     with pytest.raises(SystemExit) as exited:
-        call_command("import_study", str(archive))
+        call_command("import_study", str(archive), researcher=["lead"])
     assert exited.value.code == 2
     assert "not a study archive: no readable study.json" in capsys.readouterr().err
     assert not Study.objects.exists()

@@ -8,12 +8,13 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from readerstudy.archive import restore_archive, write_archive
+from readerstudy.archive import write_archive
 from readerstudy.dashboard import build_payload
 from readerstudy.dashboard_data import data_version, ranking_frame, study_frames
 from readerstudy.export import ranking_rows, score_rows, training_rows
 from readerstudy.importer import ManifestError, import_manifest
 from readerstudy.models import Question, Reconstruction
+from readerstudy.restore import People, restore_archive
 from tests.readerstudy.factories import UserFactory, smooth_image
 from tests.readerstudy.test_import_study import write_manifest
 
@@ -207,7 +208,7 @@ def test_the_archive_keeps_training_cases_their_answers_and_notes(folder, tmp_pa
     archive = tmp_path / "a.zip"
     archive.write_bytes(write_archive(study).read())
     study.delete()
-    restored, _ = restore_archive(archive, slug="again")
+    restored, _ = restore_archive(archive, slug="again", people=People({"ann": "ann"}))
     case = restored.cases.get(name="case-0")
     assert case.training and case.training_note == "Look at the cartilage edge"
     assert sorted(tuple(r.values())[1:] for r in training_rows(restored)) == expected

@@ -110,3 +110,85 @@ def test_every_page_carries_a_content_security_policy(client, study):
         assert directives["script-src"] == "'self'"
         assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
         assert "blob:" in directives["worker-src"], "the viewer decodes in blob: workers"
+
+
+# --- behind a proxy (issue 31): the address is the proxy's own entry, never the client's ---
+
+
+def through_proxy(style: str, client_address: str, forged: str = ""):
+    """The request an nginx in front would pass on for a client at `client_address` who sent
+    `X-Forwarded-For: forged`: `append` is `$proxy_add_x_forwarded_for`, `set` `$remote_addr`."""
+    if style == "append":
+        header = f"{forged}, {client_address}" if forged else client_address
+    else:
+        header = client_address
+    return {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": header}
+
+
+def proxied_sign_in(password, style, client_address, forged="", username="radiologist"):
+    return Client().post(
+        reverse("login"),
+        {"username": username, "password": password},
+        **through_proxy(style, client_address, forged),
+    )
+
+
+@pytest.mark.parametrize("style", ["append", "set"])
+def test_behind_a_proxy_forged_addresses_do_not_escape_the_throttle(settings, style):
+    settings.TRUSTED_PROXY_HOPS = 1
+    UserFactory(username="radiologist")
+    for attempt in range(2 * settings.AXES_FAILURE_LIMIT):
+        response = proxied_sign_in("guess", style, "203.0.113.5", forged=f"10.9.8.{attempt}")
+        if attempt >= settings.AXES_FAILURE_LIMIT:
+            assert response.status_code == 429, f"attempt {attempt + 1} was not paused"
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.5"}
+
+
+@pytest.mark.parametrize("style", ["append", "set"])
+def test_behind_a_proxy_one_attacker_does_not_lock_the_user_out_everywhere(settings, style):
+    settings.TRUSTED_PROXY_HOPS = 1
+    UserFactory(username="radiologist")
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        proxied_sign_in("guess", style, "203.0.113.5")
+    assert proxied_sign_in("password", style, "203.0.113.5").status_code == 429
+    # The radiologist at another address still gets in, whatever they or the attacker sent.
+    assert (
+        proxied_sign_in("password", style, "198.51.100.7", forged="203.0.113.5").status_code == 302
+    )
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(settings):
+    settings.TRUSTED_PROXY_HOPS = 0
+    UserFactory(username="radiologist")
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        Client().post(
+            reverse("login"),
+            {"username": "radiologist", "password": "guess"},
+            REMOTE_ADDR="192.0.2.1",
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{attempt}",
+        )
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"192.0.2.1"}
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("1.2.3.4, 203.0.113.5", "203.0.113.5"),
+        ("203.0.113.5:4431", "203.0.113.5"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:db8::2", "2001:db8::2"),
+        ("1.2.3.4, not-an-address", "127.0.0.1"),
+        ("", "127.0.0.1"),
+    ],
+)
+def test_client_ip_takes_the_trusted_proxys_entry(rf, settings, header, expected):
+    from readerstudy.client_ip import client_ip
+
+    settings.TRUSTED_PROXY_HOPS = 1
+    request = rf.get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=header)
+    assert client_ip(request) == expected
+    settings.TRUSTED_PROXY_HOPS = 2
+    two = rf.get(
+        "/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.9, 10.0.0.2"
+    )
+    assert client_ip(two) == "198.51.100.9", "two trusted proxies: the second entry from the right"
