@@ -148,11 +148,24 @@ def study_people(request, slug: str):
     new_link = None
     if action == "add-reader" and reader_form.is_valid():
         user = reader_form.cleaned_data["username"]
+        if study.researchers.filter(pk=user.pk).exists():
+            messages.error(
+                request, f"{user.username} runs this study and sees its results: not a reader."
+            )
+            return _back_to("readerstudy:people", study)
         study.assign_reader(user)
         messages.success(request, f"{user.username} reads this study, in an order of their own.")
         return _back_to("readerstudy:people", study)
     if action == "add-researcher" and researcher_form.is_valid():
         user = researcher_form.cleaned_data["username"]
+        if study.readers.filter(user=user, removed_at__isnull=True).exists():
+            # Blinding: a reader must never see the results of what they still read.
+            messages.error(
+                request,
+                f"{user.username} reads this study: remove them as a reader first, so that "
+                "they never see its results while reading.",
+            )
+            return _back_to("readerstudy:people", study)
         study.researchers.add(user)
         messages.success(request, f"{user.username} runs this study with you.")
         return _back_to("readerstudy:people", study)
@@ -235,11 +248,17 @@ def accept_invitation(request, token: str):
     else:
         form = SignUpForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
-            with transaction.atomic():
-                user = form.save()
-                response = _join(request, invitation, user)
+            try:
+                # The account only with the invitation: a link used by another browser in
+                # the meantime rolls the new account back.
+                with transaction.atomic():
+                    user = form.save()
+                    invitation.accept(user)
+            except InvitationError as problem:
+                messages.error(request, str(problem))
+                return HttpResponseRedirect(reverse("readerstudy:home"))
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return response
+            return _landing(request, invitation)
     return render(request, "registration/invitation.html", {"study": study, "form": form})
 
 
@@ -249,6 +268,10 @@ def _join(request, invitation: Invitation, user) -> HttpResponseRedirect:
     except InvitationError as problem:
         messages.error(request, str(problem))
         return HttpResponseRedirect(reverse("readerstudy:home"))
+    return _landing(request, invitation)
+
+
+def _landing(request, invitation: Invitation) -> HttpResponseRedirect:
     study = invitation.study
     if study.status == Study.Status.OPEN:
         return HttpResponseRedirect(reverse("readerstudy:read", args=[study.slug]))

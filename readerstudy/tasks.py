@@ -93,12 +93,14 @@ def import_upload(*, import_pk: int) -> None:
         name = manifest.relative_to(unpacked) if manifest is not None else "manifest"
         _fail(job, [f"{name}: {str(problem).replace(inside, '')}" for problem in invalid.problems])
     except Exception as error:
+        # The message of an unexpected error can name the server's folders: it goes to the
+        # log, and the researcher is told what happened without it.
         logger.exception("import %s failed", import_pk)
         _fail(
             job,
             [
-                f"the import stopped unexpectedly ({type(error).__name__}: {error}); "
-                "nothing was stored"
+                f"the import stopped unexpectedly ({type(error).__name__}); nothing was stored. "
+                "The server's log has the details for its administrator."
             ],
         )
     finally:

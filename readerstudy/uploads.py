@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 CHUNK = 1 << 20
+# The longest name one folder entry may have on Linux file systems (NAME_MAX).
+MAX_NAME_BYTES = 255
 MANIFEST_NAME = "manifest.csv"
 
 
@@ -50,6 +52,12 @@ def safe_relative_path(name: str) -> PurePosixPath:
         raise UploadRefusedError(f"{shown}: the path leaves the upload's folder (..)")
     if not parts:
         raise UploadRefusedError(f"{shown!r}: not a usable file name")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            raise UploadRefusedError(
+                f"{part[:60]}...: a file or folder name longer than {MAX_NAME_BYTES} bytes; "
+                "shorten it"
+            )
     return PurePosixPath(*parts)
 
 

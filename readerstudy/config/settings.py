@@ -313,6 +313,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
 FILE_UPLOAD_TEMP_DIR = str(UPLOADS_DIR)
 # Several files in one request (a manifest and its images) are each a form field.
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
+# ... and each file's relative path a field beside it (a folder of 20,000 files is 20,000 paths).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = UPLOAD_MAX_FILES + 100
 # How long an invitation link stays usable.
 INVITATION_LIFETIME_DAYS = env.int("INVITATION_LIFETIME_DAYS", default=14)
 # Invitations are links to copy; with EMAIL_URL set (e.g. smtp+tls://user:pass@host:587) the

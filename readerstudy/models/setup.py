@@ -109,12 +109,12 @@ class Invitation(models.Model):
     def accept(self, user):
         """Make `user` a reader of the study and use the invitation up (once, even when two
         tabs accept at the same moment). Returns the Reader."""
-        fresh = Invitation.objects.select_for_update().get(pk=self.pk)
-        if fresh.used_at is not None:
+        # One conditional UPDATE: of two acceptances at once, exactly one changes the row.
+        claimed = Invitation.objects.filter(pk=self.pk, used_at__isnull=True).update(
+            used_at=timezone.now(), used_by=user
+        )
+        if not claimed:
             raise InvitationError("This invitation link was used already.")
-        fresh.used_at = timezone.now()
-        fresh.used_by = user
-        fresh.save(update_fields=["used_at", "used_by"])
         return self.study.assign_reader(user)
 
 

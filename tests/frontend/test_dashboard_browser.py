@@ -231,3 +231,31 @@ def test_dashboard_shows_each_reader_against_their_own_repeat_reads(
         page.locator("#reliability-card").screenshot(path=screenshot_dir / "dashboard-repeats.png")
     assert not errors, errors
     context.close()
+
+
+def test_names_with_markup_are_drawn_as_text_by_plotly(page, live_server, screenshot_dir):
+    """A method called `<a href=...>` once became a live link in the scatter's legend (issue 31):
+    every label that Plotly draws is text."""
+    hostile = '<a href="https://example.org/x">click</a><b>bold</b>'
+    study = StudyFactory(slug="markup", title="Markup")
+    study.researchers.add(UserFactory(username="lead"))
+    for index in range(6):
+        ReconstructionFactory(case__study=study, method=(hostile, "cs-tv")[index % 2])
+    for case in study.cases.all():
+        compute_case_metrics(case_pk=case.pk)
+    for name in ("r1", "<i>r2</i>"):
+        reader = study.assign_reader(
+            UserFactory(username=name.replace("<", "").replace(">", "").replace("/", ""))
+        )
+        for item in reader.assignments.all():
+            item.save_scores({q.key: 1 + item.position % 5 for q in study.questions.all()})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, live_server, "lead", f"/studies/{study.slug}/dashboard/")
+    page.wait_for_selector("#scatter .legend .traces")
+    assert page.locator("#dashboard svg a").count() == 0, "no link inside any plot"
+    assert page.locator("#scatter svg b, #scatter svg [style*='font-weight:bold']").count() == 0
+    assert hostile in page.text_content("#scatter .legend"), "the name shown as it is spelt"
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "dashboard-markup-names.png", full_page=True)
+    assert errors == []

@@ -283,3 +283,73 @@ def test_a_zip_that_is_not_a_study_archive_is_one_clear_error(tmp_path, capsys):
     assert exited.value.code == 2
     assert "not a study archive: no readable study.json" in capsys.readouterr().err
     assert not Study.objects.exists()
+
+
+# --- issue 31: the people page's rules, an invitation raced, hostile upload names ----------
+
+
+def test_an_active_reader_is_not_made_a_co_researcher_and_a_researcher_not_a_reader(client, draft):
+    ann = UserFactory(username="ann")
+    draft.assign_reader(ann)
+    url = reverse("readerstudy:people", args=[draft.slug])
+    page = client.post(
+        url, {"action": "add-researcher", "researcher-username": "ann"}, follow=True
+    ).content.decode()
+    assert "remove them as a reader first" in page
+    assert not draft.researchers.filter(username="ann").exists(), "blinding holds"
+    page = client.post(
+        url, {"action": "add-reader", "reader-username": "lead"}, follow=True
+    ).content.decode()
+    assert "runs this study" in page and not draft.readers.filter(user__username="lead").exists()
+
+
+def test_an_invitation_accepted_by_another_browser_meanwhile_creates_no_account(client, draft):
+    """The window between opening the link and signing up: another browser accepts the same
+    invitation while this one's account is being saved (a pre_save signal stands in for it)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import pre_save
+
+    invitation, token = Invitation.create(draft, by=None)
+    other = UserFactory(username="first-browser")
+    client.logout()
+
+    def the_other_browser_wins(sender, instance, **kwargs):
+        if instance.username == "second-browser":
+            Invitation.objects.get(pk=invitation.pk).accept(other)
+
+    pre_save.connect(the_other_browser_wins, sender=get_user_model())
+    try:
+        response = client.post(
+            reverse("readerstudy:invitation", args=[token]),
+            {"username": "second-browser", "password1": "Vf7#kq-lung", "password2": "Vf7#kq-lung"},
+            follow=True,
+        )
+    finally:
+        pre_save.disconnect(the_other_browser_wins, sender=get_user_model())
+    assert "used already" in response.content.decode()
+    assert not get_user_model().objects.filter(username="second-browser").exists()
+
+
+def test_a_folder_of_more_than_a_thousand_files_reaches_the_import(client, draft):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    names = [f"images/{i:04d}.npy" for i in range(1_100)]
+    files = [SimpleUploadedFile(name.split("/")[1], b"x") for name in names]
+    response = client.post(
+        reverse("api:imports", args=[draft.slug]), {"files": files, "paths": names}
+    )
+    assert response.status_code == 202, response.content[:300]
+
+
+def test_an_overlong_member_name_is_a_sentence(client, draft):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    url = reverse("api:imports", args=[draft.slug])
+    members = {"manifest.csv": "case\n", f"{'x' * 300}.npy": b"x"}
+    response = client.post(
+        url, {"files": [SimpleUploadedFile("s.zip", upload_zip(members))], "paths": ["s.zip"]}
+    )
+    job = StudyImport.objects.get(pk=response.json()["id"])
+    import_upload(import_pk=job.pk)
+    job.refresh_from_db()
+    assert job.state == "failed" and "longer than 255 bytes" in job.problems[0], job.problems

@@ -25,6 +25,9 @@
   let lastChecked = null;
 
   const $ = (id) => document.getElementById(id);
+  // Plotly draws names, ticks, legends and hover text as its own HTML subset (<a href>, <b>, ...):
+  // a method, case, reader or metric name is text, so its markup characters go in as entities.
+  const plotText = (value) => String(value ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   const fmt = (v, digits = 3) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
   const fmtCi = (ci, digits = 3) => (ci ? `[${fmt(ci[0], digits)}, ${fmt(ci[1], digits)}]` : "–");
   const fmtP = (p) => (p === null || p === undefined ? "–" : p < 0.001 ? "<0.001" : p.toFixed(3));
@@ -243,7 +246,7 @@
     }
     const lowest = Math.min(0, ...intervals.map((ci) => ci[0]));
     Plotly.react("forest", [{
-      type: "scatter", mode: "markers", x, y: usable.map(([name]) => name),
+      type: "scatter", mode: "markers", x, y: usable.map(([name]) => plotText(name)),
       error_x: { type: "data", symmetric: false, array: high, arrayminus: low, color: "#4ea1ff" },
       marker: { color: x.map((v) => (v < 0 ? "#ff6b6b" : "#4ea1ff")), size: 9 },
       hovertemplate: "%{y}: aligned ρ %{x:.3f}<extra></extra>",
@@ -320,27 +323,28 @@
     const traces = methods.map((method, i) => {
       const mine = withValue.filter((p) => p.method === method);
       return {
-        type: "scatter", mode: "markers", name: method, legendgroup: method, showlegend: false,
+        type: "scatter", mode: "markers", name: plotText(method), legendgroup: method, showlegend: false,
         x: mine.map((p) => p.value), y: mine.map((p) => p.mean_score),
-        customdata: mine.map((p) => [p.reconstruction, p.case, p.acceleration, p.readers, p.method]),
+        customdata: mine.map((p) => [p.reconstruction, p.case, p.acceleration, p.readers, p.method,
+          plotText(p.case), plotText(p.method), plotText(p.acceleration)]),
         marker: { color: COLOURS[i % COLOURS.length], size: 9, opacity: 0.85,
           symbol: mine.map((p) => SYMBOLS[accelerations.indexOf(p.acceleration) % SYMBOLS.length]) },
-        hovertemplate: "case %{customdata[1]}<br>%{customdata[4]} · %{customdata[2]}<br>" +
-          `${metric} %{x:.4g}<br>mean score %{y:.2f} (%{customdata[3]} readers)<extra></extra>`,
+        hovertemplate: "case %{customdata[5]}<br>%{customdata[6]} · %{customdata[7]}<br>" +
+          `${plotText(metric)} %{x:.4g}<br>mean score %{y:.2f} (%{customdata[3]} readers)<extra></extra>`,
       };
     });
     // The legend keys colour and shape apart: a method's own trace would show the shape of
     // its first point, as if it were the method's. Its key is a circle in its colour (in its
     // legend group, so a click still hides the method), and the shapes are spelt out above.
     const keys = methods.map((method, i) => ({
-      type: "scatter", mode: "markers", x: [null], y: [null], name: method, legendgroup: method,
+      type: "scatter", mode: "markers", x: [null], y: [null], name: plotText(method), legendgroup: method,
       hoverinfo: "skip", marker: { size: 9, color: COLOURS[i % COLOURS.length], symbol: "circle" },
     }));
-    const shapes = accelerations.map((a, k) => `${GLYPHS[k % GLYPHS.length]} ${a}`).join("  ");
+    const shapes = accelerations.map((a, k) => `${GLYPHS[k % GLYPHS.length]} ${plotText(a)}`).join("  ");
     const box = $("scatter");
     Plotly.react(box, [...traces, ...keys], layout({
       height: 420, legend: { title: { text: `method<br><span style="font-size:11px">shape: ${shapes}</span>` } },
-      xaxis: { title: { text: metric || "" } }, yaxis: { title: { text: "mean reader score" } },
+      xaxis: { title: { text: plotText(metric) } }, yaxis: { title: { text: "mean reader score" } },
     }), plotConfig);
     if (!box.dataset.bound) {
       box.dataset.bound = "1";
@@ -362,7 +366,7 @@
     const readers = current.readers;
     const z = readers.map((r) => metrics.map((m) => current.metrics[m].per_reader[r] ?? null));
     Plotly.react("heatmap", [{
-      type: "heatmap", x: metrics, y: readers, z, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true,
+      type: "heatmap", x: metrics.map(plotText), y: readers.map(plotText), z, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true,
       text: z.map((row) => row.map((v) => (v === null ? "n/a" : v.toFixed(2)))), texttemplate: "%{text}",
       hovertemplate: "%{y} · %{x}: ρ %{z:.3f}<extra></extra>", colorbar: { title: { text: "ρ" } },
     }], layout({ height: Math.max(260, 34 * readers.length + 120), xaxis: { automargin: true }, yaxis: { automargin: true } }), plotConfig);
@@ -375,7 +379,7 @@
     const shapes = vs.mean === null || vs.mean === undefined ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: vs.mean, y1: vs.mean,
       line: { color: "#5ccf8a", dash: "dash" } }];
     Plotly.react("readers", [{
-      type: "bar", x: readers, y: readers.map((r) => vs[r]), marker: { color: "#4ea1ff" },
+      type: "bar", x: readers.map(plotText), y: readers.map((r) => vs[r]), marker: { color: "#4ea1ff" },
       hovertemplate: "%{x}: ρ %{y:.3f}<extra></extra>",
     }], layout({ height: 300, shapes, yaxis: { title: { text: "Spearman with the rest" }, range: [0, 1] } }), plotConfig);
   }
@@ -449,7 +453,7 @@
       shapes.push({ type: "line", xref: "x", yref: "paper", x0: baseline, x1: baseline, y0: 0, y1: 1, line: { color: "#5ccf8a", dash: "dash" } });
     }
     Plotly.react("pref-forest", [{
-      type: "scatter", mode: "markers", x, y: usable.map(([name]) => name),
+      type: "scatter", mode: "markers", x, y: usable.map(([name]) => plotText(name)),
       error_x: { type: "data", symmetric: false, array: x.map((v, i) => intervals[i][1] - v), arrayminus: x.map((v, i) => v - intervals[i][0]), color: "#4ea1ff" },
       marker: { color: x.map((v) => (v < 0.5 ? "#ff6b6b" : "#4ea1ff")), size: 9 },
       hovertemplate: "%{y}: concordance %{x:.3f}<extra></extra>",
@@ -465,7 +469,7 @@
     const z = rows.map((m) => readers.map((r) => (m === "readers' majority"
       ? current.inter_reader.per_reader[r] : current.metrics[m].per_reader[r]) ?? null));
     Plotly.react("pref-heatmap", [{
-      type: "heatmap", x: readers, y: rows, z, zmin: 0, zmax: 1, colorscale: "RdBu", reversescale: true,
+      type: "heatmap", x: readers.map(plotText), y: rows.map(plotText), z, zmin: 0, zmax: 1, colorscale: "RdBu", reversescale: true,
       text: z.map((row) => row.map((v) => (v === null ? "n/a" : v.toFixed(2)))), texttemplate: "%{text}",
       hovertemplate: "%{x} · %{y}: %{z:.3f}<extra></extra>", colorbar: { title: { text: "concordance" } },
     }], layout({ height: Math.max(260, 30 * rows.length + 120), xaxis: { automargin: true }, yaxis: { automargin: true } }), plotConfig);
