@@ -205,6 +205,11 @@ def study_people(request, slug: str):
     if action == "remove-researcher":
         others = study.researchers.exclude(pk=request.user.pk)
         user = get_object_or_404(others, pk=request.POST.get("researcher"))
+        if user.pk == study.created_by_id:
+            messages.error(
+                request, f"{user.username} created this study and stays its researcher."
+            )
+            return _back_to("readerstudy:people", study)
         study.researchers.remove(user)
         return _back_to("readerstudy:people", study)
     # Time spent: what the reading room measured, summed in the same query for every reader.

@@ -302,6 +302,9 @@ class _Restorer:
         users = get_user_model()
         for name in self.people.researchers:
             self.study.researchers.add(users.objects.get(username=name))
+        if self.people.researchers:  # the first named restored it: it is theirs
+            self.study.created_by = users.objects.get(username=self.people.researchers[0])
+            self.study.save(update_fields=["created_by"])
         for name in self.record.get("researchers", []):
             if name not in self.people.researchers:
                 self.notes.append(

@@ -74,6 +74,7 @@ class NewStudy(LoginRequiredMixin, PermissionRequiredMixin, CreateView):
 
     def form_valid(self, form):
         with transaction.atomic():
+            form.instance.created_by = self.request.user
             study = form.save()
             study.add_default_questions()
             study.researchers.add(self.request.user)
@@ -153,6 +154,8 @@ def item_image(request, public_id: str, which: str):
         ),
         public_id=public_id,
     )
+    if item.reader.study.status != Study.Status.OPEN:
+        raise Http404("the study is not open for reading")
     side_by_side = item.reader.study.presentation == Study.Presentation.SIDE_BY_SIDE
     if which == "reference":
         if not side_by_side:

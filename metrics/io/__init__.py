@@ -8,6 +8,7 @@ command lines and the importer can report it as one line.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,8 +60,12 @@ def _read_png(path: Path, limits: Limits) -> np.ndarray:
     from PIL import Image
 
     limits.check_file_bytes(path)
-    # formats=: a TIFF or PSD named .png is not decoded by another plug-in.
-    with Image.open(path, formats=["PNG"]) as image:
+    # formats=: a TIFF or PSD named .png is not decoded by another plug-in. Pillow's own
+    # bomb warning is replaced by the check below, which refuses before decoding.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path, formats=["PNG"])
+    with image:
         limits.check_voxels(path, (image.height, image.width, len(image.getbands())))
         data = np.asarray(image)
     if data.ndim == 3:

@@ -13,7 +13,7 @@ import logging
 from django.core.exceptions import ValidationError as ModelValidationError
 from django.db import InterfaceError, OperationalError
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -24,6 +24,17 @@ DATABASE_UNAVAILABLE = (
     "Try again in a few seconds."
 )
 RETRY_AFTER_SECONDS = 2
+
+
+class StudyNotOpenError(APIException):
+    """A closed study's items are not shown any more (its scores stay; its researcher may open
+    it again): 409, with a sentence the reading room shows."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "study_not_open"
+
+    def __init__(self, study):
+        super().__init__(f"the study is {study.get_status_display().lower()}: reading has stopped")
 
 
 def exception_handler(exc, context):

@@ -15,6 +15,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from readerstudy.api.exceptions import StudyNotOpenError
 from readerstudy.api.serializers import (
     ItemSerializer,
     ReaderStudySerializer,
@@ -62,6 +63,8 @@ class NextItem(APIView):
         reader = get_object_or_404(
             Reader.objects.of_user(request.user).select_related("study"), study__slug=slug
         )
+        if reader.study.status != Study.Status.OPEN:
+            raise StudyNotOpenError(reader.study)
         questions = list(reader.study.questions.filter(kind=Question.Kind.LIKERT))
         order = reader.reading_order(len(questions))
         index = order.next_index()
@@ -95,6 +98,12 @@ class ItemDetail(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return my_items(self.request)
+
+    def get_object(self):
+        item = super().get_object()
+        if item.reader.study.status != Study.Status.OPEN:
+            raise StudyNotOpenError(item.reader.study)
+        return item
 
 
 class ItemScores(APIView):

@@ -172,6 +172,14 @@ class Study(models.Model):
         settings.AUTH_USER_MODEL, related_name="researched_studies", blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who created it (or restored it): a co-researcher cannot remove them",
+    )
 
     objects = StudyQuerySet.as_manager()
 

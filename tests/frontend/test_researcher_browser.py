@@ -166,6 +166,8 @@ def test_a_researcher_runs_a_study_from_the_browser(
     with zipfile.ZipFile(archive) as downloaded:
         assert json.loads(downloaded.read("study.json")) == before, "the archive is the study"
     study.delete()
-    call_command("import_study", str(archive), researcher=["lead"])
+    call_command(
+        "import_study", str(archive), researcher=["lead"], map_user=[("dr-lee", "dr-lee")]
+    )
     restored = Study.objects.get(slug="knee-zero-filled-2027")
     assert study_record(restored) == before

@@ -301,3 +301,26 @@ def test_a_nul_byte_in_an_id_is_not_found_not_a_server_error(reader, url):
     client.force_login(reader)
     assert client.get(url).status_code == 404
     assert client.put(url, b"{}", content_type="application/json").status_code in (404, 405)
+
+
+def test_a_closed_studys_items_and_images_are_no_longer_served(study, reader):
+    """Closing stops reading (issue 31): the next item and an item say so (409, a sentence),
+    its images are 404; the reader's scores stay, and reopening serves them again."""
+    client = client_for(reader)
+    item = next_item(client, study)["item"]["public_id"]
+    browser = Client()
+    browser.force_login(reader)
+    image = reverse(
+        "readerstudy:item-image", kwargs={"public_id": item, "which": "reconstruction"}
+    )
+    assert browser.get(image).status_code == 200, "Sanity: served while open"
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
+    for url in (
+        reverse("api:next-item", kwargs={"slug": study.slug}),
+        reverse("api:item", kwargs={"public_id": item}),
+    ):
+        response = client.get(url)
+        assert response.status_code == 409 and "closed" in response.json()["detail"], url
+    assert browser.get(image).status_code == 404
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.OPEN)
+    assert browser.get(image).status_code == 200

@@ -27,7 +27,9 @@ from hypothesis import HealthCheck, event, given, note
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from metrics.io import suffix_of
 from readerstudy.models import Case, Reconstruction, Score, Study
+from tests.metrics.test_io_fuzz import dicom_files, h5_files, nifti_files, png_files
 from tests.readerstudy.factories import smooth_image
 
 pytestmark = pytest.mark.django_db
@@ -84,9 +86,18 @@ def image_file(draw) -> tuple[str, bytes | None]:
                 "empty",
                 "dir",
                 "link",
+                "internals",
+                "internals",
             ]
         )
     )
+    if kind == "internals":  # HDF5 layouts and filters, DICOM syntaxes, NIfTI and PNG headers
+        with tempfile.TemporaryDirectory(prefix="internals-") as root:
+            folder = Path(root) / "sample"
+            folder.mkdir()
+            build = draw(st.sampled_from([h5_files, dicom_files, nifti_files, png_files]))
+            path = draw(build(folder))
+            return suffix_of(path), path.read_bytes()
     if kind == "good":
         return ".npy", npy_bytes(smooth_image(draw(st.integers(0, 3)), shape=SHAPE))
     if kind == "array":

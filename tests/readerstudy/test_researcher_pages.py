@@ -353,3 +353,29 @@ def test_an_overlong_member_name_is_a_sentence(client, draft):
     import_upload(import_pk=job.pk)
     job.refresh_from_db()
     assert job.state == "failed" and "longer than 255 bytes" in job.problems[0], job.problems
+
+
+def test_a_co_researcher_cannot_remove_the_studys_creator(client, draft):
+    creator = UserFactory(username="creator")
+    draft.created_by = creator
+    draft.save()
+    draft.researchers.add(creator)  # "lead", signed in, is the co-researcher
+    page = client.post(
+        reverse("readerstudy:people", args=[draft.slug]),
+        {"action": "remove-researcher", "researcher": creator.pk},
+        follow=True,
+    ).content.decode()
+    assert "created this study and stays its researcher" in page
+    assert draft.researchers.filter(pk=creator.pk).exists()
+    assert "(created the study)" in page
+
+
+def test_the_new_study_page_records_its_creator(client, lead):
+    from django.contrib.auth.models import Permission
+
+    lead.user_permissions.add(Permission.objects.get(codename="add_study"))
+    client.post(
+        reverse("readerstudy:new-study"),
+        {"title": "Knee", "slug": "knee-new", "presentation": "side-by-side"},
+    )
+    assert Study.objects.get(slug="knee-new").created_by == lead
