@@ -294,17 +294,22 @@ QuestionFormSet = forms.modelformset_factory(
 
 
 class UsernameForm(forms.Form):
-    """A user of this server, by user name (a reader or a co-researcher to add)."""
+    """An account to add by user name, among `candidates` (Study.objects.colleagues_of): any
+    other name, whether an account has it or not, gets the same answer."""
 
     username = forms.CharField(max_length=150, label="User name")
 
+    def __init__(self, *args, candidates, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.candidates = candidates
+
     def clean_username(self):
         name = self.cleaned_data["username"].strip()
-        user = get_user_model().objects.filter(username=name).first()
+        user = self.candidates.filter(username=name).first()
         if user is None:
             raise forms.ValidationError(
-                f"No user is called “{name[:60]}” here. Create an invitation link instead: "
-                "it lets them choose a user name and password."
+                f"“{name[:60]}” is not among the people of your studies. Create an invitation "
+                "link instead: they choose a user name and password, or sign in with theirs."
             )
         return user
 

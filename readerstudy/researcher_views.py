@@ -136,9 +136,15 @@ def study_people(request, slug: str):
     """Readers (add, remove, their progress and time), invitations and co-researchers."""
     study = _my_study(request, slug)
     action = request.POST.get("action") if request.method == "POST" else None
-    reader_form = UsernameForm(request.POST if action == "add-reader" else None, prefix="reader")
+    reader_form = UsernameForm(
+        request.POST if action == "add-reader" else None,
+        prefix="reader",
+        candidates=Study.objects.colleagues_of(request.user),
+    )
     researcher_form = UsernameForm(
-        request.POST if action == "add-researcher" else None, prefix="researcher"
+        request.POST if action == "add-researcher" else None,
+        prefix="researcher",
+        candidates=Study.objects.colleagues_of(request.user, researchers=True),
     )
     invitation_form = InvitationForm(
         request.POST if action == "invite" else None,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.validators import MaxValueValidator, MinValueValidator, validate_slug
@@ -126,6 +127,22 @@ class StudyQuerySet(models.QuerySet):
     def run_by(self, user) -> StudyQuerySet:
         """The studies `user` is a researcher of, drafts included."""
         return self.filter(researchers=user)
+
+    def colleagues_of(self, user, *, researchers: bool = False):
+        """The accounts `user` may add to a study by name: those who read or run a study
+        `user` runs (and, for a co-researcher, those who may create studies here). Any
+        other account is invited by link, so that adding by name tells nobody which user
+        names exist on the server."""
+        users = get_user_model().objects
+        mine = self.run_by(user)
+        known = Q(reader_memberships__study__in=mine) | Q(researched_studies__in=mine)
+        if researchers:
+            known |= Q(
+                pk__in=users.with_perm(
+                    "readerstudy.add_study", backend="django.contrib.auth.backends.ModelBackend"
+                ).values("pk")
+            )
+        return users.filter(known).distinct()
 
     def read_by(self, user) -> StudyQuerySet:
         """The open studies `user` reads (and was not removed from)."""

@@ -97,7 +97,9 @@ def h5_files(draw, folder: Path) -> Path:
                 and numpy_dtype.fields is None
                 and numpy_dtype.kind != "S"
             ):
-                handle[target][...] = np.arange(shape[0] * shape[1]).reshape(shape) % 7 + 1
+                handle[target][...] = (
+                    np.arange(shape[0] * shape[1]).reshape(shape) % 7 + 1
+                ).astype(numpy_dtype)
         if link == "soft":
             handle[name] = h5py.SoftLink("/data")
         elif link == "external":
@@ -143,7 +145,8 @@ def dicom_files(draw, folder: Path) -> Path:
     if syntax in (RLELossless, JPEG2000Lossless):
         from pydicom.encaps import encapsulate
 
-        ds.PixelData = encapsulate([draw(st.binary(min_size=length, max_size=length))])
+        size = max(length, 2)  # a fragment holds at least 2 bytes
+        ds.PixelData = encapsulate([draw(st.binary(min_size=size, max_size=size))])
         ds["PixelData"].VR = "OB"
     else:
         ds.PixelData = bytes(length)

@@ -121,8 +121,10 @@ def test_readers_are_added_by_name_removed_with_their_scores_kept(client, draft)
     draft.save()
     url = reverse("readerstudy:people", args=[draft.slug])
     unknown = client.post(url, {"action": "add-reader", "reader-username": "nobody"})
-    assert "No user is called" in unknown.content.decode()
-    UserFactory(username="dr-lee")
+    assert "is not among the people of your studies" in unknown.content.decode()
+    earlier = StudyFactory(slug="earlier")  # dr-lee read an earlier study of lead's
+    earlier.researchers.add(draft.researchers.get())
+    earlier.assign_reader(UserFactory(username="dr-lee"))
     client.post(url, {"action": "add-reader", "reader-username": "dr-lee"})
     reader = Reader.objects.get(study=draft, user__username="dr-lee")
     assert reader.assignments.count() == 1
@@ -379,3 +381,28 @@ def test_the_new_study_page_records_its_creator(client, lead):
         {"title": "Knee", "slug": "knee-new", "presentation": "side-by-side"},
     )
     assert Study.objects.get(slug="knee-new").created_by == lead
+
+
+def test_adding_by_name_tells_nobody_which_accounts_exist(client, draft):
+    """An account that shares no study with the researcher gets the very answer a name
+    nobody has gets (issue 31): the page is no oracle of user names."""
+    UserFactory(username="stranger")
+    url = reverse("readerstudy:people", args=[draft.slug])
+    answers = []
+    for name in ("stranger", "nobody-at-all"):
+        for action in ("add-reader", "add-researcher"):
+            page = client.post(url, {"action": action, f"{action[4:]}-username": name})
+            text = page.content.decode().replace(name, "NAME")
+            answers.append(text.split('class="error"')[1].split("</p>")[0])
+    assert answers[:2] == answers[2:], "the same words for an account and for no account"
+    assert not draft.readers.exists() and list(draft.researchers.all()) == [
+        draft.researchers.get()
+    ]
+    researcher = UserFactory(username="creator-elsewhere")
+    from django.contrib.auth.models import Permission
+
+    researcher.user_permissions.add(Permission.objects.get(codename="add_study"))
+    client.post(url, {"action": "add-researcher", "researcher-username": "creator-elsewhere"})
+    assert draft.researchers.filter(username="creator-elsewhere").exists(), (
+        "a co-researcher may be anyone allowed to create studies here"
+    )
