@@ -406,3 +406,32 @@ def test_adding_by_name_tells_nobody_which_accounts_exist(client, draft):
     assert draft.researchers.filter(username="creator-elsewhere").exists(), (
         "a co-researcher may be anyone allowed to create studies here"
     )
+
+
+def test_an_unexpected_import_failure_is_a_sentence_without_server_paths(
+    client, draft, settings, tmp_path
+):
+    """The media folder's `images` is a file (a broken deployment): storing raises an OSError
+    that names the server's folders; the researcher reads a sentence, the log has the rest."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    (settings.MEDIA_ROOT / "images").write_bytes(b"")
+    ref = np.random.default_rng(0).random((16, 16)) + 1
+    members = {
+        "manifest.csv": "case,reference,reconstruction,method,acceleration\na,r.npy,x.npy,m,4\n",
+        "r.npy": npy(ref),
+        "x.npy": npy(ref * 0.9),
+    }
+    response = client.post(
+        reverse("api:imports", args=[draft.slug]),
+        {"files": [SimpleUploadedFile("s.zip", upload_zip(members))], "paths": ["s.zip"]},
+    )
+    job = StudyImport.objects.get(pk=response.json()["id"])
+    import_upload(import_pk=job.pk)
+    job.refresh_from_db()
+    (problem,) = job.problems
+    assert job.state == "failed" and "stopped unexpectedly (FileExistsError)" in problem, problem
+    assert "/" not in problem and str(tmp_path) not in problem, "no server path"
+    assert draft.cases.count() == 0
