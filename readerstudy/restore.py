@@ -364,6 +364,10 @@ class _Restorer:
         return key, {"comparison": self.comparisons[key], "layout": layout}
 
     def _readers(self) -> None:
+        archived = {entry.get("username") for entry in self.record["readers"]}
+        for old in self.people.users:
+            if old not in archived:  # a misspelt name would leave the real one unmapped
+                self.problems.append(f"--map-user {old}=...: the archive has no reader {old!r}")
         for entry in self.record["readers"]:
             name = entry["username"]
             if name in self.accounts:

@@ -106,6 +106,8 @@ def test_the_restore_names_who_runs_it_and_refuses_unknown_or_reading_accounts(a
     assert code == 2 and "no account is called 'nobody' here" in err
     code, err = restore(archive, capsys, "--researcher", "admin", "--map-user", "dr-lee=admin")
     assert code == 2 and "would both read and run the study" in err
+    code, err = restore(archive, capsys, "--researcher", "admin", "--map-user", "dr-le=dr-lee")
+    assert code == 2 and "the archive has no reader 'dr-le'" in err
     assert not Study.objects.filter(slug="knee").exists()
 
 
