@@ -48,6 +48,8 @@ from readerstudy.uploads import UploadLimits, UploadRefusedError, unpack
 # As the scoring API bounds one answer's time (readerstudy/api/serializers.py).
 MAX_SECONDS = 24 * 3600
 MAX_MESSAGE_CHARS = 2000
+# study.json of 144,000 scores with their revisions is about 60 MB.
+MAX_RECORD_BYTES = 512 * 2**20
 
 
 class ArchiveError(Exception):
@@ -117,6 +119,11 @@ def restore_archive(
 
 def _read_record(target: Path) -> dict[str, Any]:
     try:
+        size = (target / "study.json").stat().st_size
+        if size > MAX_RECORD_BYTES:  # read whole into memory: bounded first
+            raise ArchiveError(
+                f"study.json is {size:,} bytes; at most {MAX_RECORD_BYTES:,} are read"
+            )
         record = json.loads((target / "study.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ArchiveError(f"not a study archive: no readable study.json ({error})") from None
