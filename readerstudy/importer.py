@@ -366,8 +366,9 @@ def _insert(
         except DatabaseError as error:
             # A value that passed every check and still failed: say so with its line.
             raise _RowRefusedError(row.line, error) from error
-    for case in cases.values():
-        case.queue_metrics()
+    if not keep_ids:  # a restore queues only what its archive lacks (readerstudy/restore.py)
+        for case in cases.values():
+            case.queue_metrics()
     return ImportResult(study, list(cases.values()), len(staged.rows))
 
 

@@ -32,6 +32,7 @@ from readerstudy.archive import FORMAT, FORMAT_VERSION
 from readerstudy.forms import QuestionForm, StudySettingsForm, format_anchors
 from readerstudy.importer import ManifestError, ManifestProblem, import_manifest
 from readerstudy.manifest import text_problem
+from readerstudy.metric_status import cases_missing_metrics
 from readerstudy.models import (
     Assignment,
     Comparison,
@@ -100,6 +101,14 @@ def restore_archive(
 
         def then(study: Study) -> None:
             notes.extend(_Restorer(study, record, people).run())
+            # Stored values at this server's versions are kept; only the rest is computed.
+            missing = cases_missing_metrics(study)
+            for case in missing:
+                case.queue_metrics()
+            notes.append(
+                f"metrics queued for {len(missing)} of {study.cases.count()} case(s); the "
+                "archive's values at this server's metric versions are kept"
+            )
             if dry_run:
                 raise _DryRunError(notes)
 

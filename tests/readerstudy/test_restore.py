@@ -197,3 +197,34 @@ def test_a_record_no_form_or_api_accepts_is_refused_and_nothing_is_stored(
     assert "Traceback" not in err and "IntegrityError" not in err
     assert not Study.objects.filter(slug="knee").exists()
     assert sorted(settings.MEDIA_ROOT.rglob("*.npy")) == files, "no image stays"
+
+
+def test_values_at_this_servers_versions_are_kept_and_only_the_rest_is_queued(
+    tmp_path, capsys, django_capture_on_commit_callbacks
+):
+    from metrics.tasks import compute_case_metrics
+
+    study = StudyFactory(slug="kept", title="Kept")
+    for _ in range(2):
+        case = CaseFactory(study=study)
+        ReconstructionFactory(case=case)
+        compute_case_metrics(case_pk=case.pk)  # every configured metric, current versions
+    path = tmp_path / "kept.zip"
+    path.write_bytes(write_archive(study).read())
+    values = sorted(MetricValue.objects.values_list("metric", "version", "value"))
+    study.delete()
+    UserFactory(username="admin")
+    with django_capture_on_commit_callbacks() as queued:
+        code, err = restore(path, capsys, "--researcher", "admin")
+    assert code == 0 and "metrics queued for 0 of 2 case(s)" in err, err
+    assert queued == [], "nothing recomputed"
+    assert sorted(MetricValue.objects.values_list("metric", "version", "value")) == values
+    Study.objects.get(slug="kept").delete()
+
+    def drop_one(record):
+        record["metric_values"].pop()
+
+    with django_capture_on_commit_callbacks() as queued:
+        code, err = restore(tampered(path, drop_one), capsys, "--researcher", "admin")
+    assert code == 0 and "metrics queued for 1 of 2 case(s)" in err, err
+    assert len(queued) == 1
