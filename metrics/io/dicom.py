@@ -94,7 +94,8 @@ def _inflate_bounded(path: Path, zipped: bytes, limits: Limits) -> bytes:
             f"{path.name}: no readable Rows, Columns in the deflated dataset's first "
             f"{HEADER_ALLOWANCE:,} bytes ({error})"
         ) from None
-    if len(raw) > expected or inflater.unconsumed_tail:
+    # Input left over once the stream has ended is padding (DICOM pads to an even length).
+    if len(raw) > expected or (inflater.unconsumed_tail and not inflater.eof):
         raise ImageTooLargeError(
             f"{path.name}: the deflated dataset inflates past the {expected:,} bytes its "
             "attributes declare (a damaged or hostile file)",
@@ -116,11 +117,14 @@ def _check_rle(path: Path, dataset: Any, frames: int) -> None:
         if not 1 <= count <= 15:
             raise ImageReadError(f"{path.name}: an RLE frame declares {count} segments")
         ends = [*offsets[1:count], len(frame)]
+        # Encoders pad segments and decoders drop what runs past a plane, so a segment may
+        # decode to a little more than its plane; twice that bounds memory all the same.
+        limit = 2 * rows * columns + 64
         for start, end in zip(offsets[:count], ends, strict=True):
-            if _rle_length(frame[start:end], rows * columns) > rows * columns:
+            if _rle_length(frame[start:end], limit) > limit:
                 raise ImageTooLargeError(
-                    f"{path.name}: an RLE segment decodes past its {rows * columns:,} bytes "
-                    "(a damaged or hostile file)",
+                    f"{path.name}: an RLE segment decodes past twice its {rows * columns:,} "
+                    "bytes (a damaged or hostile file)",
                     voxels=None,
                     limit=rows * columns,
                 )
@@ -132,8 +136,8 @@ def _rle_length(segment: bytes, limit: int) -> int:
     size = len(segment)
     while position < size and length <= limit:
         header = segment[position]
-        if header < 128:  # copy the next header + 1 bytes
-            length += header + 1
+        if header < 128:  # copy the next header + 1 bytes (as many as there are)
+            length += min(header + 1, size - position - 1)
             position += header + 2
         elif header > 128:  # repeat the next byte 257 - header times
             length += 257 - header

@@ -113,7 +113,7 @@ def _inflate(where: str, raw: bytes, limit: int) -> bytes:
         out = inflater.decompress(raw, limit + 1)
     except zlib.error as error:
         raise ImageReadError(f"{where}: a compressed chunk is damaged ({error})") from None
-    if len(out) > limit or inflater.unconsumed_tail:
+    if len(out) > limit or (inflater.unconsumed_tail and not inflater.eof):
         raise ImageReadError(
             f"{where}: a compressed chunk inflates past the {limit:,} bytes of its shape "
             "(a damaged or hostile file)"

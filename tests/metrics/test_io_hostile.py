@@ -180,6 +180,13 @@ def test_deflated_and_rle_dicom_read_as_before(tmp_path, syntax):
     assert np.array_equal(load_image(dicom(tmp_path / "x.dcm", IMAGE, syntax)), IMAGE)
 
 
+def test_a_deflated_dicom_past_the_first_inflated_mebibyte_reads(tmp_path):
+    """Found by the fuzzer's statistics: a 2048^2 deflated image (4 MiB inflated) was refused,
+    its stream's even-length padding byte taken for more data past the bound."""
+    path = bombs.dicom_deflated(tmp_path / "big.dcm", 2048 * 2048)
+    assert load_image(path).shape == (2048, 2048)
+
+
 def test_deflated_dicom_bomb_is_refused_before_it_inflates(tmp_path):
     bombs.dicom_deflated(tmp_path / "bomb.dcm", 2**27 - 1)
     assert (tmp_path / "bomb.dcm").stat().st_size < 200_000, "Sanity: a small file"
@@ -216,7 +223,7 @@ def test_rle_bomb_is_refused_before_pydicom_decodes_it(tmp_path):
     frame += b"\x81\x00" * 2**20 + b"\x81\x00" * 2**20
     dataset.PixelData = encapsulate([frame])
     dataset.save_as(path)
-    peak = peak_while(lambda: refuses(path, "RLE segment decodes past", ImageTooLargeError))
+    peak = peak_while(lambda: refuses(path, "RLE segment decodes past twice", ImageTooLargeError))
     assert peak < REFUSAL_PEAK_BYTES, f"refusing took {peak:,} bytes"
 
 
