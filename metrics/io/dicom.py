@@ -87,9 +87,9 @@ def _inflate_bounded(path: Path, zipped: bytes, limits: Limits) -> bytes:
         raw += inflater.decompress(inflater.unconsumed_tail, expected + 1 - len(raw))
     except zlib.error as error:
         raise ImageReadError(f"{path.name}: the deflated dataset is damaged ({error})") from None
+    except ImageReadError:
+        raise
     except (AttributeError, TypeError, ValueError, EOFError) as error:
-        if isinstance(error, ImageReadError):
-            raise
         raise ImageReadError(
             f"{path.name}: no readable Rows, Columns in the deflated dataset's first "
             f"{HEADER_ALLOWANCE:,} bytes ({error})"
