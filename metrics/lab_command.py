@@ -32,7 +32,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     kinds = args.perturbation or list(DEFAULT_KINDS)
     references = []
     for path in args.references:
-        image = load_image(Path(path))
+        image = load_image(Path(path), max_voxels=args.max_voxels)
         if nothing_to_perturb(image):
             raise UsageError(f"{path}: the image is constant; there is nothing to perturb")
         references.append(image)

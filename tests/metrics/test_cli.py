@@ -234,3 +234,24 @@ def test_fetch_weights_without_internet_fails_in_one_line(tmp_path):
     assert_one_line_error(
         run("fetch-weights", "dfd-radimagenet-resnet50", weights_dir=tmp_path), "cannot be fetched"
     )
+
+
+def test_compare_reads_a_volume_past_the_servers_image_limit_and_refuses_past_its_own(tmp_path):
+    """The command line reads a user's own files up to 2**27 voxels (a 400-slice 320 x 320
+    volume is 41 M; the server takes 2**24 from uploads), and --max-voxels bounds it: one
+    line, exit 2 (issue 31)."""
+    big = tmp_path / "big.npy"  # a header declaring 2**25 voxels: read past the server's limit
+    np.lib.format.open_memmap(big, mode="w+", dtype=np.uint8, shape=(32, 1024, 1024))[0, 0, 0] = 1
+    assert run("compare", big, big, "--metric", "nmse", "--json").returncode == 0
+    volume = np.zeros((2, 8, 8), np.float32)
+    volume[:, 2:6, 2:6] = 1.0
+    np.save(tmp_path / "v.npy", volume)
+    ok = run(
+        "compare", str(tmp_path / "v.npy"), str(tmp_path / "v.npy"), "--metric", "nmse", "--json"
+    )
+    assert ok.returncode == 0, ok.stderr
+    refused = run(
+        "compare", str(tmp_path / "v.npy"), str(tmp_path / "v.npy"), "--max-voxels", "64"
+    )
+    assert refused.returncode == 2 and "more than the 64 allowed per image" in refused.stderr
+    assert "Traceback" not in refused.stderr
