@@ -3,8 +3,8 @@ encoders once, compute many reconstructions of one reference at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,12 @@ from metrics.dfd.weights import (
     availability,
     weights_version,
 )
-from metrics.image import PIXEL_METRICS, PIXEL_METRICS_VERSION, pixel_metrics_or_errors
+from metrics.image import (
+    PIXEL_METRICS,
+    PIXEL_METRICS_VERSION,
+    MetricInputError,
+    pixel_metrics_or_errors,
+)
 from metrics.reference_suite import (
     REFERENCE_SUITE,
     REFERENCE_SUITE_VERSION,
@@ -132,18 +137,26 @@ class MetricEngine:
     ) -> dict[str, Sequence[float | Exception]]:
         """{metric: one value or error per reconstruction}; the reference is encoded once."""
         results: dict[str, Sequence[float | Exception]] = {}
+        count = len(reconstructions)
         pixel = [n for n in self.names if n in PIXEL_METRICS]
         if pixel:
-            rows = pixel_metrics_or_errors(
-                reference, reconstructions, device=self.device, compiled=self.compiled
+            rows = _isolated(
+                "the pixel metrics",
+                count,
+                lambda: pixel_metrics_or_errors(
+                    reference, reconstructions, device=self.device, compiled=self.compiled
+                ),
             )
             for name in pixel:
                 results[name] = [r if isinstance(r, Exception) else r[name] for r in rows]
-        suite = [n for n in self.names if n in REFERENCE_SUITE]
-        if suite:
-            results.update(reference_suite_for_case(reference, reconstructions, suite))
+        for name in (n for n in self.names if n in REFERENCE_SUITE):
+            results[name] = _isolated(
+                name, count, partial(_suite_metric, name, reference, reconstructions)
+            )
         for name, dfd in self.dfds.items():
-            results[name] = dfd.case_distances(reference, reconstructions)
+            results[name] = _isolated(
+                name, count, partial(dfd.case_distances, reference, reconstructions)
+            )
         for name, error in self.load_errors.items():
             results[name] = [error] * len(reconstructions)
         return {name: results[name] for name in self.names}
@@ -159,3 +172,27 @@ class MetricEngine:
             error = next((v for v in values.values() if isinstance(v, Exception)), None)
             rows.append(error or values)
         return rows
+
+
+def _suite_metric(
+    name: str, reference: np.ndarray, reconstructions: list[np.ndarray]
+) -> Sequence[float | Exception]:
+    return reference_suite_for_case(reference, reconstructions, [name])[name]
+
+
+# What numeric code raises where a metric meets an image it cannot handle (VIF's steerable
+# pyramid on a 64 x 64 slice, a decomposition that does not converge, a tensor too large).
+_COMPUTATION_ERRORS = (ValueError, ArithmeticError, IndexError, RuntimeError)
+
+
+def _isolated(name: str, count: int, compute: Callable[[], Sequence[Any]]) -> Sequence[Any]:
+    """`compute()`, or, if it raises, that metric's failure for each of the case's `count`
+    reconstructions: one metric failing on one case costs that metric there, not the case's
+    other metrics."""
+    try:
+        return compute()
+    except _COMPUTATION_ERRORS as error:
+        failure = MetricInputError(
+            f"{name}: cannot be computed on this image ({type(error).__name__}: {error})"
+        )
+        return [failure] * count

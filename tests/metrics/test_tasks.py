@@ -78,6 +78,26 @@ def test_one_bad_reconstruction_does_not_sink_the_batch(case):
 
 
 @pytest.mark.django_db
+def test_one_metric_that_fails_on_a_case_costs_that_metric_alone(settings):
+    """A valid 3 x 64 x 64 volume: VIF's steerable pyramid cannot be built that small, and it
+    used to raise out of the task, losing every metric of the case (issue 32). Now VIF is
+    stored as a failure with its reason and every other metric is stored."""
+    settings.METRICS_ENABLED = ["psnr", "ssim", "nmse", "hfen", "vif", "nqm"]
+    rng = np.random.default_rng(0)
+    reference = np.stack([smooth_image(k, shape=(64, 64)) for k in range(3)]) + 0.1
+    case = CaseFactory(reference=array_file(reference), shape=list(reference.shape))
+    noisy = reference + rng.normal(0, 0.02, reference.shape)
+    recon = ReconstructionFactory(case=case, image=array_file(noisy))
+    compute_case_metrics(case_pk=case.pk)
+    values = stored(case)
+    value, error = values[recon.pk, "vif"]
+    assert value is None and "vif: cannot be computed on this image" in error, error
+    assert "pyramid" in error, "the reason, in a sentence"
+    for metric in ("psnr", "ssim", "nmse", "hfen", "nqm"):
+        assert values[recon.pk, metric][0] is not None, f"{metric} is stored all the same"
+
+
+@pytest.mark.django_db
 def test_a_deleted_case_is_skipped_quietly(case):
     pk = case.pk
     case.delete()
