@@ -29,6 +29,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
         raise UsageError(f"--levels must be at least 2, got {args.levels}")
     if args.plot is not None and args.plot.suffix.lower() not in PLOT_SUFFIXES:
         raise UsageError(f"--plot {args.plot}: the file must end in .png or .svg")
+    for output in (args.json, args.plot):
+        # Checked before a run of minutes or hours, not when its result is written.
+        if output is not None and not output.parent.is_dir():
+            raise UsageError(f"{output}: no folder {output.parent} to write it into")
     kinds = args.perturbation or list(DEFAULT_KINDS)
     references = []
     for path in args.references:

@@ -162,6 +162,9 @@ def test_the_command_writes_a_summary_json_and_plots(references, tmp_path):
         (["--levels", "1"], "--levels must be at least 2"),
         (["--plot", "curves.pdf"], "must end in .png or .svg"),
         (["--metric", "nope"], "unknown metric 'nope'"),
+        # Before the run, not after it (issue 32): a missing folder for either output.
+        (["--json", "missing/lab.json"], "no folder missing to write it into"),
+        (["--plot", "missing/curves.png"], "no folder missing to write it into"),
     ],
 )
 def test_the_command_refuses_bad_options_in_one_line(args, message, tmp_path):
