@@ -31,9 +31,16 @@ SATURATION_FRACTION = 0.95
 Progress = Callable[[int, int], None]
 
 
-def nothing_to_perturb(image: np.ndarray) -> bool:
-    """A constant image (a blank slice): every perturbation leaves it constant too."""
-    return not np.ptp(image) > 0
+def unusable_reference(image: np.ndarray) -> str | None:
+    """Why the lab cannot degrade `image`, or None: a constant image (a blank slice) stays
+    constant under every perturbation, and the perturbed copies are magnitudes, so a reference
+    with negative values (a real part, a background-subtracted map) would differ from its own
+    copies at severity zero."""
+    if not np.ptp(image) > 0:
+        return "is constant: there is nothing to perturb"
+    if float(image.min()) < 0:
+        return "has negative values: the lab degrades magnitude images (take the magnitude)"
+    return None
 
 
 def perturbed_copies(
@@ -69,8 +76,9 @@ def run_lab(
     if not references:
         raise ValueError("the lab needs at least one reference")
     for index, reference in enumerate(references):
-        if nothing_to_perturb(reference):
-            raise ValueError(f"reference {index + 1} is constant: there is nothing to perturb")
+        reason = unusable_reference(reference)
+        if reason:
+            raise ValueError(f"reference {index + 1} {reason}")
     kinds = list(dict.fromkeys(kinds))
     severities = {kind: PERTURBATIONS[kind].severities(levels) for kind in kinds}
     names = list(engine.names)

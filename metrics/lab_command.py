@@ -23,7 +23,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
     from metrics.cli import UsageError, build_engine, parse_weight_overrides, select_metrics
     from metrics.io import load_image
-    from metrics.lab import nothing_to_perturb, plot, run_lab
+    from metrics.lab import plot, run_lab, unusable_reference
 
     if args.levels < 2:
         raise UsageError(f"--levels must be at least 2, got {args.levels}")
@@ -37,8 +37,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
     references = []
     for path in args.references:
         image = load_image(Path(path), max_voxels=args.max_voxels)
-        if nothing_to_perturb(image):
-            raise UsageError(f"{path}: the image is constant; there is nothing to perturb")
+        reason = unusable_reference(image)
+        if reason:
+            raise UsageError(f"{path}: the image {reason}")
         references.append(image)
     overrides = parse_weight_overrides(args.weights)
     names = select_metrics(args.metric, args.weights_dir, overrides)

@@ -114,7 +114,7 @@ LAB_TIME_LIMIT_S = 4 * 3600
 def run_metric_lab(*, lab_pk: int) -> None:
     """Every configured metric on graded perturbations of the study's references (a rerun after
     a lost worker starts the lab afresh: it only overwrites its own row)."""
-    from metrics.lab import nothing_to_perturb, run_lab
+    from metrics.lab import run_lab, unusable_reference
 
     lab = MetricLab.objects.select_related("study").filter(pk=lab_pk).first()
     if lab is None or lab.finished:
@@ -125,11 +125,15 @@ def run_metric_lab(*, lab_pk: int) -> None:
         return
     try:
         slices = {case.name: central_slice(case.load_reference()) for case in cases}
-        # A constant image (a blank slice) has nothing to degrade: the lab goes on without it.
-        skipped = [name for name, image in slices.items() if nothing_to_perturb(image)]
+        # A slice the lab cannot degrade (constant, negative) is left out, by name and reason.
+        reasons = {name: unusable_reference(image) for name, image in slices.items()}
+        skipped = {name: reason for name, reason in reasons.items() if reason}
         references = [image for name, image in slices.items() if name not in skipped]
         if not references:
-            lab.fail("every reference's central slice is constant: there is nothing to perturb")
+            lab.fail(
+                "no reference's central slice can be degraded: "
+                + "; ".join(f"{name} {reason}" for name, reason in skipped.items())
+            )
             return
         MetricLab.objects.filter(pk=lab.pk).update(
             state=MetricLab.State.RUNNING, references_done=0, references_total=len(references)
@@ -155,7 +159,8 @@ def run_metric_lab(*, lab_pk: int) -> None:
         lab.fail(f"the lab stopped unexpectedly ({type(error).__name__}: {error})")
         return
     result["cases"] = [name for name in slices if name not in skipped]
-    result["skipped"] = skipped
+    result["skipped"] = list(skipped)
+    result["skipped_reasons"] = skipped
     MetricLab.objects.filter(pk=lab.pk).update(
         state=MetricLab.State.DONE, result=result, finished_at=timezone.now()
     )

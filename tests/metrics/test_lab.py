@@ -174,6 +174,15 @@ def test_the_command_refuses_bad_options_in_one_line(args, message, tmp_path):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_reference_with_negative_values_is_refused(references, tmp_path):
+    engine = MetricEngine(["nmse"], weights_dir=tmp_path, device="cpu")
+    with pytest.raises(ValueError, match="reference 1 has negative values"):
+        run_lab([references[0] - references[0].mean()], engine)
+    np.save(tmp_path / "signed.npy", references[0] - references[0].mean())
+    result = _lab_command(tmp_path / "signed.npy", "--metric", "nmse", "--levels", "2")
+    assert result.returncode == 2 and "has negative values" in result.stderr
+
+
 def test_the_command_refuses_an_empty_or_unreadable_reference(tmp_path):
     np.save(tmp_path / "zeros.npy", np.zeros((32, 32)))
     result = _lab_command(tmp_path / "zeros.npy")

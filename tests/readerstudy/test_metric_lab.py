@@ -203,3 +203,18 @@ def test_a_constant_reference_is_left_out_and_named(client, study):
     run_metric_lab(lab_pk=second.pk)
     second.refresh_from_db()
     assert second.state == "failed" and "constant" in second.problem
+
+
+def test_a_reference_with_negative_values_is_left_out_with_its_reason(client, study):
+    """The lab's copies are magnitudes: a signed reference would differ from its own copy at
+    severity zero (issue 32). It is left out, named, with the reason."""
+    signed = study.cases.get(name="case-1")
+    signed.reference = array_file(np.linspace(-1, 1, 48 * 48, dtype=np.float32).reshape(48, 48))
+    signed.save()
+    start(client, study)
+    lab = MetricLab.objects.get()
+    run_metric_lab(lab_pk=lab.pk)
+    lab.refresh_from_db()
+    assert lab.state == "done", lab.problem
+    assert lab.result["skipped"] == ["case-1"]
+    assert "negative values" in lab.result["skipped_reasons"]["case-1"]

@@ -49,7 +49,7 @@
     line.textContent = `Curves of the lab of ${new Date(shown.finished_at).toLocaleString()}: ${r.references} reference${r.references === 1 ? "" : "s"} ` +
         `(${(r.cases || []).join(", ")}) x ${kindsOf(r).length} perturbations x ` +
         `${r.levels} levels, ${r.metrics.length} metrics, ${r.seconds} s.` +
-        ((r.skipped || []).length ? ` Left out, their central slice being constant: ${r.skipped.join(", ")}.` : "");
+        ((r.skipped || []).length ? ` Left out: ${r.skipped.map((name) => `${name} (${(r.skipped_reasons || {})[name] || "its central slice is constant"})`).join("; ")}.` : "");
   }
 
   function lineStyle(i) {
