@@ -80,9 +80,11 @@ def agreement_with_metric(pairs: pd.DataFrame, values: pd.Series, polarity: int)
 
 
 def _by_case(pairs: pd.DataFrame, agreement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of agreement and number of usable pairs per case (codes in order of appearance)."""
+    """Sum of agreement and number of usable pairs per case, cases in sorted order: the
+    bootstrap draws over them, so the same study gives the same interval whatever the order of
+    its rows (the dashboard's, an export's, a restored server's)."""
     usable = ~np.isnan(agreement)
-    codes, _ = pd.factorize(pairs["case"])
+    codes, _ = pd.factorize(pairs["case"].astype(str), sort=True)
     n_cases = int(codes.max()) + 1 if codes.size else 0
     sums = np.bincount(codes[usable], weights=agreement[usable], minlength=n_cases)
     counts = np.bincount(codes[usable], minlength=n_cases).astype(np.float64)
