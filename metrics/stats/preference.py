@@ -135,7 +135,8 @@ def concordance(
 def inter_reader_concordance(pairs: pd.DataFrame) -> dict[str, Any]:
     """Each reader against the majority of the other readers on the same two reconstructions
     of a case: 1 when the majority agrees, 0.5 when it is split, 0 when it disagrees; pairs no
-    other reader judged are left out. Returns per reader and their mean."""
+    other reader judged are left out, however often one reader judged them. Returns per
+    reader and their mean."""
     if pairs.empty:
         return {"per_reader": {}, "mean": None, "reason": "no preferences yet"}
     first = np.where(
@@ -152,10 +153,11 @@ def inter_reader_concordance(pairs: pd.DataFrame) -> dict[str, Any]:
         }
     )
     key = ["case", "first", "second"]
-    totals = frame.groupby(key)["vote"].transform("sum")
-    judged = frame.groupby(key)["vote"].transform("size")
-    others = totals - frame["vote"]  # the other readers' net vote on this pair
-    has_others = (judged > 1).to_numpy()
+    pair, mine = frame.groupby(key)["vote"], frame.groupby([*key, "reader"])["vote"]
+    # The other readers' net vote and count on this pair: a reader's own repeated judgments
+    # of it (split-rank designs repeat pairs) are theirs, never another reader's vote.
+    others = pair.transform("sum") - mine.transform("sum")
+    has_others = (pair.transform("size") - mine.transform("size") > 0).to_numpy()
     agree = np.sign(others.to_numpy()) * frame["vote"].to_numpy()
     score = np.where(agree > 0, 1.0, np.where(agree == 0, 0.5, 0.0))[has_others]
     readers = frame["reader"].to_numpy()[has_others]

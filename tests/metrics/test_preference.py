@@ -76,6 +76,27 @@ def test_inter_reader_concordance_against_the_majority_of_the_others():
     assert result["mean"] == pytest.approx(1 / 3)
 
 
+def test_a_readers_own_repeat_of_a_pair_is_not_another_readers_vote():
+    """Worked by hand (issue 32). A judges (x, y) twice, x>y then y>x; B judges x>y; both
+    judge x>z. A's two judgments of (x, y) each meet B's x>y: agree, disagree; A's x>z meets
+    B's: agree. A = (1 + 0 + 1) / 3. B's (x, y) meets A's net vote of 0: split, 0.5; B's x>z
+    agrees: B = (0.5 + 1) / 2. Counting A's other judgment as a vote gave A 0.5."""
+    pairs = pd.DataFrame(
+        [
+            ("c", "A", "x", "y"),
+            ("c", "A", "y", "x"),
+            ("c", "B", "x", "y"),
+            ("c", "A", "x", "z"),
+            ("c", "B", "x", "z"),
+        ],
+        columns=["case", "reader", "better", "worse"],
+    )
+    result = inter_reader_concordance(pairs)
+    assert result["per_reader"] == pytest.approx({"A": 2 / 3, "B": 0.75})
+    alone = inter_reader_concordance(pairs[pairs["reader"] == "A"])
+    assert alone["mean"] is None and alone["per_reader"] == {}, "one reader has no baseline"
+
+
 def simulated_pairs(rng, cases, items=4, readers=3, metric_noise=1.0, reader_noise=0.7):
     """Pairs from readers who rank noisy views of a latent quality, and a noisy metric."""
     quality = rng.standard_normal((cases, items))
