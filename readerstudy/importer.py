@@ -177,10 +177,9 @@ def _parse_rows(manifest: Path, taken_cases: set[str], staged: _StagedManifest) 
     references: dict[str, Path] = {}
     cases: dict[str, _Row] = {}
     seen: dict[tuple[str, Path], int] = {}
-    # A file belongs to one case and is one reconstruction (it may also be its case's own
-    # reference, an identity control): a short manifest cannot store one file many times.
+    # A file belongs to one case (it may be that case's reference and a reconstruction, an
+    # identity control): a short manifest cannot store one file many times.
     owner: dict[Path, tuple[str, int]] = {}
-    as_reconstruction: dict[Path, int] = {}
     rows = []
     for record in records:
         try:
@@ -206,7 +205,7 @@ def _parse_rows(manifest: Path, taken_cases: set[str], staged: _StagedManifest) 
                     f"({row.reconstruction.name} in case {row.case!r})"
                 )
             seen[row.case, row.reconstruction] = row.line
-            _claim_files(row, owner, as_reconstruction)
+            _claim_files(row, owner)
             rows.append(row)
         except ValueError as error:  # ImageReadError is one: a path that leaves the folder
             staged.problems.append(ManifestProblem(record.line, str(error)))
@@ -215,9 +214,9 @@ def _parse_rows(manifest: Path, taken_cases: set[str], staged: _StagedManifest) 
     return rows
 
 
-def _claim_files(
-    row: _Row, owner: dict[Path, tuple[str, int]], as_reconstruction: dict[Path, int]
-) -> None:
+def _claim_files(row: _Row, owner: dict[Path, tuple[str, int]]) -> None:
+    """A file is an image of one case only (within a case, a second row naming the same
+    reconstruction is refused as a duplicate before this)."""
     for path in (row.reference, row.reconstruction):
         case, line = owner.setdefault(path, (row.case, row.line))
         if case != row.case:
@@ -225,9 +224,6 @@ def _claim_files(
                 f"{path.name} is an image of case {case!r} already (line {line}); "
                 "each file belongs to one case"
             )
-    line = as_reconstruction.setdefault(row.reconstruction, row.line)
-    if line != row.line:
-        raise ValueError(f"{row.reconstruction.name} is the reconstruction of line {line} already")
 
 
 def stage_manifest(
