@@ -109,6 +109,21 @@ def h5_files(draw, folder: Path) -> Path:
     return path
 
 
+def mr_dataset(syntax, rows: int, columns: int, bits: int) -> pydicom.Dataset:
+    """A monochrome MR image's attributes, without pixels, in `syntax`."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    return ds
+
+
 @st.composite
 def dicom_files(draw, folder: Path) -> Path:
     syntax = draw(
@@ -131,16 +146,8 @@ def dicom_files(draw, folder: Path) -> Path:
         return bombs.dicom_rle(path, draw(st.sampled_from([2**16, 2**22])))
     rows, columns, frames = draw(SIDES), draw(SIDES), draw(st.sampled_from([1, 2, 1000]))
     bits = draw(st.sampled_from([8, 16, 32, 12]))
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, frames
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    ds = mr_dataset(syntax, rows, columns, bits)
+    ds.NumberOfFrames = frames
     length = draw(st.sampled_from([0, 2, 64, 4096]))
     if syntax in (RLELossless, JPEG2000Lossless):
         from pydicom.encaps import encapsulate
@@ -240,16 +247,7 @@ def write_valid(folder: Path, image: np.ndarray, encoding: str) -> Path:
             "dicom-deflated": DeflatedExplicitVRLittleEndian,
             "dicom-rle": ExplicitVRLittleEndian,
         }[encoding]
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = syntax
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Rows, ds.Columns = image.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds = mr_dataset(syntax, *image.shape, 16)
         big_endian = syntax == ExplicitVRBigEndian
         ds.PixelData = image.astype(">u2" if big_endian else "<u2").tobytes()
         if encoding == "dicom-rle":
