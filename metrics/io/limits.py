@@ -2,7 +2,8 @@
 
 One number bounds every format: the voxels of one image or volume (`max_voxels`). The bytes a
 file may hold on disk follow from it (every voxel as complex128, plus room for headers), and so
-does what a compressed part of a file may inflate to. Each reader checks the file's declared
+does what a compressed part of a file may inflate to (each reader bounds that by what the
+header declares). Each reader checks the file's declared
 shape against these before it decodes, so a small file that claims a huge image, or inflates
 to one, is refused at the cost of reading its header.
 """
@@ -68,7 +69,3 @@ class Limits:
                 voxels=None,
                 limit=self.max_voxels,
             )
-
-    def inflated_bytes(self) -> int:
-        """What a compressed stream inside a file may inflate to."""
-        return self.max_file_bytes

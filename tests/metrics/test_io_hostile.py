@@ -16,19 +16,17 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     JPEGBaseline8Bit,
-    MRImageStorage,
     RLELossless,
-    generate_uid,
 )
 
 from metrics.bench import bombs
 from metrics.io import DEFAULT_MAX_VOXELS, ImageReadError, ImageTooLargeError, load_image
+from tests.metrics.test_io_fuzz import mr_dataset
 
 IMAGE = (np.arange(32 * 24).reshape(32, 24) % 200 + 1).astype(np.uint16)
 SECRET = b"SECRET_KEY=do-not-leak-" + b"x" * 1000
@@ -152,17 +150,8 @@ def test_h5_deflate_chunk_that_inflates_past_its_shape_is_refused_before_hdf5_re
 
 
 def dicom(path, pixels: np.ndarray, syntax=ExplicitVRLittleEndian):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds = mr_dataset(ExplicitVRLittleEndian, *pixels.shape, 16)
+    meta = ds.file_meta
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     if syntax == RLELossless:
         ds.compress(RLELossless, encoding_plugin="pydicom")
