@@ -20,6 +20,7 @@ from metrics.dfd.weights import (
 from metrics.image import (
     PIXEL_METRICS,
     PIXEL_METRICS_VERSION,
+    SSIM_WINDOW,
     MetricInputError,
     pixel_metrics_or_errors,
 )
@@ -28,6 +29,7 @@ from metrics.reference_suite import (
     REFERENCE_SUITE_VERSION,
     reference_suite_for_case,
 )
+from metrics.vif import MIN_SIDE as VIF_MIN_SIDE
 
 if TYPE_CHECKING:
     from metrics.dfd.distances import DeepFeatureDistance
@@ -40,6 +42,32 @@ def available_metrics(weights_dir: Path, wanted: list[str] | None = None) -> lis
     of `wanted`)."""
     names = [n for n in ALL_METRICS if wanted is None or n in wanted]
     return [n for n in names if n not in ENCODERS or availability(ENCODERS[n], weights_dir)[0]]
+
+
+def minimum_side(name: str) -> int:
+    """The smallest image side (in-plane, pixels) on which `name` is defined: SSIM's window
+    for the pixel metrics, HFEN and NQM (one shared input check), VIF's 4-scale pyramid, and
+    each encoder's declared minimum."""
+    if name == "vif":
+        return VIF_MIN_SIDE
+    if name in ENCODERS:
+        return ENCODERS[name].min_side
+    return SSIM_WINDOW
+
+
+def too_small(names: list[str], shape: Sequence[int]) -> dict[str, str]:
+    """{metric: why} for each of `names` that an image of `shape` is too small for, known
+    before anything runs (the importer warns, the engine stores it as that metric's failure)."""
+    side = min(shape[-2:]) if len(shape) >= 2 else 0
+    height, width = (shape[-2], shape[-1]) if len(shape) >= 2 else (0, 0)
+    return {
+        name: (
+            f"{name}: images of {height} x {width} pixels are too small (it needs at least "
+            f"{minimum_side(name)} x {minimum_side(name)})"
+        )
+        for name in names
+        if side < minimum_side(name)
+    }
 
 
 def metric_version(name: str, precision: str = "fp32", weights_dir: Path | None = None) -> str:
@@ -138,7 +166,9 @@ class MetricEngine:
         """{metric: one value or error per reconstruction}; the reference is encoded once."""
         results: dict[str, Sequence[float | Exception]] = {}
         count = len(reconstructions)
-        pixel = [n for n in self.names if n in PIXEL_METRICS]
+        for name, reason in too_small(self.names, reference.shape).items():
+            results[name] = [MetricInputError(reason)] * count
+        pixel = [n for n in self.names if n in PIXEL_METRICS and n not in results]
         if pixel:
             rows = _isolated(
                 "the pixel metrics",
@@ -149,11 +179,13 @@ class MetricEngine:
             )
             for name in pixel:
                 results[name] = [r if isinstance(r, Exception) else r[name] for r in rows]
-        for name in (n for n in self.names if n in REFERENCE_SUITE):
+        for name in (n for n in self.names if n in REFERENCE_SUITE and n not in results):
             results[name] = _isolated(
                 name, count, partial(_suite_metric, name, reference, reconstructions)
             )
         for name, dfd in self.dfds.items():
+            if name in results:
+                continue
             results[name] = _isolated(
                 name, count, partial(dfd.case_distances, reference, reconstructions)
             )

@@ -9,25 +9,76 @@ from django.utils import timezone
 
 
 def current_version(name: str) -> str:
-    """The version a worker with these settings stores for `name` (its precision included).
-
-    The one place that says which stored values are current: workers store under it, and
-    every page, export and queue reads through `MetricValue.objects.current()`.
-    """
+    """The version a worker with this process's settings stores for `name` (its precision
+    included). Workers store under it; readers of the values go through `worker_metrics()`,
+    since the web process may have neither the weights nor the precision of the workers."""
     from metrics.engine import metric_version
 
     return metric_version(name, settings.METRICS_PRECISION, settings.DFD_WEIGHTS_DIR)
 
 
+def worker_metrics() -> dict[str, str]:
+    """{metric: version} that the workers compute, as they last reported it (`WorkerMetric`),
+    in registry order; where no worker has reported yet (a single-process deployment, `make
+    demo` before its first case), what this process's own settings would compute.
+
+    The one definition of which values are current, for the dashboard, the study page, every
+    export, `analyze` and the queues: on the recommended deployment the weights are on the
+    GPU workers only, and a web process deciding from its own folder dropped every DFD.
+    """
+    from metrics.engine import ALL_METRICS
+
+    reported = dict(WorkerMetric.objects.values_list("metric", "version"))
+    if not reported:
+        reported = {name: current_version(name) for name in configured_metrics()}
+    return {name: reported[name] for name in ALL_METRICS if name in reported}
+
+
+def report_worker_metrics() -> dict[str, str]:
+    """Record what this worker computes (its configured metrics and their versions), replacing
+    an earlier report; written only when it changed. Every metrics worker computes every
+    metric of a case, so the workers of one deployment share one configuration."""
+    from django.db import transaction
+
+    mine = {name: current_version(name) for name in configured_metrics()}
+    if dict(WorkerMetric.objects.values_list("metric", "version")) != mine:
+        with transaction.atomic():
+            WorkerMetric.objects.exclude(metric__in=list(mine)).delete()
+            WorkerMetric.objects.bulk_create(
+                [WorkerMetric(metric=name, version=version) for name, version in mine.items()],
+                update_conflicts=True,
+                unique_fields=["metric"],
+                update_fields=["version", "reported_at"],
+            )
+    return mine
+
+
 class MetricValueQuerySet(models.QuerySet):
     def current(self, names: list[str] | None = None) -> MetricValueQuerySet:
-        """Values of `names` (default: every registered metric) at their current version."""
+        """Values of `names` (default: every registered metric) at their current version: the
+        workers' (`worker_metrics()`), else this process's."""
         from metrics.engine import ALL_METRICS
 
+        versions = worker_metrics()
         wanted = Q(pk__in=[])
         for name in ALL_METRICS if names is None else names:
-            wanted |= Q(metric=name, version=current_version(name))
+            wanted |= Q(metric=name, version=versions.get(name) or current_version(name))
         return self.filter(wanted)
+
+
+class WorkerMetric(models.Model):
+    """A metric the metrics workers compute and the version they store it under, as the
+    workers last reported (at start-up and with each case)."""
+
+    metric = models.CharField(max_length=64, unique=True)
+    version = models.CharField(max_length=64)
+    reported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["metric"]
+
+    def __str__(self) -> str:
+        return f"{self.metric} ({self.version})"
 
 
 class MetricValue(models.Model):

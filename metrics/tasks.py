@@ -8,6 +8,7 @@ The metrics app imports nothing of the study app. What it needs of the model nam
 """
 
 from celery import shared_task  # noqa: TID251 (wrapped once, below)
+from celery.signals import worker_ready
 from django.apps import apps
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -15,7 +16,11 @@ from django.utils import timezone
 
 from metrics.device import resolve_device
 from metrics.engine import MetricEngine
-from metrics.models import MetricValue, configured_metrics, current_version
+from metrics.models import (
+    MetricValue,
+    current_version,
+    report_worker_metrics,
+)
 
 # A lost database connection or a locked SQLite file is worth another try; a bad image is not.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
@@ -55,6 +60,19 @@ def configured_engine(names: list[str], device: str) -> MetricEngine:
     )
 
 
+METRICS_QUEUE = "metrics"
+
+
+@worker_ready.connect
+def _report_what_this_worker_computes(sender=None, **_) -> None:
+    """A worker that consumes the metrics queue says at start-up which metrics it computes
+    and under which versions (`WorkerMetric`), so that the web process, which may have no
+    weights, lists them and queues what is missing before the first case runs."""
+    queues = {queue.name for queue in sender.app.amqp.queues.consume_from.values()}
+    if METRICS_QUEUE in queues:
+        report_worker_metrics()
+
+
 @idempotent_task()
 def compute_case_metrics(*, case_pk: int) -> None:
     """Every configured metric of every reconstruction of one case; the reference is read and
@@ -67,7 +85,8 @@ def compute_case_metrics(*, case_pk: int) -> None:
         return  # the study was deleted after this task was queued
     case = reconstructions[0].case
     device = resolve_device(settings.METRICS_DEVICE)
-    engine = configured_engine(configured_metrics(), device)
+    names = list(report_worker_metrics())
+    engine = configured_engine(names, device)
     results = engine.by_metric(case.load_reference(), [r.load_image() for r in reconstructions])
     now = timezone.now()
     # One write per case, an overwrite on the unique key (a retried task stores the same).

@@ -114,7 +114,8 @@ def _progress(
 
 
 def build_payload(study: Study, version: str) -> dict:
-    scores, metrics, recons = study_frames(study)
+    scores, every_metric_row, recons = study_frames(study)
+    metrics = every_metric_row[every_metric_row["value"].notna()]
     rankings = ranking_frame(study)
     repeats = pd.DataFrame(list(repeat_rows(study, escape=str)), columns=REPEAT_COLUMNS)
     payload = {
@@ -138,7 +139,7 @@ def build_payload(study: Study, version: str) -> dict:
     elif metrics.empty:
         payload["reason"] = "No metric values yet: the workers have not stored any."
     else:
-        payload.update(run_at_low_priority(_analysis, scores, metrics, recons, rankings))
+        payload.update(run_at_low_priority(_analysis, scores, every_metric_row, recons, rankings))
     if len(scores) or len(repeats):
         payload.update(run_at_low_priority(_reliability, scores, repeats))
     return payload
@@ -150,13 +151,15 @@ def _analysis(
     recons: pd.DataFrame,
     rankings: pd.DataFrame,
 ) -> dict:
-    """The statistics and the scatter points (pure computation: no database here)."""
-    out: dict[str, Any] = {"points": _points(scores, metrics, recons) if len(scores) else {}}
+    """The statistics and the scatter points (pure computation: no database here). `metrics`
+    holds the failures too (NaN values): `analyze` reports them as excluded."""
+    computed = metrics[metrics["value"].notna()]
+    out: dict[str, Any] = {"points": _points(scores, computed, recons) if len(scores) else {}}
     if len(rankings):
-        names = metrics["metric"].unique()
+        names = computed["metric"].unique()
         out["preferences"] = preference_analysis(
             rankings,
-            metrics,
+            computed,
             {name: registry_polarity(name) for name in names},
             bootstrap=settings.DASHBOARD_BOOTSTRAP,
             seed=0,

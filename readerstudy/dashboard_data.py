@@ -91,7 +91,8 @@ def ranking_frame(study: Study) -> pd.DataFrame:
 
 
 def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(Likert scores, metrics, reconstructions) in the statistics engine's long format."""
+    """(Likert scores, metrics, reconstructions) in the statistics engine's long format; the
+    metrics include each failure, with a NaN value and its `error`."""
     # The answer times as the database's text, parsed by the drift analysis in one vectorised
     # call: Django's per-row datetime conversion took 0.7 s for 144,000 scores on SQLite.
     scores = pd.DataFrame.from_records(
@@ -108,12 +109,12 @@ def study_frames(study: Study) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         columns=["reader", "reconstruction", "question", "score", "answered_at"],
     )
     _, values = current_metric_values(study)
+    # Failures too (value NaN, `error` its reason): the analysis reports them as excluded.
     metrics = pd.DataFrame.from_records(
-        values.filter(value__isnull=False).values_list(
-            "reconstruction__public_id", "metric", "value"
-        ),
-        columns=["reconstruction", "metric", "value"],
+        values.values_list("reconstruction__public_id", "metric", "value", "error"),
+        columns=["reconstruction", "metric", "value", "error"],
     )
+    metrics["value"] = metrics["value"].astype(float)
     reconstructions = pd.DataFrame.from_records(
         Reconstruction.objects.filter(case__study=study, case__training=False).values_list(
             "public_id", "case__name", "method", "acceleration"

@@ -36,6 +36,7 @@ METRIC_COLUMNS = [
     "acceleration",
     "metric",
     "value",
+    "error",
     "computed_at",
 ]
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -340,9 +341,11 @@ def _ranks_text(ranks: list[int] | None) -> str:
 
 
 def metric_rows(study: Study) -> Iterator[dict]:
+    """Every current value of the study, and every failure as a row with an empty value and
+    its reason in `error` (which `analyze` reports as excluded)."""
     values = (
         MetricValue.objects.current()
-        .filter(reconstruction__case__study=study, value__isnull=False)
+        .filter(reconstruction__case__study=study)
         .select_related("reconstruction__case")
         .order_by("reconstruction__case__name", "reconstruction__pk", "metric")
     )
@@ -355,7 +358,8 @@ def metric_rows(study: Study) -> Iterator[dict]:
             "method": safe_text(reconstruction.method),
             "acceleration": reconstruction.acceleration,
             "metric": value.metric,
-            "value": repr(value.value),
+            "value": "" if value.value is None else repr(value.value),
+            "error": safe_text(value.error),
             "computed_at": value.computed_at.isoformat(),
         }
 

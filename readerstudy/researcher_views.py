@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.http import FileResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,7 +26,8 @@ from readerstudy.forms import (
     StudySettingsForm,
     UsernameForm,
 )
-from readerstudy.models import Invitation, InvitationError, Study
+from readerstudy.metric_status import metric_failures
+from readerstudy.models import Case, Invitation, InvitationError, Study
 
 
 def _my_study(request, slug: str) -> Study:
@@ -107,6 +109,26 @@ def study_status(request, slug: str):
         messages.error(request, "That change of status is not possible.")
         return _back_to("readerstudy:detail", study)
     study.save(update_fields=["status"])
+    return _back_to("readerstudy:detail", study)
+
+
+@login_required
+@require_POST
+def retry_failed_metrics(request, slug: str):
+    """Queue again every case with a failed metric value (a worker without its weights then,
+    a transient fault); the new values overwrite the failures."""
+    study = _my_study(request, slug)
+    cases = Case.objects.filter(pk__in={row["case_pk"] for row in metric_failures(study)})
+    for case in cases:
+        case.queue_metrics()
+    if cases:
+        messages.success(
+            request,
+            f"Queued the metrics of {len(cases)} case{pluralize(len(cases))} again; "
+            "reload to follow them.",
+        )
+    else:
+        messages.info(request, "No metric has failed: nothing to retry.")
     return _back_to("readerstudy:detail", study)
 
 

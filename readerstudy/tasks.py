@@ -21,6 +21,7 @@ from metrics.image import central_slice
 from metrics.models import configured_metrics
 from metrics.tasks import configured_engine, idempotent_task
 from readerstudy.importer import ManifestError, add_cases
+from readerstudy.metric_status import metrics_small_cases_lack
 from readerstudy.models import MetricLab, StudyImport
 from readerstudy.models.lab import lab_cases
 from readerstudy.uploads import UploadLimits, UploadRefusedError, find_manifest, unpack
@@ -81,6 +82,7 @@ def import_upload(*, import_pk: int) -> None:
             state=StudyImport.State.DONE,
             cases_added=len(result.cases),
             reconstructions_added=result.reconstructions,
+            notes=metrics_small_cases_lack(result.cases),
             steps_done=result.reconstructions,
             steps_total=result.reconstructions,
             finished_at=timezone.now(),

@@ -11,6 +11,11 @@ urlpatterns = [
     path("studies/<slug:slug>/images/", researcher_views.study_images, name="images"),
     path("studies/<slug:slug>/people/", researcher_views.study_people, name="people"),
     path("studies/<slug:slug>/status/", researcher_views.study_status, name="status"),
+    path(
+        "studies/<slug:slug>/metrics/retry/",
+        researcher_views.retry_failed_metrics,
+        name="retry-metrics",
+    ),
     path("studies/<slug:slug>/archive.zip", researcher_views.study_archive, name="archive"),
     path("studies/<slug:slug>/lab/", lab_views.start_lab, name="lab-start"),
     path("studies/<slug:slug>/lab.json", lab_views.lab_status, name="lab-status"),

@@ -18,7 +18,6 @@ from PIL import Image
 
 from fixtures.perturbations import PERTURBATIONS
 from metrics.image import central_slice
-from metrics.models import MetricValue, configured_metrics
 from readerstudy.dashboard import TABLE_COLUMNS, dashboard_payload, table_rows
 from readerstudy.dicom import blinded_dicom, to_stored_values
 from readerstudy.export import (
@@ -38,7 +37,11 @@ from readerstudy.export import (
     write_csv,
 )
 from readerstudy.forms import MOST_ON_ONE_SCREEN, MetricLabForm, NewStudyForm
-from readerstudy.metric_status import metric_progress
+from readerstudy.metric_status import (
+    current_metric_values,
+    metric_failures,
+    metric_progress,
+)
 from readerstudy.models import Assignment, Case, Reader, Reconstruction, Study
 from readerstudy.models.lab import MAX_LAB_REFERENCES
 
@@ -109,8 +112,7 @@ class StudyDetail(LoginRequiredMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         study = self.object
-        names = configured_metrics()
-        values = MetricValue.objects.current(names)
+        names, values = current_metric_values(study)
         cases = Case.objects.filter(study=study).prefetch_related(
             Prefetch(
                 "reconstructions",
@@ -134,6 +136,7 @@ class StudyDetail(LoginRequiredMixin, DetailView):
             cases=cases,
             metric_names=names,
             progress=metric_progress(study),
+            failures=metric_failures(study),
             not_queued=list(study.cases.exclude(metrics_queue_error="")),
             readers=readers,
             lab_form=MetricLabForm(),

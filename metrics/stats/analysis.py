@@ -100,6 +100,7 @@ def analyze(
     other metrics take the registry's, and a metric known to neither has a null polarity.
     """
     scores = _check(scores, SCORE_COLUMNS, "scores", "score")
+    failed = _failures(metrics)
     metrics = _check(metrics, METRIC_COLUMNS, "metrics", "value")
     if not scores["reconstruction"].isin(metrics["reconstruction"].unique()).any():
         raise AnalysisInputError("no reconstruction appears in both the scores and the metrics")
@@ -121,6 +122,8 @@ def analyze(
         "resampling": "cases" if case_of is not None else "reconstructions",
         "questions": {},
     }
+    if failed:
+        result["excluded"] = failed
     if extended:
         result["bootstrap"] = {"resamples": bootstrap, "seed": seed, "level": 0.95}
     datas = {}
@@ -129,6 +132,12 @@ def analyze(
         per_metric, resampled = _metric_blocks(data, metric_names, polarity, extended)
         agreement, baseline = _agreement(data)
         block = {"metrics": per_metric, "agreement": agreement}
+        for entry in per_metric.values():
+            if entry["n"] < len(data.units):
+                entry["coverage"] = (
+                    f"computed on {entry['n']} of the {len(data.units)} reconstructions "
+                    "the readers scored"
+                )
         if extended:
             aligned_resampled = {
                 name: polarity[name] * rho
@@ -145,6 +154,26 @@ def analyze(
         for question, extra in subgroups(datas, groups, metric_names).items():
             result["questions"][question].update(extra)
     return result
+
+
+def _failures(metrics: pd.DataFrame) -> dict[str, list[dict[str, str]]]:
+    """{metric: [{reconstruction, reason}]} for the rows of an export that carry an `error`
+    (a metric that could not be computed for that reconstruction): excluded, and said."""
+    if "error" not in metrics.columns or not {"reconstruction", "metric"} <= set(metrics):
+        return {}
+    errors = metrics["error"].fillna("").astype(str).str.strip()
+    rows = (
+        metrics.assign(error=errors)[errors != ""]
+        .astype({"reconstruction": str, "metric": str})
+        .sort_values(["metric", "reconstruction"])
+    )
+    return {
+        str(name): [
+            {"reconstruction": reconstruction, "reason": reason}
+            for reconstruction, reason in zip(group["reconstruction"], group["error"], strict=True)
+        ]
+        for name, group in rows.groupby("metric", sort=True)
+    }
 
 
 def _metric_blocks(

@@ -190,5 +190,9 @@ def extended_block(
         },
         "comparisons": comparisons,
         "versus_readers": versus_readers,
+        # The metrics whose p-values are adjusted together (every pair of them in
+        # `comparisons`, each of them in `versus_readers`): the same for the dashboard and
+        # `analyze` on any export of the study, since both take the study's stored metrics.
+        "holm_family": sorted(aligned_resampled),
         "sample_size": _sample_size_hint(per_metric),
     }

@@ -207,6 +207,7 @@ class StudyImportSerializer(serializers.ModelSerializer):
             "steps_done",
             "steps_total",
             "problems",
+            "notes",
             "cases_added",
             "reconstructions_added",
             "created_at",

@@ -140,6 +140,9 @@ class StudyImport(models.Model):
     steps_done = models.PositiveIntegerField(default=0)
     steps_total = models.PositiveIntegerField(default=0)
     problems = models.JSONField(default=list, help_text="Every problem, one sentence each")
+    notes = models.JSONField(
+        default=list, blank=True, help_text="What a successful import should know (small cases)"
+    )
     cases_added = models.PositiveIntegerField(default=0)
     reconstructions_added = models.PositiveIntegerField(default=0)
 

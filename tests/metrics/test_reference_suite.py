@@ -106,3 +106,28 @@ def test_the_engine_computes_the_suite_per_case_with_errors_per_reconstruction(t
         assert good == pytest.approx(function(gt, rec), rel=1e-12)
         assert isinstance(bad, MetricInputError)
         assert identical == function(gt, gt)
+
+
+def test_each_metric_computes_at_its_declared_minimum_and_is_refused_below_it():
+    """The declared minimum is the real one: VIF's pyramid is refused by pyrtools itself one
+    pixel below it (so the check is not stricter than needed) and every metric of the suite
+    computes at it."""
+    from pyrtools.pyramids import SteerablePyramidSpace
+
+    from metrics.engine import minimum_side
+
+    assert minimum_side("vif") == 72
+    with pytest.raises(ValueError, match="Cannot build pyramid"):
+        SteerablePyramidSpace(np.ones((71, 200)), 4, 5, "reflect1")
+    rng = np.random.default_rng(2)
+    for name in ("psnr", "ssim", "nmse", "hfen", "vif", "nqm"):
+        side = minimum_side(name)
+        for shape, computes in (((side, side + 30), True), ((side + 30, side - 1), False)):
+            reference = rng.random(shape) + 1
+            (value,) = MetricEngine([name], weights_dir=Path("/nonexistent")).by_metric(
+                reference, [reference + 0.1 * rng.random(shape)]
+            )[name]
+            if computes:
+                assert isinstance(value, float) and np.isfinite(value), (name, value)
+            else:
+                assert f"are too small (it needs at least {side} x {side})" in str(value)

@@ -14,7 +14,7 @@ from metrics.dfd.distances import DeepFeatureDistance
 from metrics.dfd.encoders import ENCODERS
 from metrics.engine import metric_version
 from metrics.image import PIXEL_METRICS, pixel_metrics_for_case
-from metrics.models import MetricValue
+from metrics.models import MetricValue, report_worker_metrics
 from metrics.tasks import compute_case_metrics
 from readerstudy.models import array_file
 from tests.readerstudy.factories import CaseFactory, ReconstructionFactory, smooth_image
@@ -80,8 +80,9 @@ def test_one_bad_reconstruction_does_not_sink_the_batch(case):
 @pytest.mark.django_db
 def test_one_metric_that_fails_on_a_case_costs_that_metric_alone(settings):
     """A valid 3 x 64 x 64 volume: VIF's steerable pyramid cannot be built that small, and it
-    used to raise out of the task, losing every metric of the case (issue 32). Now VIF is
-    stored as a failure with its reason and every other metric is stored."""
+    used to raise out of the task, losing every metric of the case (issue 32). Now VIF's
+    declared minimum is checked before it runs, VIF is stored as a failure with its reason
+    and every other metric is stored."""
     settings.METRICS_ENABLED = ["psnr", "ssim", "nmse", "hfen", "vif", "nqm"]
     rng = np.random.default_rng(0)
     reference = np.stack([smooth_image(k, shape=(64, 64)) for k in range(3)]) + 0.1
@@ -91,10 +92,24 @@ def test_one_metric_that_fails_on_a_case_costs_that_metric_alone(settings):
     compute_case_metrics(case_pk=case.pk)
     values = stored(case)
     value, error = values[recon.pk, "vif"]
-    assert value is None and "vif: cannot be computed on this image" in error, error
-    assert "pyramid" in error, "the reason, in a sentence"
+    assert value is None, "no value where the metric is undefined"
+    assert error == "vif: images of 64 x 64 pixels are too small (it needs at least 72 x 72)"
     for metric in ("psnr", "ssim", "nmse", "hfen", "nqm"):
         assert values[recon.pk, metric][0] is not None, f"{metric} is stored all the same"
+
+
+def test_a_metric_that_raises_while_computing_fails_alone():
+    """What the declared minimum cannot foresee (pyrtools refusing, a decomposition that does
+    not converge) still costs that metric alone: the real VIF on 64 x 64, unguarded."""
+    from functools import partial
+
+    from metrics.engine import _isolated, _suite_metric
+
+    reference = smooth_image(1, shape=(64, 64)) + 0.1
+    failures = _isolated("vif", 2, partial(_suite_metric, "vif", reference, [reference] * 2))
+    assert [type(f).__name__ for f in failures] == ["MetricInputError"] * 2
+    assert "vif: cannot be computed on this image (ValueError" in str(failures[0])
+    assert "pyramid" in str(failures[0]), "the numeric library's reason, in a sentence"
 
 
 @pytest.mark.django_db
@@ -160,6 +175,8 @@ def test_queue_metrics_queues_only_incomplete_cases(case, settings):
     compute_case_metrics(case_pk=other.pk)
     assert "0 metric task(s) queued" in queue(), "nothing missing, nothing queued"
     settings.METRICS_ENABLED = [*settings.METRICS_ENABLED, "dfd-efficientnet-lite0"]
+    assert "0 metric task(s) queued" in queue(), "the workers say what they compute"
+    report_worker_metrics()  # what a metrics worker started with the new setting does
     assert "2 metric task(s) queued" in queue(), "a new metric makes every case incomplete"
     with pytest.raises(Exception, match="no study nope"):
         call_command("queue_metrics", study=["nope"])

@@ -61,9 +61,10 @@ def test_export_command_writes_both_files(study, tmp_path):
     assert row["case"] == "'=HYPERLINK(1)", "formulas in text cells are neutralised"
     metrics = read((tmp_path / "m.csv").read_text())
     assert list(metrics[0]) == METRIC_COLUMNS
-    assert [(r["metric"], r["value"]) for r in metrics] == [("psnr", "31.5")], (
-        "current versions only, no failures"
-    )
+    assert [(r["metric"], r["value"], r["error"]) for r in metrics] == [
+        ("psnr", "31.5", ""),
+        ("ssim", "", "failed"),
+    ], "current versions only; a failure is a row with an empty value and its reason"
 
 
 def test_export_of_an_unknown_study_is_an_error(tmp_path):

@@ -58,6 +58,16 @@
       p.textContent = "Imported: " + job.cases_added + " case" + (job.cases_added === 1 ? "" : "s") + ", " +
         job.reconstructions_added + " reconstructions. Metrics are being computed.";
       result.appendChild(p);
+      if (job.notes && job.notes.length) {
+        const list = document.createElement("ul");
+        list.id = "import-notes";
+        job.notes.forEach(function (note) {
+          const item = document.createElement("li");
+          item.textContent = note;
+          list.appendChild(item);
+        });
+        result.appendChild(list);
+      }
     } else {
       const p = document.createElement("p");
       p.className = "error";

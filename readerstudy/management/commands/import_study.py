@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from readerstudy.importer import ManifestError, import_manifest
+from readerstudy.metric_status import metrics_small_cases_lack
 from readerstudy.restore import ArchiveError, People, restore_archive
 
 
@@ -65,6 +66,8 @@ class Command(BaseCommand):
             f"imported study {created.slug!r}: {cases} cases, {reconstructions} reconstructions; "
             + ("metrics queued" if not waiting else f"metrics queued for {cases - len(waiting)}")
         )
+        for note in metrics_small_cases_lack(created.cases.all()):
+            self.stderr.write(f"warning: {note}")
         if waiting:
             # The import itself succeeded: the study is stored and readers can start.
             self.stderr.write(
