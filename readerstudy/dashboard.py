@@ -133,6 +133,7 @@ def build_payload(study: Study, version: str) -> dict:
         "drift": {},
         "reason": None,
         "points": {},
+        "failures": _failures(every_metric_row),
     }
     if scores.empty and rankings.empty:
         payload["reason"] = "No scores yet: the analysis starts with the first scored image."
@@ -143,6 +144,19 @@ def build_payload(study: Study, version: str) -> dict:
     if len(scores) or len(repeats):
         payload.update(run_at_low_priority(_reliability, scores, repeats))
     return payload
+
+
+def _failures(metrics: pd.DataFrame) -> list[dict]:
+    """Per metric that failed somewhere: on how many reconstructions, and the commonest reason."""
+    failed = metrics[metrics["error"] != ""]
+    return [
+        {
+            "metric": str(name),
+            "reconstructions": len(group),
+            "reason": str(group["error"].mode().iloc[0]),
+        }
+        for name, group in failed.groupby("metric", sort=True)
+    ]
 
 
 def _analysis(

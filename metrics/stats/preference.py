@@ -286,6 +286,11 @@ def preference_analysis(
                 pairs, values, polarity, resamples=bootstrap, rng=np.random.default_rng(seed)
             )
             block["polarity"] = polarity
+            if block["n_pairs"] < len(pairs):
+                block["coverage"] = (
+                    f"computed on {block['n_pairs']} of the {len(pairs)} pairs the readers "
+                    "judged (the others lack a value of this metric)"
+                )
             block["bt_spearman"] = spearman_with_scale(scale, values, polarity)["spearman"]
             per_metric[name] = block
         ranked = sorted(

@@ -12,6 +12,8 @@ from tests.readerstudy.factories import (
     ReconstructionFactory,
     StudyFactory,
     UserFactory,
+    array_file,
+    smooth_image,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -259,3 +261,62 @@ def test_names_with_markup_are_drawn_as_text_by_plotly(page, live_server, screen
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / "dashboard-markup-names.png", full_page=True)
     assert errors == []
+
+
+def test_a_metric_that_fails_on_small_cases_is_shown_and_retried(
+    browser, live_server, settings, screenshot_dir
+):
+    """Two of four cases are 64 x 64, too small for VIF: the real engine stores VIF's failure
+    there and every other metric. The dashboard says which metric failed where, flags VIF's
+    figure as computed on fewer reconstructions than were scored, and names the Holm family;
+    the study page lists the failures by metric and case and retries them."""
+    settings.METRICS_ENABLED = ["psnr", "ssim", "nmse", "vif"]
+    study = StudyFactory(slug="small", title="Mixed matrix sizes")
+    study.researchers.add(UserFactory(username="lead"))
+    rng = np.random.default_rng(5)
+    for index, side in enumerate((64, 96, 64, 96)):
+        reference = smooth_image(index, (side, side))
+        case = CaseFactory(
+            study=study, name=f"case{index}", reference=array_file(reference), shape=[side, side]
+        )
+        for k, noise in enumerate((0.02, 0.1, 0.3)):
+            noisy = reference + rng.normal(0, noise, reference.shape).astype(np.float32)
+            ReconstructionFactory(case=case, method=f"m{k}", image=array_file(noisy))
+        compute_case_metrics(case_pk=case.pk)
+    for name in ("r1", "r2", "r3"):
+        reader = study.assign_reader(UserFactory(username=name))
+        for item in reader.assignments.select_related("reconstruction"):
+            quality = 5 - 2 * int(item.reconstruction.method[-1])
+            item.save_scores({q.key: quality for q in study.questions.all()})
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    log_in(page, live_server, "lead", f"/studies/{study.slug}/dashboard/")
+    page.wait_for_selector("#ranked tbody tr")
+    notice = page.locator("#metric-failures")
+    assert notice.is_visible()
+    assert "vif failed for 6 reconstructions: vif: images of 64 x 64 pixels are too small" in (
+        notice.inner_text()
+    )
+    vif = page.locator('#ranked tbody tr[data-metric="vif"]')
+    assert "⚠ fewer" in vif.inner_text() and vif.locator(
+        "td:nth-child(4)"
+    ).inner_text().startswith("6")
+    assert "⚠" not in page.locator('#ranked tbody tr[data-metric="psnr"]').inner_text()
+    assert page.inner_text("#n-scored") == "12"
+    assert page.inner_text("#holm-family") == "4 metrics (nmse, psnr, ssim, vif)"
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "dashboard-failed-metric.png", full_page=True)
+
+    page.goto(f"{live_server.url}/studies/{study.slug}/")
+    rows = page.locator("#metric-failures tbody tr").all_inner_texts()
+    assert [row.split("\t")[:3] for row in rows] == [
+        ["vif", "case0", "3"],
+        ["vif", "case2", "3"],
+    ]
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "study-failed-metric.png", full_page=True)
+    page.click("#retry-metrics")
+    page.wait_for_selector(".messages")
+    assert "Queued the metrics of 2 cases again" in page.inner_text(".messages")
+    context.close()

@@ -88,6 +88,7 @@
       reason.hidden = !why;
       reason.textContent = why || "";
       renderProgress();
+      renderFailures();
       renderPreferenceAgreement(current);
       renderPreferences(current);
       renderReliability();
@@ -101,6 +102,9 @@
       $("resampling").textContent = payload.analysis.resampling === "cases" ? "whole cases" : "single reconstructions";
     }
     renderProgress();
+    renderFailures();
+    $("holm-family").textContent = current && current.holm_family ? `${current.holm_family.length} metrics (${current.holm_family.join(", ")})` : "the metrics of this question";
+    $("n-scored").textContent = current && current.n_scored !== undefined ? current.n_scored : "–";
     renderAgreement(current);
     renderRanked(current);
     renderComparison(current);
@@ -109,6 +113,18 @@
     renderReaders(current);
     renderSubgroups(current);
     renderReliability();
+  }
+
+  // Metrics that could not be computed for some reconstructions: their figures use the rest.
+  function renderFailures() {
+    const box = $("metric-failures");
+    const failures = payload.failures || [];
+    box.hidden = failures.length === 0;
+    if (!failures.length) { box.replaceChildren(); return; }
+    box.replaceChildren(
+      el("p", {}, "Some metric values could not be computed; each figure of these metrics uses the reconstructions that have one (see the study page to retry):"),
+      el("ul", {}, ...failures.map((f) => el("li", {}, el("strong", {}, f.metric),
+        ` failed for ${f.reconstructions} reconstruction${f.reconstructions === 1 ? "" : "s"}: ${f.reason}`))));
   }
 
   // --- each reader against themselves: repeat reads and drift ------------------------------
@@ -210,6 +226,12 @@
     return m.polarity > 0 ? "higher is better" : "lower is better";
   }
 
+  // A metric computed on fewer reconstructions (pairs) than the readers scored says so
+  // beside its n: its figure and the readers' are not on the same images.
+  function coverageFlag(m) {
+    return m.coverage ? el("span", { class: "flag coverage", title: m.coverage }, " ⚠ fewer") : "";
+  }
+
   function renderRanked(current) {
     const body = $("ranked").tBodies[0];
     if (!current) { body.replaceChildren(); Plotly.purge("forest"); return; }
@@ -222,7 +244,7 @@
         el("td", {}, index + 1),
         el("td", {}, name, against ? el("span", { class: "flag", title: "ρ has the wrong sign for this metric's direction" }, " runs against the readers") : ""),
         el("td", { class: "muted small" }, direction(m)),
-        el("td", { class: "num" }, m.n),
+        el("td", { class: "num" }, m.n, coverageFlag(m)),
         el("td", { class: "num", title: m.reason || m.aligned_spearman_reason || "" }, aligned),
         el("td", { class: "num" }, fmtCi(m.aligned_spearman_ci)),
         el("td", { class: "num" }, fmt(m.spearman)), el("td", { class: "num" }, fmt(m.kendall)),
@@ -436,7 +458,7 @@
         el("td", {}, index + 1),
         el("td", {}, name, against ? el("span", { class: "flag", title: "orders pairs against the readers more often than with them" }, " runs against the readers") : ""),
         el("td", { class: "muted small" }, direction(m)),
-        el("td", { class: "num" }, m.n_pairs ?? "–"),
+        el("td", { class: "num" }, m.n_pairs ?? "–", coverageFlag(m)),
         el("td", { class: "num", title: m.reason || "" }, m.concordance === null ? (m.reason || "–") : fmt(m.concordance)),
         el("td", { class: "num" }, fmtCi(m.concordance_ci)),
         el("td", { class: "num" }, fmt(m.bt_spearman)),
