@@ -28,8 +28,10 @@ import pandas as pd
 
 from metrics.stats.bootstrap import cluster_counts, percentile_interval
 from metrics.stats.bradley_terry import bradley_terry, spearman_with_scale
+from metrics.stats.plackett_luce import plackett_luce
 
 PAIR_COLUMNS = ("case", "reader", "better", "worse")
+RANKING_KEYS = ("case", "reader", "set", "reconstruction", "rank")
 
 
 def pairs_from_ranks(ranks: pd.DataFrame) -> pd.DataFrame:
@@ -267,7 +269,13 @@ def preference_analysis(
     for question, rows in rankings.groupby("question", sort=True):
         pairs = pairs_from_ranks(rows[["case", "reader", "set", "reconstruction", "rank"]])
         kind = str(rows["kind"].iloc[0]) if "kind" in rows.columns else "rank"
-        scale = bradley_terry(pairs)
+        # A ranking is one observation (Plackett-Luce); its pairs are not independent, and
+        # Bradley-Terry on them gave intervals that covered 86-90 %. A choice is a pair.
+        scale = (
+            plackett_luce(rows[[c for c in RANKING_KEYS if c in rows.columns]])
+            if kind == "rank"
+            else bradley_terry(pairs)
+        )
         per_metric: dict[str, Any] = {}
         for name in sorted(table.columns):
             values = table[name].dropna()  # an infinite PSNR orders above every finite one

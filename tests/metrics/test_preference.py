@@ -343,3 +343,123 @@ def test_ranking_agreement_with_ties_splits_and_incomplete_readers_is_w_per_set(
     result = ranking_agreement(frame)
     assert result["n_sets"] == len(expected)
     assert result["kendalls_w"] == pytest.approx(np.mean(expected), abs=1e-12)
+
+
+# --- Plackett-Luce for rankings (issue 32) -------------------------------------------------
+
+from metrics.stats.plackett_luce import plackett_luce  # noqa: E402
+
+
+def pl_rankings(truth, readers, rng, set_size=None, sets=2):
+    """Rankings drawn from a Plackett-Luce model (Gumbel-max: sorting strengths plus Gumbel
+    noise draws a ranking with exactly the Plackett-Luce probabilities), whole cases or, with
+    `set_size`, `sets` random subsets per reader (the split designs of issue 20)."""
+    rows = []
+    for case, strengths in truth.items():
+        n = len(strengths)
+        for reader in range(readers):
+            groups = (
+                [np.arange(n)]
+                if set_size is None
+                else [rng.choice(n, set_size, replace=False) for _ in range(sets)]
+            )
+            for number, members in enumerate(groups):
+                noisy = strengths[members] + rng.gumbel(size=len(members))
+                for place, item in enumerate(members[np.argsort(-noisy)]):
+                    rows.append((case, f"r{reader}", number, f"{case}-{item}", place + 1))
+    return pd.DataFrame(rows, columns=["case", "reader", "set", "reconstruction", "rank"])
+
+
+def breslow_fit_by_scipy(rankings, alpha):
+    """The Plackett-Luce (Breslow for ties) objective written out ranking by ranking, place
+    by place, minimised by scipy, with a finite-difference Hessian for the intervals."""
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp
+
+    items = sorted(rankings["reconstruction"].unique())
+    index = {item: k for k, item in enumerate(items)}
+    places = []
+    for _, ranking in rankings.groupby(["reader", "set"]):
+        codes = ranking["reconstruction"].map(index).to_numpy()
+        ranks = ranking["rank"].to_numpy()
+        for place in np.unique(ranks):
+            remaining, chosen = codes[ranks >= place], codes[ranks == place]
+            if len(chosen) < len(remaining):
+                places.append((chosen, remaining))
+
+    def objective(theta):
+        total = alpha * theta @ theta
+        for chosen, remaining in places:
+            total += len(chosen) * logsumexp(theta[remaining]) - theta[chosen].sum()
+        return total
+
+    theta = minimize(objective, np.zeros(len(items)), method="BFGS", tol=1e-12).x
+    n, step = len(items), 1e-4
+    hessian = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            e_i, e_j = np.eye(n)[i] * step, np.eye(n)[j] * step
+            hessian[i, j] = (
+                objective(theta + e_i + e_j)
+                - objective(theta + e_i - e_j)
+                - objective(theta - e_i + e_j)
+                + objective(theta - e_i - e_j)
+            ) / (4 * step**2)
+    centring = np.eye(n) - 1 / n
+    se = np.sqrt(np.diag(centring @ np.linalg.inv(hessian) @ centring))
+    return pd.DataFrame({"reconstruction": items, "strength": theta - theta.mean(), "se": se})
+
+
+def test_plackett_luce_equals_choix_and_an_independent_fit_ties_included():
+    """Against choix.opt_rankings (complete rankings, no ties: the library whose objective it
+    follows) and against scipy on the objective written out, split sets and ties included."""
+    import choix
+
+    rng = np.random.default_rng(8)
+    truth = {f"c{k}": rng.normal(0, 1, 5) for k in range(3)}
+    rankings = pl_rankings(truth, readers=6, rng=rng)
+    scale = plackett_luce(rankings)
+    for case, group in scale.groupby("case"):
+        assert group["strength"].sum() == pytest.approx(0, abs=1e-9), "centred per case"
+        items = list(group["reconstruction"])
+        data = [
+            ranking.sort_values("rank")["reconstruction"].map(items.index).tolist()
+            for _, ranking in rankings[rankings["case"] == case].groupby("reader")
+        ]
+        direct = choix.opt_rankings(len(items), data, alpha=BRADLEY_TERRY_PRIOR, tol=1e-10)
+        np.testing.assert_allclose(group["strength"], direct - direct.mean(), atol=1e-6)
+        assert (group["n_rankings"] == 6).all()
+    split = pl_rankings({"c": rng.normal(0, 1, 7)}, readers=5, rng=rng, set_size=4)
+    split.loc[split.index % 9 == 0, "rank"] = 2  # ties, some of them at the top
+    mine = plackett_luce(split).merge(
+        breslow_fit_by_scipy(split, BRADLEY_TERRY_PRIOR), on="reconstruction"
+    )
+    assert len(mine) == 7
+    np.testing.assert_allclose(mine["strength_x"], mine["strength_y"], atol=1e-4)
+    np.testing.assert_allclose(mine["se_x"], mine["se_y"], rtol=1e-3)
+
+
+@pytest.mark.parametrize(("readers", "set_size"), [(4, None), (20, None), (4, 4), (20, 4)])
+def test_plackett_luce_intervals_cover_about_95_percent_where_bradley_terry_did_not(
+    readers, set_size
+):
+    """Rankings drawn from a Plackett-Luce model, shaped like a study: 6 reconstructions per
+    case ranked whole, or 7 in two sets of 4 per reader; 4 or 20 readers; true log-strengths
+    sd 1; 300 cases. The Wald intervals cover the centred truth 93-97 % of the time; Bradley-
+    Terry on the same rankings' pairs (each ranking's pairs as independent) covers less."""
+    rng = np.random.default_rng(readers * 10 + (set_size or 0))
+    n = 6 if set_size is None else 7
+    truth = {f"c{k}": rng.normal(0, 1, n) for k in range(300)}
+    rankings = pl_rankings(truth, readers, rng, set_size=set_size)
+    centred = {
+        f"{case}-{k}": value
+        for case, strengths in truth.items()
+        for k, value in enumerate(strengths - strengths.mean())
+    }
+
+    def coverage(scale):
+        true = scale["reconstruction"].map(centred)
+        return float(((scale["low"] <= true) & (true <= scale["high"])).mean())
+
+    assert 0.93 <= coverage(plackett_luce(rankings)) <= 0.97
+    assert coverage(bradley_terry(pairs_from_ranks(rankings))) < 0.93

@@ -3,7 +3,6 @@
 
 import json
 from collections import Counter
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -182,8 +181,8 @@ def test_the_setup_page_adds_a_ranking_and_redraws_it_when_its_design_changes(cl
 
 def test_exported_rankings_analysed_by_the_command_match_independent_figures(tmp_path):
     """A study's rankings export, fed to `manage.py analyze --rankings`, gives the
-    concordance (1 + Kendall's tau)/2 of scipy per ranking, and each case's Bradley-Terry
-    strengths equal choix fitted directly on the pairs."""
+    concordance (1 + Kendall's tau)/2 of scipy per ranking, and each case's Plackett-Luce
+    strengths equal choix fitted directly on the rankings."""
     import choix
 
     study = comparison_study(cases=4, per_case=4, set_size=4)
@@ -230,11 +229,12 @@ def test_exported_rankings_analysed_by_the_command_match_independent_figures(tmp
     scale = pd.DataFrame(block["scale"])
     for case, group in rows.groupby("case"):
         items = sorted(group["reconstruction"].unique())
-        data = []
-        for _, ranking in group.groupby("reader"):
-            ordered = ranking.sort_values("rank")["reconstruction"].tolist()
-            data += [(items.index(a), items.index(b)) for a, b in combinations(ordered, 2)]
-        direct = choix.opt_pairwise(len(items), data, alpha=0.01)
+        data = [
+            [items.index(r) for r in ranking.sort_values("rank")["reconstruction"]]
+            for _, ranking in group.groupby("reader")
+        ]
+        # A ranking is one Plackett-Luce observation, not its pairs (issue 32).
+        direct = choix.opt_rankings(len(items), data, alpha=0.01, tol=1e-10)
         direct -= direct.mean()
         mine = scale[scale["case"] == case].set_index("reconstruction")["strength"]
         np.testing.assert_allclose(mine[items].to_numpy(), direct, atol=1e-6)
