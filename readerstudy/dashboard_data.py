@@ -69,13 +69,14 @@ def ranking_frame(study: Study) -> pd.DataFrame:
     row per rank position; metrics.stats.preference reads it)."""
     public = dict(Reconstruction.objects.filter(case__study=study).values_list("pk", "public_id"))
     rows = []
-    for reader, question, kind, case, number, layout, ranks in (
+    for reader, question, kind, allow_ties, case, number, layout, ranks in (
         Score.objects.analysed()
         .filter(assignment__reader__study=study, ranks__isnull=False)
         .values_list(
             "assignment__reader__user__username",
             "question__key",
             "question__kind",
+            "question__allow_ties",
             "assignment__comparison__case__name",
             "assignment__comparison__number",
             "assignment__layout",
@@ -84,9 +85,19 @@ def ranking_frame(study: Study) -> pd.DataFrame:
         .iterator()
     ):
         for pk, rank in zip(layout, ranks or [], strict=True):
-            rows.append((reader, question, kind, case, str(number), public[pk], rank))
+            rows.append((reader, question, kind, allow_ties, case, str(number), public[pk], rank))
     return pd.DataFrame(
-        rows, columns=["reader", "question", "kind", "case", "set", "reconstruction", "rank"]
+        rows,
+        columns=[
+            "reader",
+            "question",
+            "kind",
+            "allow_ties",
+            "case",
+            "set",
+            "reconstruction",
+            "rank",
+        ],
     )
 
 

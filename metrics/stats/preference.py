@@ -125,13 +125,20 @@ def concordance(
         .groupby(level=0, sort=True)
         .mean()
     )
-    return {
+    n_cases = int((counts > 0).sum())
+    block = {
         "n_pairs": int(usable.sum()),
-        "n_cases": int((counts > 0).sum()),
+        "n_cases": n_cases,
         "concordance": float(sums.sum() / counts.sum()),
         "concordance_ci": percentile_interval(resampled[np.isfinite(resampled)], level),
         "per_reader": {str(reader): float(value) for reader, value in per_reader.items()},
     }
+    if n_cases < 2:
+        # Resampling one case redraws that case every time: a zero-width interval that
+        # would claim certainty about cases never seen.
+        block["concordance_ci"] = None
+        block["ci_reason"] = "one case: an interval over cases needs at least two"
+    return block
 
 
 def inter_reader_concordance(pairs: pd.DataFrame) -> dict[str, Any]:
@@ -226,24 +233,84 @@ RANKING_COLUMNS = ("reader", "question", "case", "set", "reconstruction", "rank"
 
 
 def check_rankings(rankings: pd.DataFrame) -> pd.DataFrame:
-    """The rankings export (docs/interfaces.md section 3), or ValueError saying what is wrong:
-    a missing column, a rank that is not a whole number of at least 1."""
+    """The rankings export (docs/interfaces.md section 3), or ValueError naming the first
+    line that is wrong: a missing column; a rank that is not a whole number from 1 to the
+    size of its ranking; a reconstruction twice in one ranking; a reconstruction in two
+    cases; a forced choice that is not two reconstructions ranked 1 and 2 (1 and 1 where
+    ties are allowed); tied ranks where the question does not allow them (`allow_ties`)."""
     missing = [c for c in RANKING_COLUMNS if c not in rankings.columns]
     if missing:
         raise ValueError(f"rankings: missing column(s) {', '.join(missing)}")
-    ranks = pd.to_numeric(rankings["rank"], errors="coerce")
+    out = rankings.reset_index(drop=True)
+    ranks = pd.to_numeric(out["rank"], errors="coerce")
     bad = ~np.isfinite(ranks) | (ranks < 1) | (ranks != np.round(ranks))
-    if bad.any():
-        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # the header is line 1
-        raise ValueError(
-            f"rankings: line {line}: rank {rankings['rank'].iloc[line - 2]!r} "
-            "is not a whole number of at least 1"
-        )
-    out = rankings.copy()
+    _refuse(out, bad, lambda row: f"rank {row['rank']!r} is not a whole number of at least 1")
     out["rank"] = ranks.astype(int)
     for column in ("reader", "question", "case", "set", "reconstruction"):
         out[column] = out[column].astype(str)
+    ranking = out.groupby(["reader", "question", "case", "set"], sort=False)
+    size = ranking["rank"].transform("size")
+    _refuse(
+        out,
+        out.duplicated(["reader", "question", "case", "set", "reconstruction"]),
+        lambda row: (
+            f"reconstruction {row['reconstruction']} is twice in one ranking "
+            f"(reader {row['reader']}, question {row['question']}, case {row['case']}, "
+            f"set {row['set']})"
+        ),
+    )
+    _refuse(
+        out,
+        out["rank"] > size,
+        lambda row: f"rank {row['rank']} in a ranking of {size[row.name]} reconstructions",
+    )
+    cases = out.groupby("reconstruction")["case"].transform("nunique")
+    _refuse(
+        out,
+        cases > 1,
+        lambda row: (
+            f"reconstruction {row['reconstruction']} is in more than one case; "
+            "names must be unique within a study"
+        ),
+    )
+    allow_ties = (
+        out["allow_ties"].map(_truth)
+        if "allow_ties" in out.columns
+        else pd.Series(True, out.index)
+    )
+    _refuse(
+        out,
+        ranking["rank"].transform("min").ne(1),
+        lambda row: (
+            f"a ranking without a first place (reader {row['reader']}, question "
+            f"{row['question']}, case {row['case']}, set {row['set']}); the best is rank 1"
+        ),
+    )
+    if "kind" in out.columns:
+        _refuse(
+            out,
+            (out["kind"].astype(str) == "choice") & (size != 2),
+            lambda row: f"a forced choice of {size[row.name]} reconstructions (it is two)",
+        )
+    tied = out.duplicated(["reader", "question", "case", "set", "rank"], keep=False)
+    _refuse(
+        out,
+        tied & ~allow_ties,
+        lambda row: f"tied ranks in question {row['question']}, which does not allow ties",
+    )
     return out
+
+
+def _truth(value: object) -> bool:
+    """An `allow_ties` cell: true, 1, yes (any case) or a boolean true."""
+    return str(value).strip().lower() in {"true", "1", "yes"}
+
+
+def _refuse(frame: pd.DataFrame, bad: pd.Series, say) -> None:
+    """ValueError naming the first bad row by its line in the CSV (the header is line 1)."""
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(f"rankings: line {first + 2}: {say(frame.iloc[first])}")
 
 
 def preference_analysis(

@@ -1,6 +1,7 @@
 """Preference pairs and concordance (metrics/stats/preference.py), checked against scipy's
 Kendall tau, worked examples, and by simulation of the interval's coverage."""
 
+import re
 from itertools import combinations
 
 import numpy as np
@@ -463,3 +464,76 @@ def test_plackett_luce_intervals_cover_about_95_percent_where_bradley_terry_did_
 
     assert 0.93 <= coverage(plackett_luce(rankings)) <= 0.97
     assert coverage(bradley_terry(pairs_from_ranks(rankings))) < 0.93
+
+
+# --- what analyze refuses in a rankings file (issue 32) -----------------------------------
+
+from metrics.stats.preference import check_rankings, preference_analysis  # noqa: E402
+
+GOOD = [
+    ("a", "rank", "rank", False, "c1", "1", "x1", 1),
+    ("a", "rank", "rank", False, "c1", "1", "x2", 2),
+    ("a", "rank", "rank", False, "c1", "1", "x3", 3),
+    ("a", "pick", "choice", True, "c1", "1", "x1", 1),
+    ("a", "pick", "choice", True, "c1", "1", "x2", 1),
+]
+COLUMNS = ["reader", "question", "kind", "allow_ties", "case", "set", "reconstruction", "rank"]
+
+
+def with_row(line: int, **changes):
+    """GOOD with the row of CSV line `line` (header line 1) changed, as a frame."""
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in GOOD]
+    rows[line - 2].update(changes)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (with_row(4, rank=9), "line 4: rank 9 in a ranking of 3 reconstructions"),
+        (with_row(4, rank=2), "line 3: tied ranks in question rank, which does not allow ties"),
+        (with_row(4, reconstruction="x2"), "line 4: reconstruction x2 is twice in one ranking"),
+        (
+            with_row(6, allow_ties=False),
+            "line 6: tied ranks in question pick, which does not allow ties",
+        ),
+        (
+            pd.concat([with_row(2), with_row(2).iloc[[3]].assign(reconstruction="x3")]),
+            "line 5: a forced choice of 3 reconstructions (it is two)",
+        ),
+        (
+            pd.concat([with_row(2), with_row(2).iloc[:3].assign(case="c2", set="1")]),
+            "line 2: reconstruction x1 is in more than one case",
+        ),
+        (with_row(3, rank="second"), "line 3: rank 'second' is not a whole number"),
+    ],
+)
+def test_a_wrong_rankings_file_is_refused_at_its_line(frame, message):
+    with pytest.raises(ValueError, match=f"^rankings: {re.escape(message)}"):
+        check_rankings(frame)
+
+
+def test_a_choice_answered_two_two_is_refused_and_ties_are_allowed_where_the_question_allows():
+    choice = with_row(2).iloc[3:].assign(rank=[2, 2])
+    with pytest.raises(ValueError, match="without a first place"):
+        check_rankings(choice)
+    assert check_rankings(with_row(2)).shape == (5, 8), "1 and 1: 'no difference', allowed"
+    assert len(check_rankings(with_row(2).drop(columns="allow_ties"))) == 5
+
+
+def test_one_case_has_no_interval_over_cases():
+    rows = pd.DataFrame(
+        [
+            (f"r{k}", "rank", "c1", "1", f"x{i}", rank)
+            for k in range(3)
+            for i, rank in enumerate((1, 2, 3))
+        ],
+        columns=["reader", "question", "case", "set", "reconstruction", "rank"],
+    )
+    metrics = pd.DataFrame(
+        {"reconstruction": ["x0", "x1", "x2"], "metric": "m", "value": [3.0, 2.0, 1.0]}
+    )
+    block = preference_analysis(rows, metrics, {"m": 1}, bootstrap=100)["rank"]["metrics"]["m"]
+    assert block["concordance"] == 1.0
+    assert block["concordance_ci"] is None
+    assert block["ci_reason"] == "one case: an interval over cases needs at least two"

@@ -460,7 +460,7 @@
         el("td", { class: "muted small" }, direction(m)),
         el("td", { class: "num" }, m.n_pairs ?? "–", coverageFlag(m)),
         el("td", { class: "num", title: m.reason || "" }, m.concordance === null ? (m.reason || "–") : fmt(m.concordance)),
-        el("td", { class: "num" }, fmtCi(m.concordance_ci)),
+        el("td", { class: "num", title: m.ci_reason || "" }, m.ci_reason ? "– (one case)" : fmtCi(m.concordance_ci)),
         el("td", { class: "num" }, fmt(m.bt_spearman)),
         el("td", { class: "num" }, m.concordance === null || baseline === null ? "–" : fmt(m.concordance - baseline)));
     }));
