@@ -20,7 +20,7 @@ Pure NumPy/pandas: no Django (the study app turns stored answers into pair frame
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -126,7 +126,7 @@ def concordance(
         .mean()
     )
     n_cases = int((counts > 0).sum())
-    block = {
+    block: dict[str, Any] = {
         "n_pairs": int(usable.sum()),
         "n_cases": n_cases,
         "concordance": float(sums.sum() / counts.sum()),
@@ -306,7 +306,7 @@ def _truth(value: object) -> bool:
     return str(value).strip().lower() in {"true", "1", "yes"}
 
 
-def _refuse(frame: pd.DataFrame, bad: pd.Series, say) -> None:
+def _refuse(frame: pd.DataFrame, bad: pd.Series, say: Callable[[pd.Series], str]) -> None:
     """ValueError naming the first bad row by its line in the CSV (the header is line 1)."""
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
