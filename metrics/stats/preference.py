@@ -250,6 +250,7 @@ def check_rankings(rankings: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].astype(str)
     ranking = out.groupby(["reader", "question", "case", "set"], sort=False)
     size = ranking["rank"].transform("size")
+    sizes = size.to_numpy()
     _refuse(
         out,
         out.duplicated(["reader", "question", "case", "set", "reconstruction"]),
@@ -262,7 +263,9 @@ def check_rankings(rankings: pd.DataFrame) -> pd.DataFrame:
     _refuse(
         out,
         out["rank"] > size,
-        lambda row: f"rank {row['rank']} in a ranking of {size[row.name]} reconstructions",
+        lambda row: (
+            f"rank {row['rank']} in a ranking of {sizes[row['_line'] - 2]} reconstructions"
+        ),
     )
     cases = out.groupby("reconstruction")["case"].transform("nunique")
     _refuse(
@@ -290,7 +293,9 @@ def check_rankings(rankings: pd.DataFrame) -> pd.DataFrame:
         _refuse(
             out,
             (out["kind"].astype(str) == "choice") & (size != 2),
-            lambda row: f"a forced choice of {size[row.name]} reconstructions (it is two)",
+            lambda row: (
+                f"a forced choice of {sizes[row['_line'] - 2]} reconstructions (it is two)"
+            ),
         )
     tied = out.duplicated(["reader", "question", "case", "set", "rank"], keep=False)
     _refuse(
@@ -310,7 +315,9 @@ def _refuse(frame: pd.DataFrame, bad: pd.Series, say: Callable[[pd.Series], str]
     """ValueError naming the first bad row by its line in the CSV (the header is line 1)."""
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"rankings: line {first + 2}: {say(frame.iloc[first])}")
+        row = frame.iloc[first].copy()
+        row["_line"] = first + 2
+        raise ValueError(f"rankings: line {first + 2}: {say(row)}")
 
 
 def preference_analysis(
