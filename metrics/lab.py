@@ -55,6 +55,39 @@ def perturbed_copies(
     return [apply(reference, float(s), np.random.default_rng(list(seed))) for s in severities]
 
 
+# How far the matched noise may go: below it no metric moves, above it the image is noise.
+MATCHED_NOISE_RANGE = (1e-5, 30.0)
+
+
+def matched_noise(
+    reference: np.ndarray, target_nmse: float, seed: Sequence[int] | np.ndarray
+) -> tuple[float, np.ndarray] | None:
+    """The noise severity whose copy of `reference` (the noise sweep's own realisation,
+    scaled) has NMSE `target_nmse`, solved to 1e-9 in log severity, and that copy; None
+    where no severity in MATCHED_NOISE_RANGE reaches it.
+
+    The shift-to-noise ratio compares a shift with noise of the same NMSE. Interpolating
+    between the sweep's levels (4x apart in NMSE) read the NMSE metric itself at 0.85, where
+    it is 1 by construction, and moved other metrics by up to 15 % (issue 32)."""
+    from scipy.optimize import brentq
+
+    if not np.isfinite(target_nmse) or target_nmse <= 0:
+        return None
+    apply = PERTURBATIONS["noise"].apply
+
+    def copy_at(log_std: float) -> np.ndarray:
+        return apply(reference, math.exp(log_std), np.random.default_rng(list(seed)))
+
+    def excess(log_std: float) -> float:
+        return math.log(nmse(reference, copy_at(log_std)) / target_nmse)
+
+    low, high = (math.log(bound) for bound in MATCHED_NOISE_RANGE)
+    if excess(low) > 0 or excess(high) < 0:
+        return None
+    log_std = brentq(excess, low, high, xtol=1e-9, rtol=1e-12)
+    return math.exp(log_std), copy_at(log_std)
+
+
 def run_lab(
     references: Sequence[np.ndarray],
     engine: Any,
@@ -87,6 +120,9 @@ def run_lab(
     }
     errors: dict[str, str] = {}
     nmse_of: dict[str, list[list[float | None]]] = {kind: [] for kind in kinds}
+    # Noise of exactly each translation's NMSE, for the shift-to-noise ratio.
+    matching = "noise" in kinds and "translation" in kinds
+    matched: dict[str, Any] = {"severities": [], "values": {name: [] for name in names}}
     started = time.perf_counter()
     for index, reference in enumerate(references):
         # One stream per reference and kind: adding a kind leaves the others' draws alone.
@@ -96,18 +132,32 @@ def run_lab(
             for kind, stream in zip(kinds, streams, strict=True)
         }
         batch = [copy for kind in kinds for copy in copies[kind]]
-        by_metric = engine.by_metric(reference, batch)
         for kind in kinds:
             nmse_of[kind].append([_finite(nmse(reference, copy)) for copy in copies[kind]])
+        matches: list[tuple[float, np.ndarray] | None] = []
+        if matching:
+            noise_seed = streams[kinds.index("noise")].generate_state(4)
+            matches = [
+                matched_noise(reference, target, noise_seed) if target is not None else None
+                for target in nmse_of["translation"][-1]
+            ]
+            matched["severities"].append([m[0] if m else None for m in matches])
+            batch += [m[1] for m in matches if m is not None]
+        by_metric = engine.by_metric(reference, batch)
         for name in names:
             results = list(by_metric[name])
+            for value in results:
+                if isinstance(value, Exception):
+                    errors.setdefault(name, str(value))
             for position, kind in enumerate(kinds):
                 row = results[position * levels : (position + 1) * levels]
-                for value in row:
-                    if isinstance(value, Exception):
-                        errors.setdefault(name, str(value))
                 values[name][kind].append(
                     [None if isinstance(v, Exception) else _finite(v) for v in row]
+                )
+            if matching:
+                found = iter(results[len(kinds) * levels :])
+                matched["values"][name].append(
+                    [_value(next(found)) if m is not None else None for m in matches]
                 )
         if progress is not None:
             progress(index + 1, len(references))
@@ -132,10 +182,16 @@ def run_lab(
         "values": values,
         "errors": errors,
     }
+    if matching:
+        result["matched_noise"] = matched
     result["curves"], result["normalisation"] = normalised_curves(result)
     result["summary"] = summarise(result)
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def _value(value: Any) -> float | None:
+    return None if isinstance(value, Exception) else _finite(value)
 
 
 def _finite(value: Any) -> float | None:
@@ -167,7 +223,12 @@ def normalised_curves(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
     curves: dict[str, dict[str, list[float | None]]] = {}
     with_noise = "noise" in result["perturbations"]
     for name in result["metrics"]:
-        bad = _badness(name, result["values"][name])
+        matched = (
+            {"matched_noise": result["matched_noise"]["values"][name]}
+            if ("matched_noise" in result)
+            else {}
+        )
+        bad = _badness(name, {**result["values"][name], **matched})
         if bad is None:
             curves[name] = {kind: [None] * result["levels"] for kind in result["values"][name]}
             continue
@@ -215,7 +276,8 @@ def noise_response_range(
     severities: Sequence[float], badness: np.ndarray
 ) -> tuple[float | None, float | None]:
     """(onset, saturation): the first noise severity at which the mean change from the mildest
-    level reaches JND_FRACTION of the sweep's whole change, and SATURATION_FRACTION of it."""
+    level reaches JND_FRACTION of the sweep's whole change, and SATURATION_FRACTION of it;
+    saturation is None ("not reached") where only the strongest level reaches it."""
     change = np.nanmean(badness - badness[:, :1], axis=0)
     total = change[-1]
     if not np.isfinite(total) or total <= 0:
@@ -225,34 +287,31 @@ def noise_response_range(
         reached = np.flatnonzero(change >= fraction * total)
         return float(severities[reached[0]]) if reached.size else None
 
-    return first(JND_FRACTION), first(SATURATION_FRACTION)
+    # Reached first at the strongest level, the 95 % says only that the sweep ended there:
+    # the metric was still rising, so it has not saturated within the sweep.
+    saturation = first(SATURATION_FRACTION)
+    return first(JND_FRACTION), None if saturation == float(severities[-1]) else saturation
 
 
-def shift_to_noise(result: dict[str, Any], badness: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The metric's response to each translation over its response to noise of the same NMSE
-    (interpolated in log NMSE along that reference's noise curve), both measured from the
-    mildest noise level: 1 means a shift counts as much as noise of equal pixel error, below 1
-    that the metric forgives a shift. Median over references; null outside the noise NMSEs or
-    where noise of that NMSE has not yet moved the metric by a just-noticeable amount."""
-    noise_nmse = np.array(result["perturbations"]["noise"]["nmse"], dtype=float)
-    shift_nmse = np.array(result["perturbations"]["translation"]["nmse"], dtype=float)
+def shift_to_noise(
+    result: dict[str, Any], badness: dict[str, np.ndarray], matched: np.ndarray
+) -> dict[str, Any]:
+    """The metric's response to each translation over its response to noise of exactly the
+    same NMSE (`matched`: references x levels, its badness on `matched_noise`'s copies),
+    both measured from the mildest noise level: 1 means a shift counts as much as noise of
+    equal pixel error, below 1 that the metric forgives a shift. Median over references;
+    null where no noise matches or where the matched noise has not moved the metric by a
+    just-noticeable amount (JND_FRACTION of its whole response to the noise sweep)."""
     noise_bad, shift_bad = badness["noise"], badness["translation"]
     per_level: list[list[float]] = [[] for _ in range(shift_bad.shape[1])]
     for ref in range(shift_bad.shape[0]):
         base = noise_bad[ref, 0]
-        noise_change = noise_bad[ref] - base
-        jnd = JND_FRACTION * (noise_change[-1] if np.isfinite(noise_change[-1]) else np.nan)
-        log_nmse = np.log(np.clip(noise_nmse[ref], 1e-300, None))
+        jnd = JND_FRACTION * (noise_bad[ref, -1] - base)
         for level in range(shift_bad.shape[1]):
-            target = shift_nmse[ref, level]
-            if not np.isfinite(target) or not log_nmse[0] <= np.log(target) <= log_nmse[-1]:
-                continue
-            expected = np.interp(np.log(target), log_nmse, noise_change)
-            if not np.isfinite(expected) or not expected > jnd:
-                continue
+            expected = matched[ref, level] - base
             observed = shift_bad[ref, level] - base
-            if np.isfinite(observed):
-                per_level[level].append(observed / expected)
+            if np.isfinite(expected) and np.isfinite(observed) and expected > jnd:
+                per_level[level].append(float(observed / expected))
     medians = [float(np.median(v)) if v else None for v in per_level]
     pooled = [r for v in per_level for r in v]
     return {"by_level": medians, "median": float(np.median(pooled)) if pooled else None}
@@ -266,7 +325,12 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     for name in result["metrics"]:
         polarity = registry_polarity(name)
         entry: dict[str, Any] = {"polarity": polarity}
-        bad = _badness(name, result["values"][name])
+        matched = (
+            {"matched_noise": result["matched_noise"]["values"][name]}
+            if ("matched_noise" in result)
+            else {}
+        )
+        bad = _badness(name, {**result["values"][name], **matched})
         if bad is None:
             entry["reason"] = "unknown polarity: no direction to align with"
             summary[name] = entry
@@ -277,11 +341,15 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         if "noise" in kinds:
             onset, saturation = noise_response_range(kinds["noise"]["severities"], bad["noise"])
             entry["noise_onset"], entry["noise_saturation"] = onset, saturation
+            if onset is not None and saturation is None:
+                entry["noise_saturation_reason"] = (
+                    "not reached: still rising at the strongest noise"
+                )
             entry["dynamic_range_decades"] = (
                 round(math.log10(saturation / onset), 3) if onset and saturation else None
             )
-        if "noise" in kinds and "translation" in kinds:
-            entry["shift_to_noise"] = shift_to_noise(result, bad)
+        if "matched_noise" in bad:
+            entry["shift_to_noise"] = shift_to_noise(result, bad, bad["matched_noise"])
         summary[name] = entry
     return summary
 

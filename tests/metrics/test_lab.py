@@ -53,32 +53,47 @@ def test_noise_onset_and_saturation_on_a_worked_example():
     assert noise_response_range(severities, badness) == (1, 10)
     assert JND_FRACTION == 0.05
     assert noise_response_range(severities, np.full((1, 5), 2.0)) == (None, None)
+    # Still rising at the end: 95 % is reached only at the strongest level, not a saturation.
+    rising = np.array([[2.0, 2.04, 2.5, 2.9, 3.0]])
+    assert noise_response_range(severities, rising) == (1, None)
 
 
-def test_shift_to_noise_interpolates_the_noise_curve_at_the_shifts_nmse():
-    # Noise: badness = log10 NMSE. A shift of NMSE 0.1 moves the metric by 1 from the mildest
-    # noise (NMSE 0.001), where noise of NMSE 0.1 moves it by 2: ratio 1 / 2.
-    result = {
-        "perturbations": {
-            "noise": {"nmse": [[0.001, 0.01, 0.1, 1.0]]},
-            "translation": {"nmse": [[0.1, 10.0]]},
-        }
-    }
-    badness = {
-        "noise": np.array([[-3.0, -2.0, -1.0, 0.0]]),
-        "translation": np.array([[-2.0, 5.0]]),
-    }
-    ratio = shift_to_noise(result, badness)
-    assert ratio["by_level"] == [pytest.approx(0.5), None], "NMSE 10 is beyond the noise sweep"
+def test_shift_to_noise_divides_by_the_matched_noise_on_a_worked_example():
+    # From the mildest noise (badness -3): a shift moves the metric by 1 where noise of the
+    # same NMSE moves it by 2 (ratio 1/2); at the second level the matched noise moves it by
+    # 0.1, under 5 % of the sweep's whole response of 3 (null).
+    badness = {"noise": np.array([[-3.0, -2.0, -1.0, 0.0]]), "translation": np.array([[-2.0, 5]])}
+    ratio = shift_to_noise({}, badness, matched=np.array([[-1.0, -2.9]]))
+    assert ratio["by_level"] == [pytest.approx(0.5), None]
     assert ratio["median"] == pytest.approx(0.5)
 
 
-def test_psnr_counts_a_shift_exactly_as_noise_of_equal_nmse(lab):
-    """PSNR is a function of the MSE alone, linear in log NMSE: interpolating its noise curve
-    at a shift's NMSE must give the shift's own PSNR, a ratio of 1 to rounding."""
-    ratios = [r for r in lab["summary"]["psnr"]["shift_to_noise"]["by_level"] if r is not None]
-    assert ratios, "Sanity: some shifts fall inside the noise sweep's NMSE"
-    assert np.allclose(ratios, 1.0, atol=1e-9)
+@pytest.mark.parametrize("levels", [6, 10])
+def test_the_nmse_metric_counts_a_shift_exactly_as_noise_of_equal_nmse(references, levels):
+    """NMSE against noise of the same NMSE is 1 by construction: it read 0.52 at 6 levels and
+    0.85 at 10 when the matched noise was interpolated between the sweep's levels. PSNR, a
+    function of the MSE alone, is 1 too."""
+    engine = MetricEngine(["nmse", "psnr"], weights_dir=Path("/nonexistent"))
+    result = run_lab(references, engine, kinds=["noise", "translation"], levels=levels, seed=3)
+    for name in ("nmse", "psnr"):
+        ratios = [r for r in result["summary"][name]["shift_to_noise"]["by_level"] if r]
+        assert len(ratios) >= levels - 1, name
+        assert np.allclose(ratios, 1.0, atol=0.01), (name, ratios)
+    severities = np.array(result["matched_noise"]["severities"], dtype=float)
+    assert np.isfinite(severities).all()
+    assert result["summary"]["nmse"]["noise_saturation"] is None
+    assert result["summary"]["nmse"]["noise_saturation_reason"].startswith("not reached")
+
+
+def test_matched_noise_has_the_target_nmse_to_a_millionth(references):
+    from metrics.image import nmse
+    from metrics.lab import matched_noise
+
+    for target in (1e-4, 3e-3, 0.2):
+        std, copy = matched_noise(references[0], target, [1, 2, 3, 4])
+        assert nmse(references[0], copy) == pytest.approx(target, rel=1e-6)
+        assert std == pytest.approx(np.sqrt(target), rel=0.2), "about sqrt(NMSE) for noise"
+    assert matched_noise(references[0], 1e6, [1, 2, 3, 4]) is None, "out of reach"
 
 
 def test_pixel_metrics_get_worse_with_every_step_of_noise_and_blur(lab):

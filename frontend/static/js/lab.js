@@ -121,7 +121,7 @@
         const value = s.monotonicity[kind];
         row.append(el("td", { class: `num${value !== null && value < 0.9 ? " warn" : ""}` }, fmt(value)));
       }
-      if (withNoise) row.append(el("td", { class: "num" }, fmt(s.noise_onset, 3)), el("td", { class: "num" }, fmt(s.noise_saturation, 3)));
+      if (withNoise) row.append(el("td", { class: "num" }, fmt(s.noise_onset, 3)), el("td", { class: "num" }, s.noise_saturation_reason ? el("span", { class: "muted", title: s.noise_saturation_reason }, "not reached") : fmt(s.noise_saturation, 3)));
       if (withShift) row.append(el("td", { class: "num" }, fmt(s.shift_to_noise.median)));
       for (const key of questionKeys) {
         const rho = agreement[key][name];
