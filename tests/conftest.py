@@ -48,38 +48,55 @@ def purge_queues() -> None:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
-    """A real `celery worker` process consuming both queues, on the test database.
+def start_worker(transactional_db, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start real `celery worker` processes consuming both queues, on the test database;
+    `extra_env` configures one differently from the web process (weights, metrics), as a
+    split deployment does. Stopped at the end of the test.
 
     Tests using it need committed data (transactional_db), since the worker has its own
     connection.
     """
     purge_queues()
-    log = (tmp_path / "worker.log").open("w")
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url_for_worker(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-    }
-    worker = subprocess.Popen(
-        worker_command(
-            sys.executable, "--without-gossip", "--without-mingle", "--without-heartbeat"
-        ),
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    worker.log_path = tmp_path / "worker.log"
-    yield worker
-    worker.terminate()
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    log.close()
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        log = log_path.open("w")
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url_for_worker(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            **extra_env,
+        }
+        worker = subprocess.Popen(
+            worker_command(
+                sys.executable, "--without-gossip", "--without-mingle", "--without-heartbeat"
+            ),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        worker.log_path = log_path  # type: ignore[attr-defined]
+        started.append((worker, log))
+        return worker
+
+    yield start
+    for worker, log in started:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def celery_worker_process(start_worker) -> subprocess.Popen:
+    """A real `celery worker` process configured as the tests' web process is."""
+    return start_worker()
 
 
 def free_port() -> int:

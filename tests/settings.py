@@ -39,8 +39,9 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 SECURE_SSL_REDIRECT = False
 SECURE_HSTS_SECONDS = 0
-# A fixed metric set, whatever weights this machine has: the pixel metrics and one offline DFD.
-METRICS_ENABLED = ["psnr", "ssim", "nmse", "dfd-resnet50-random"]
+# A fixed metric set, whatever weights this machine has: the pixel metrics and one offline DFD;
+# a worker a test starts configured otherwise (a split deployment) names its own.
+METRICS_ENABLED = METRICS_ENABLED or ["psnr", "ssim", "nmse", "dfd-resnet50-random"]  # noqa: F405
 # Fewer bootstrap resamples and a faster poll keep the dashboard tests quick.
 DASHBOARD_BOOTSTRAP = 200
 DASHBOARD_POLL_MS = 500

@@ -81,11 +81,14 @@ def bradley_terry(
     columns = ["case", "reconstruction", "strength", "se", "low", "high", "n_pairs"]
     if pairs.empty:
         return pd.DataFrame(columns=columns)
-    # Each case's distinct (winner, loser) with how often it occurred, in one pass.
-    tally = pairs.groupby(["case", "better", "worse"], sort=False).size().reset_index(name="n")
+    # Each case's distinct (winner, loser) with how often it occurred, in one pass; cases and
+    # items sorted, so that the scale and its floating-point sums do not depend on the order
+    # of the rows (the dashboard's, an export's, a restored study's).
+    pairs = pairs.astype({"case": str, "better": str, "worse": str})
+    tally = pairs.groupby(["case", "better", "worse"], sort=True).size().reset_index(name="n")
     frames = []
-    for case, group in tally.groupby("case", sort=False):
-        items = pd.unique(np.concatenate([group["better"].to_numpy(), group["worse"].to_numpy()]))
+    for case, group in tally.groupby("case", sort=True):
+        items = np.unique(np.concatenate([group["better"].to_numpy(), group["worse"].to_numpy()]))
         index = pd.Index(items)
         winners = index.get_indexer(group["better"])
         losers = index.get_indexer(group["worse"])
