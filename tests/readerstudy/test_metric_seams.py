@@ -235,3 +235,15 @@ def test_a_worker_reports_only_when_its_configuration_changed(settings, tmp_path
     settings.METRICS_ENABLED = ["psnr", "hfen"]
     report_worker_metrics()
     assert sorted(WorkerMetric.objects.values_list("metric", flat=True)) == ["hfen", "psnr"]
+
+
+def test_the_admin_shows_what_the_workers_reported_and_nobody_edits_it(settings, client):
+    settings.METRICS_ENABLED = ["psnr", "vif"]
+    report_worker_metrics()
+    client.force_login(
+        UserFactory(is_staff=True, is_superuser=True),
+        backend="django.contrib.auth.backends.ModelBackend",
+    )
+    page = client.get(reverse("admin:metrics_workermetric_changelist")).content.decode()
+    assert "psnr" in page and "vif" in page
+    assert client.get(reverse("admin:metrics_workermetric_add")).status_code == 403
