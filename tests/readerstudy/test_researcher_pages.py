@@ -213,7 +213,20 @@ def test_an_upload_is_imported_by_the_task_all_or_nothing(client, draft, setting
     assert done.state == "done" and (done.cases_added, done.reconstructions_added) == (1, 2)
     assert not done.folder().exists(), "the upload's files are removed once imported"
     status = client.get(reverse("api:import-detail", args=[draft.slug, done.pk])).json()
-    assert status["state"] == "done" and status["finished"] is True
+    assert status["state"] == "done" and status["finished"] is True and status["notes"] == []
+    small = rng.random((12, 12)) + 1
+    members = {
+        "manifest.csv": "case,reference,reconstruction,method,acceleration\nb,r.npy,s.npy,cs,4\n",
+        "r.npy": npy(small),
+        "s.npy": npy(small * 0.9),
+    }
+    noted = client.get(
+        reverse("api:import-detail", args=[draft.slug, send(upload_zip(members)).pk])
+    ).json()
+    assert noted["state"] == "done" and noted["notes"] == [
+        "case b (12 x 12) will lack dfd-resnet50-random: too small for them "
+        "(smallest side needed: dfd-resnet50-random 16)"
+    ], "the importer says which metrics a small case will lack"
     settings.UPLOAD_MAX_BYTES = 100
     too_big = client.post(url, {"files": [SimpleUploadedFile("study.zip", upload_zip(members))]})
     assert too_big.status_code == 413 and "UPLOAD_MAX_BYTES" in too_big.json()["detail"]
