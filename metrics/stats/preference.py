@@ -248,12 +248,15 @@ def check_rankings(rankings: pd.DataFrame) -> pd.DataFrame:
     out["rank"] = ranks.astype(int)
     for column in ("reader", "question", "case", "set", "reconstruction"):
         out[column] = out[column].astype(str)
-    ranking = out.groupby(["reader", "question", "case", "set"], sort=False)
-    size = ranking["rank"].transform("size")
-    sizes = size.to_numpy()
+    # Integer codes, hashed once: each check below is then a pass over numbers (the string
+    # groupbys took 0.2 s at 120,000 rows, bench-preferences).
+    ranking = out.groupby(["reader", "question", "case", "set"], sort=False).ngroup().to_numpy()
+    reconstruction = pd.factorize(out["reconstruction"])[0]
+    rank = out["rank"].to_numpy()
+    sizes = np.bincount(ranking)[ranking]
     _refuse(
         out,
-        out.duplicated(["reader", "question", "case", "set", "reconstruction"]),
+        pd.Series(ranking * (reconstruction.max() + 1) + reconstruction).duplicated().to_numpy(),
         lambda row: (
             f"reconstruction {row['reconstruction']} is twice in one ranking "
             f"(reader {row['reader']}, question {row['question']}, case {row['case']}, "
@@ -262,28 +265,25 @@ def check_rankings(rankings: pd.DataFrame) -> pd.DataFrame:
     )
     _refuse(
         out,
-        out["rank"] > size,
+        rank > sizes,
         lambda row: (
             f"rank {row['rank']} in a ranking of {sizes[row['_line'] - 2]} reconstructions"
         ),
     )
-    cases = out.groupby("reconstruction")["case"].transform("nunique")
+    case = pd.factorize(out["case"])[0]
+    cases_of = pd.Series(case).groupby(reconstruction).transform("nunique").to_numpy()
     _refuse(
         out,
-        cases > 1,
+        cases_of > 1,
         lambda row: (
             f"reconstruction {row['reconstruction']} is in more than one case; "
             "names must be unique within a study"
         ),
     )
-    allow_ties = (
-        out["allow_ties"].map(_truth)
-        if "allow_ties" in out.columns
-        else pd.Series(True, out.index)
-    )
+    first_place = pd.Series(rank).groupby(ranking).transform("min").to_numpy()
     _refuse(
         out,
-        ranking["rank"].transform("min").ne(1),
+        first_place != 1,
         lambda row: (
             f"a ranking without a first place (reader {row['reader']}, question "
             f"{row['question']}, case {row['case']}, set {row['set']}); the best is rank 1"
@@ -292,12 +292,17 @@ def check_rankings(rankings: pd.DataFrame) -> pd.DataFrame:
     if "kind" in out.columns:
         _refuse(
             out,
-            (out["kind"].astype(str) == "choice") & (size != 2),
+            (out["kind"].astype(str) == "choice").to_numpy() & (sizes != 2),
             lambda row: (
                 f"a forced choice of {sizes[row['_line'] - 2]} reconstructions (it is two)"
             ),
         )
-    tied = out.duplicated(["reader", "question", "case", "set", "rank"], keep=False)
+    allow_ties = (
+        out["allow_ties"].map(_truth).to_numpy(dtype=bool)
+        if "allow_ties" in out.columns
+        else np.ones(len(out), dtype=bool)
+    )
+    tied = pd.Series(ranking * (rank.max() + 1) + rank).duplicated(keep=False).to_numpy()
     _refuse(
         out,
         tied & ~allow_ties,
@@ -311,10 +316,12 @@ def _truth(value: object) -> bool:
     return str(value).strip().lower() in {"true", "1", "yes"}
 
 
-def _refuse(frame: pd.DataFrame, bad: pd.Series, say: Callable[[pd.Series], str]) -> None:
+def _refuse(
+    frame: pd.DataFrame, bad: pd.Series | np.ndarray, say: Callable[[pd.Series], str]
+) -> None:
     """ValueError naming the first bad row by its line in the CSV (the header is line 1)."""
     if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
+        first = int(np.flatnonzero(np.asarray(bad))[0])
         row = frame.iloc[first].copy()
         row["_line"] = first + 2
         raise ValueError(f"rankings: line {first + 2}: {say(row)}")
