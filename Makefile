@@ -76,10 +76,12 @@ bench-study: $(VENV)/.runtime-installed
 # *_bench, created if missing; Redis as the shared cache). About a minute.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/readerstudy_bench
 BENCH_CACHE_URL ?= redis://127.0.0.1:6379/14
+BENCH_BROKER_URL ?= redis://127.0.0.1:6379/13
 bench-load: $(VENV)/.test-installed
 	@psql "$(dir $(BENCH_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$(notdir $(BENCH_DATABASE_URL))'" | grep -q 1 \
 	  || psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))"
-	DATABASE_URL=$(BENCH_DATABASE_URL) CACHE_URL=$(BENCH_CACHE_URL) DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-bench-load-only} \
+	DATABASE_URL=$(BENCH_DATABASE_URL) CACHE_URL=$(BENCH_CACHE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
+	  DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-bench-load-only} \
 	  DJANGO_READ_DOT_ENV=false $(PY) manage.py bench_load $(BENCH_ARGS)
 
 # Production: the environment holds the settings (README, Configuration). gunicorn serves the

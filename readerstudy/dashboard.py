@@ -1,7 +1,8 @@
 """The dashboard's payload: a study's data (readerstudy.dashboard_data) handed to the
 statistics engine (`metrics.stats.analysis`), with the points behind the scatter plots and each
-reader's progress; built in a low-priority thread, cached per data version, and recomputed by
-one process at a time however many researchers watch; and the metric table as CSV rows.
+reader's progress; computed by a worker task in a low-priority thread and stored per data
+version (DashboardSnapshot), which the web serves: one analysis at a time per study however
+many researchers watch, none in a web request. And the metric table as CSV rows.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
@@ -29,13 +31,9 @@ from metrics.stats.preference import preference_analysis
 from metrics.stats.reliability import drift_analysis, repeat_agreement
 from readerstudy.dashboard_data import data_version, ranking_frame, study_frames
 from readerstudy.export import REPEAT_COLUMNS, repeat_rows, safe_text
-from readerstudy.models import Study
+from readerstudy.models import DashboardSnapshot, Reconstruction, Study
 
 logger = logging.getLogger(__name__)
-
-CACHE_SECONDS = 24 * 3600
-# A process that died mid-analysis must not block the next one for long.
-LOCK_SECONDS = 120
 
 
 def _points(scores: pd.DataFrame, metrics: pd.DataFrame, recons: pd.DataFrame) -> dict:
@@ -235,49 +233,128 @@ def run_at_low_priority(function, *args):
     return _analysis_thread.submit(limited).result()
 
 
-def dashboard_payload(study: Study) -> tuple[str, dict]:
-    """(version, payload): the study's analysis, recomputed at most once per
-    DASHBOARD_MIN_REFRESH_S and by one process at a time.
+@dataclass(frozen=True)
+class Served:
+    """What a poll gets: the version of the analysis served, and whether a newer one is being
+    computed (the data changed since)."""
 
-    While readers score, the data changes every few hundred milliseconds; recomputing on every
-    poll of every open dashboard would hand the web workers to the bootstrap and slow the
-    readers down (bench-load showed it). So a dashboard gets the latest analysis when it is
-    younger than the interval, or when another process is already computing the next one; the
-    version it carries is the data it describes, so the ETag stays honest.
-    """
+    version: str
+    updating: bool
+
+
+def latest_analysis(study: Study) -> Served:
+    """The version of the study's latest finished analysis, queueing a new one where the data
+    changed since (at most once per DASHBOARD_MIN_REFRESH_S, one at a time per study). Costs
+    a few cheap queries: the analysis itself never runs in a web request."""
     version = data_version(study)
-    latest_key, lock_key = f"dashboard:{study.pk}:latest", f"dashboard:{study.pk}:computing"
-    latest = cache.get(latest_key)
-    if latest is not None:
-        if latest["version"] == version:
-            return version, latest["payload"]
-        fresh = time.time() - latest["at"] < settings.DASHBOARD_MIN_REFRESH_S
-        if fresh or not cache.add(lock_key, True, timeout=LOCK_SECONDS):
-            return latest["version"], latest["payload"]
+    snapshot = DashboardSnapshot.objects.filter(study=study).only("version", "computed_at").first()
+    if snapshot is not None and snapshot.version == version:
+        return Served(version, updating=False)
+    if snapshot is None or snapshot.computed_at is None:
+        request_analysis(study)
+        return Served("", updating=True)
+    if timezone.now() - snapshot.computed_at >= timedelta(
+        seconds=settings.DASHBOARD_MIN_REFRESH_S
+    ):
+        request_analysis(study)
+    return Served(snapshot.version, updating=True)
+
+
+def request_analysis(study: Study) -> None:
+    """Queue the study's analysis unless one is queued or running (a task lost with its
+    worker is queued again after DASHBOARD_ANALYSIS_LOST_S)."""
+    from readerstudy.tasks import refresh_dashboard
+
+    lost_after = timedelta(seconds=settings.DASHBOARD_ANALYSIS_LOST_S)
+    if not DashboardSnapshot.claim_queue(study, lost_after=lost_after):
+        return
     try:
-        payload = build_payload(study, version)
-        try:
-            # Only a payload that is valid JSON is cached: a broken one would be served for
-            # a day. The engine gives null for what it cannot compute; this is the last guard.
-            json.dumps(payload, allow_nan=False, cls=DjangoJSONEncoder)
-        except ValueError as error:
-            logger.exception("dashboard analysis of %s is not valid JSON", study.slug)
-            payload.update(
-                analysis=None,
-                points={},
-                reason=f"The analysis could not be shown ({error}); it is retried on the next "
-                "refresh.",
-            )
-        else:
-            cache.set(
-                latest_key,
-                {"version": version, "payload": payload, "at": time.time()},
-                CACHE_SECONDS,
-            )
-    finally:
-        if latest is not None:
-            cache.delete(lock_key)
-    return version, payload
+        refresh_dashboard.apply_async(kwargs={"study_pk": study.pk})
+    except Exception:  # the broker's errors come in many types; the next poll tries again
+        logger.exception("the dashboard analysis of %s could not be queued", study.slug)
+        DashboardSnapshot.release_queue(study.pk)
+
+
+def payload_text(study: Study, served: Served) -> str:
+    """The served analysis as JSON text with `updating` in it; before the first analysis has
+    finished, the study's outline with a reason."""
+    text = (
+        DashboardSnapshot.objects.filter(study=study).values_list("payload", flat=True).first()
+        if served.version
+        else None
+    )
+    if not text:
+        text = json.dumps(_outline(study), cls=DjangoJSONEncoder)
+    # The stored text is a JSON object; `updating` goes in front without parsing megabytes.
+    flag = "true" if served.updating else "false"
+    return '{"updating": ' + flag + ", " + text[1:]
+
+
+def stored_payload(study: Study) -> dict | None:
+    """The latest finished analysis as a dict (None before the first), queueing a newer one
+    where the data changed: for the metric table's download and the metric lab's verdict."""
+    served = latest_analysis(study)
+    if not served.version:
+        return None
+    return json.loads(payload_text(study, served))
+
+
+def _outline(study: Study) -> dict:
+    """What the dashboard shows before its first analysis has finished."""
+    return {
+        "study": study.slug,
+        "version": None,
+        "computed_at": None,
+        "questions": [
+            {"key": q.key, "label": q.label, "kind": q.kind} for q in study.questions.all()
+        ],
+        "metrics": [],
+        "progress": {
+            "reconstructions": Reconstruction.objects.filter(
+                case__study=study, case__training=False
+            ).count(),
+            "scored": {},
+            "readers": [],
+        },
+        "analysis": None,
+        "preferences": {},
+        "repeats": {},
+        "drift": {},
+        "reason": "The analysis is being computed by a worker; it appears here when it is done.",
+        "points": {},
+        "failures": [],
+    }
+
+
+def store_analysis(study: Study) -> str:
+    """Compute the study's analysis at its current data version and store it as the latest
+    (what the `refresh_dashboard` task runs, in a worker). Returns the version analysed."""
+    version = stored_as = data_version(study)
+    started = time.perf_counter()
+    payload = build_payload(study, version)
+    try:
+        # Only valid JSON is stored: the engine gives null for what it cannot compute, and
+        # this is the last guard.
+        text = json.dumps(payload, allow_nan=False, cls=DjangoJSONEncoder)
+    except ValueError as error:
+        logger.exception("dashboard analysis of %s is not valid JSON", study.slug)
+        payload.update(
+            analysis=None,
+            points={},
+            reason=f"The analysis could not be shown ({error}); it is retried shortly.",
+        )
+        text = json.dumps(payload, allow_nan=False, cls=DjangoJSONEncoder)
+        stored_as = f"{version}-invalid"  # never the data's version: the next poll retries
+    DashboardSnapshot.objects.update_or_create(
+        study=study,
+        defaults={
+            "version": stored_as,
+            "payload": text,
+            "computed_at": timezone.now(),
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    return version
 
 
 TABLE_COLUMNS = [

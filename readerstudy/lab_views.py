@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from fixtures.perturbations import PERTURBATIONS
-from readerstudy.dashboard import dashboard_payload
+from readerstudy.dashboard import stored_payload
 from readerstudy.forms import MetricLabForm
 from readerstudy.models import MetricLab, Study
 
@@ -53,8 +53,8 @@ def start_lab(request, slug: str):
 
 def reader_agreement(study: Study) -> dict:
     """The dashboard's aligned Spearman of each metric with the readers, per Likert question
-    (the dashboard's analysis, recomputed no more often than the dashboard's own)."""
-    _, payload = dashboard_payload(study)
+    (the dashboard's latest finished analysis; none before the first)."""
+    payload = stored_payload(study) or {}
     analysis = payload.get("analysis") or {}
     return {
         question: {

@@ -1,5 +1,6 @@
-"""The study app's background tasks: importing a researcher's upload (on the `default` queue)
-and the metric lab on the study's references (on the `metrics` queue, where GPU workers are).
+"""The study app's background tasks: importing a researcher's upload and the dashboard's
+analysis (on the `default` queue), and the metric lab on the study's references (on the
+`metrics` queue, where GPU workers are).
 
 Thin: unpacking is readerstudy/uploads.py, checking and storing readerstudy/importer.py, the
 lab metrics/lab.py. The web process puts an upload in `StudyImport.folder()/incoming/`; the
@@ -22,13 +23,28 @@ from metrics.models import configured_metrics
 from metrics.tasks import configured_engine, idempotent_task
 from readerstudy.importer import ManifestError, add_cases
 from readerstudy.metric_status import metrics_small_cases_lack
-from readerstudy.models import MetricLab, StudyImport
+from readerstudy.models import DashboardSnapshot, MetricLab, Study, StudyImport
 from readerstudy.models.lab import lab_cases
 from readerstudy.uploads import UploadLimits, UploadRefusedError, find_manifest, unpack
 
 logger = logging.getLogger(__name__)
 # Progress is written at most this often: a row update per image would be most of the work.
 PROGRESS_INTERVAL_S = 0.5
+
+
+@idempotent_task()
+def refresh_dashboard(*, study_pk: int) -> None:
+    """The study's dashboard analysis at its current data version, stored for the web to
+    serve (readerstudy.dashboard.store_analysis). Data that arrives while it runs is taken
+    up by the next poll's task: versions coalesce, one analysis at a time per study."""
+    from readerstudy.dashboard import store_analysis
+
+    try:
+        study = Study.objects.filter(pk=study_pk).first()
+        if study is not None:  # deleted after this task was queued: nothing to do
+            store_analysis(study)
+    finally:
+        DashboardSnapshot.release_queue(study_pk)
 
 
 class _Progress:
@@ -163,6 +179,12 @@ def run_metric_lab(*, lab_pk: int) -> None:
     result["cases"] = [name for name in slices if name not in skipped]
     result["skipped"] = list(skipped)
     result["skipped_reasons"] = skipped
+    # The lab's table sets the readers' verdict beside it, from the dashboard's analysis: a
+    # study whose dashboard was never opened has none yet, so this worker computes one.
+    from readerstudy.dashboard import store_analysis
+
+    if not DashboardSnapshot.objects.filter(study=lab.study, computed_at__isnull=False).exists():
+        store_analysis(lab.study)
     MetricLab.objects.filter(pk=lab.pk).update(
         state=MetricLab.State.DONE, result=result, finished_at=timezone.now()
     )

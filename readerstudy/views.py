@@ -18,7 +18,7 @@ from PIL import Image
 
 from fixtures.perturbations import PERTURBATIONS
 from metrics.image import central_slice
-from readerstudy.dashboard import TABLE_COLUMNS, dashboard_payload, table_rows
+from readerstudy.dashboard import TABLE_COLUMNS, stored_payload, table_rows
 from readerstudy.dicom import blinded_dicom, to_stored_values
 from readerstudy.export import (
     HISTORY_COLUMNS,
@@ -251,7 +251,15 @@ class Dashboard(LoginRequiredMixin, DetailView):
 def dashboard_table(request, slug: str):
     """Every question's ranked metric table as CSV (the dashboard's download)."""
     study = get_object_or_404(Study.objects.run_by(request.user), slug=slug)
-    _, payload = dashboard_payload(study)
+    payload = stored_payload(study)
+    if payload is None:
+        response = HttpResponse(
+            "The first analysis of this study is being computed; try again in a few seconds.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = "5"
+        return response
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-metric-agreement.csv"'
     write_csv(table_rows(payload), TABLE_COLUMNS, response)

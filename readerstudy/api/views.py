@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -24,7 +25,7 @@ from readerstudy.api.serializers import (
     StudyImportSerializer,
     UploadSerializer,
 )
-from readerstudy.dashboard import dashboard_payload
+from readerstudy.dashboard import latest_analysis, payload_text
 from readerstudy.models import Assignment, Question, Reader, Study, StudyImport
 from readerstudy.uploads import UploadRefusedError, safe_relative_path
 
@@ -141,8 +142,10 @@ class StudyAnalysis(APIView):
     """The dashboard's data for one study: metric-reader correlations with CIs, agreement,
     comparisons, subgroups, progress and scatter points. Researchers of the study only.
 
-    The ETag is the study's data version: send it back as If-None-Match and an unchanged
-    study answers 304 with no body, which is what the dashboard's 2-second poll does.
+    The analysis is a worker's (readerstudy.tasks.refresh_dashboard): this serves the latest
+    finished one, with `updating` true while a newer one is computed for data that changed,
+    and queues that one. The ETag names what is served: sent back as If-None-Match it gets a
+    304 with no body, which is what the dashboard's 2-second poll does.
     """
 
     @extend_schema(
@@ -150,12 +153,13 @@ class StudyAnalysis(APIView):
     )
     def get(self, request, slug):
         study = get_object_or_404(Study.objects.run_by(request.user), slug=slug)
-        version, payload = dashboard_payload(study)
-        etag = f'"{version}"'
+        served = latest_analysis(study)
+        etag = f'"{served.version}{"-updating" if served.updating else ""}"'
         if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
-            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+            response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED)
         else:
-            response = Response(payload)
+            # Stored as JSON text: served as it is, not parsed and serialised again.
+            response = HttpResponse(payload_text(study, served), content_type="application/json")
         response["ETag"] = etag
         response["Cache-Control"] = "private, no-cache"
         return response

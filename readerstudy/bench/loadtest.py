@@ -166,6 +166,19 @@ def settled_size(path: Path, quiet_s: float = 0.3, timeout_s: float = 10.0) -> i
     return size
 
 
+def task_seconds(log: Path, name: str) -> dict[str, float]:
+    """How many `name` tasks a Celery worker's log says succeeded, and their run times."""
+    pattern = re.compile(rf"Task [\w.]*{name}\[[^\]]+\] succeeded in ([0-9.]+)s")
+    times = [float(m.group(1)) for m in pattern.finditer(log.read_text())] if log.exists() else []
+    if not times:
+        return {"n": 0}
+    return {
+        "n": len(times),
+        "p50_s": float(np.percentile(times, 50)),
+        "max_s": float(max(times)),
+    }
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     array = np.asarray(values) * 1000
     if array.size == 0:
@@ -179,13 +192,48 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+def answers(item: dict) -> dict:
+    """A reader's answers to an item: a Likert value per question, or a ranking of the images
+    shown (a forced choice is a ranking of two)."""
+    shown = len(item["images"]["reconstructions"])
+    out: dict = {}
+    for question in item["questions"]:
+        if question["kind"] == "likert":
+            out[question["key"]] = random.randint(question["scale_min"], question["scale_max"])
+        else:
+            out[question["key"]] = random.sample(range(1, shown + 1), shown)
+    return out
+
+
+@contextlib.contextmanager
+def celery_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """A Celery worker (the dashboards' analyses run in one) with `env`, for a `with`."""
+    from readerstudy.config.celery import worker_command
+
+    command = worker_command(
+        sys.executable, "--without-gossip", "--without-mingle", "--without-heartbeat"
+    )
+    with log.open("w") as output:
+        worker = subprocess.Popen(
+            command, cwd=REPOSITORY, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
 def read_one(http: requests.Session, base: str, slug: str, rec: Recorder, resend: float) -> bool:
     """Fetch the next item and score it; False when the reader has nothing left."""
     page = rec.timed("next_item", http.get, f"{base}/api/studies/{slug}/next/")
     if page is None or page.status_code != 200 or page.json()["item"] is None:
         return False
     item = page.json()["item"]
-    scores = {q["key"]: random.randint(q["scale_min"], q["scale_max"]) for q in item["questions"]}
+    scores = answers(item)
     body = {"scores": scores, "seconds_spent": 2.0}
     url = f"{base}/api/items/{item['public_id']}/scores/"
     saved = rec.timed("submit_score", http.put, url, json=body)

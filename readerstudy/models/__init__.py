@@ -1,6 +1,7 @@
 """The study app's models: what a researcher sets up (studies.py) and what readers do
 (reading.py). Imported from here, as Django and the migrations expect."""
 
+from readerstudy.models.dashboard import DashboardSnapshot
 from readerstudy.models.lab import MetricLab
 from readerstudy.models.reading import Assignment, Reader, ReadingOrder, Score, ScoreRevision
 from readerstudy.models.setup import Invitation, InvitationError, StudyImport, token_digest
@@ -22,6 +23,7 @@ __all__ = [
     "Assignment",
     "Case",
     "Comparison",
+    "DashboardSnapshot",
     "Invitation",
     "InvitationError",
     "MetricLab",

@@ -274,7 +274,14 @@ def test_a_bf16_workers_values_reach_the_dashboard_and_the_export(
     client.force_login(lead)
     from django.urls import reverse
 
-    payload = client.get(reverse("api:analysis", args=[study.slug])).json()
+    url = reverse("api:analysis", args=[study.slug])
+    wait_until(  # the worker computes the dashboard's analysis too (default queue)
+        lambda: client.get(url).json()["updating"] is False,
+        timeout=120,
+        message="the worker did not compute the dashboard's analysis",
+        log=celery_worker_process.log_path,
+    )
+    payload = client.get(url).json()
     assert "dfd-resnet50-random" in payload["metrics"]
     block = payload["analysis"]["questions"][study.questions.first().key]
     assert block["metrics"]["dfd-resnet50-random"]["n"] == case.reconstructions.count()

@@ -7,8 +7,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from readerstudy.models import Score, ScoreRevision, Study
-from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
+from readerstudy.bench.queries import reader_path_queries
+from readerstudy.models import Question, Score, ScoreRevision, Study
+from tests.readerstudy.factories import (
+    CaseFactory,
+    ReconstructionFactory,
+    StudyFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -113,6 +119,32 @@ def test_reading_costs_a_fixed_number_of_queries_however_long_the_order():
     fetch, save = long
     assert fetch <= 4, "reader, questions, one pass over the order, the item"
     assert save <= 9, "item, questions, lock, existing scores, two inserts (+ transaction)"
+
+
+def test_every_design_costs_the_same_few_queries_per_request():
+    """Repeat reads, a training case, rankings and forced choices beside the Likert items,
+    read through the real views with a session as the reading room does (bench-load prints
+    the same probe): each kind of item costs at most these queries, so that a feature that
+    adds one to the hot path fails here. Session and user (2; from the shared cache in
+    production), the reader with the study, the questions, one pass over the order and the
+    item; a save adds the lock, the existing scores, two inserts and a savepoint pair, and a
+    training item its reference answers."""
+    study = StudyFactory(repeat_share=0.2)
+    Question.objects.create(study=study, key="rank", label="Rank", kind="rank", position=9)
+    Question.objects.create(
+        study=study, key="pick", label="Pick", kind="choice", allow_ties=True, position=10
+    )
+    for number in range(8):
+        case = CaseFactory(study=study, name=f"case-{number}", training=number == 0)
+        for k in range(3):
+            ReconstructionFactory(case=case, method=f"m{k}")
+    user = UserFactory()
+    study.assign_reader(user)
+    costs = reader_path_queries(study, user)
+    assert set(costs) == {"likert", "rank", "choice", "training", "repeat"}
+    assert {kind: row["next"] for kind, row in costs.items()} == dict.fromkeys(costs, 6)
+    most = {"likert": 10, "repeat": 10, "rank": 9, "choice": 9, "training": 11}
+    assert {kind: row["submit"] for kind, row in costs.items()} == most
 
 
 def test_double_submission_stores_one_score_and_one_revision(study, reader):

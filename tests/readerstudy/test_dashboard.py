@@ -5,6 +5,7 @@ import io
 import os
 import sys
 import threading
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -18,6 +19,9 @@ from threadpoolctl import threadpool_info
 from metrics.image import PIXEL_METRICS_VERSION
 from metrics.models import MetricValue
 from readerstudy.dashboard import run_at_low_priority
+from readerstudy.dashboard_data import data_version
+from readerstudy.models import DashboardSnapshot
+from readerstudy.tasks import refresh_dashboard
 from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,11 +68,23 @@ def analysis_url(study):
     return reverse("api:analysis", args=[study.slug])
 
 
+def analysed(client, study, **headers):
+    """The analysis once a worker has computed it: a poll queues it, the task stores it (run
+    here as the worker runs it; a real worker: tests/readerstudy/test_whole_system.py), and
+    the next poll serves it."""
+    client.get(analysis_url(study))
+    refresh_dashboard(study_pk=study.pk)
+    response = client.get(analysis_url(study), **headers)
+    assert response.status_code in (200, 304) and response["ETag"] == f'"{data_version(study)}"'
+    return response
+
+
 def test_researcher_gets_the_analysis_of_the_scores_as_they_are(client, study):
     client.force_login(study.researchers.get())
-    response = client.get(analysis_url(study))
+    response = analysed(client, study)
     assert response.status_code == 200
     data = response.json()
+    assert data["updating"] is False
     assert data["progress"]["reconstructions"] == 6
     assert data["progress"]["scored"]["overall"] == 5
     assert {r["reader"]: (r["done"], r["total"]) for r in data["progress"]["readers"]} == {
@@ -90,15 +106,22 @@ def test_researcher_gets_the_analysis_of_the_scores_as_they_are(client, study):
 
 
 def test_etag_answers_304_until_a_score_or_metric_changes(client, study):
+    """The ETag names what is served. New data: the last analysis is served with `updating`
+    (a new ETag) while a worker computes the next; then the new one."""
     client.force_login(study.researchers.get())
-    first = client.get(analysis_url(study))
+    first = analysed(client, study)
     etag = first["ETag"]
     unchanged = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
     assert unchanged.status_code == 304 and unchanged.content == b""
     item = study.readers.get(user__username="reader1").assignments.exclude(scores__isnull=False)[0]
     item.save_scores({q.key: 5 for q in study.questions.all()})
-    changed = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
-    assert changed.status_code == 200 and changed["ETag"] != etag
+    stale = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
+    assert stale.status_code == 200 and stale["ETag"] == etag[:-1] + '-updating"'
+    assert stale.json()["updating"] is True
+    assert stale.json()["progress"]["scored"]["overall"] == 5, "the last analysis meanwhile"
+    assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=stale["ETag"]).status_code == 304
+    changed = analysed(client, study, HTTP_IF_NONE_MATCH=stale["ETag"])
+    assert changed.status_code == 200 and changed.json()["updating"] is False
     assert changed.json()["progress"]["scored"]["overall"] == 6
     etag = changed["ETag"]
     # A worker recomputing a value stores it with a new computed_at.
@@ -106,28 +129,39 @@ def test_etag_answers_304_until_a_score_or_metric_changes(client, study):
     assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag).status_code == 200
 
 
-def test_scoring_does_not_make_every_poll_recompute(client, study, settings):
-    """While readers score, the analysis is recomputed at most once per
-    DASHBOARD_MIN_REFRESH_S, and not while another process is computing it; in between,
-    dashboards get the latest analysis with that analysis's own ETag."""
+def test_polls_never_compute_and_queue_one_analysis_at_a_time(client, study, settings):
+    """The analysis is a worker's task: a poll serves what is stored and queues at most one
+    analysis per study (none while one is queued or running, none within
+    DASHBOARD_MIN_REFRESH_S of the last); a task lost with its worker is queued again."""
     client.force_login(study.researchers.get())
-    first = client.get(analysis_url(study))
-    etag = first["ETag"]
+    outline = client.get(analysis_url(study)).json()
+    assert outline["updating"] is True and outline["analysis"] is None
+    assert "being computed by a worker" in outline["reason"]
+    snapshot = DashboardSnapshot.objects.get(study=study)
+    queued = snapshot.queued_at
+    assert queued is not None and snapshot.computed_at is None, "queued, not computed here"
+    client.get(analysis_url(study))
+    assert DashboardSnapshot.objects.get(study=study).queued_at == queued, "one at a time"
+    refresh_dashboard(study_pk=study.pk)
+    snapshot.refresh_from_db()
+    assert snapshot.queued_at is None and snapshot.computed_at is not None
+    computed = snapshot.computed_at
+
     settings.DASHBOARD_MIN_REFRESH_S = 3600
     item = study.readers.get(user__username="reader1").assignments.exclude(scores__isnull=False)[0]
     item.save_scores({q.key: 5 for q in study.questions.all()})
-    held_back = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
-    assert held_back.status_code == 304, "the latest analysis is still fresh: nothing new"
-
+    assert client.get(analysis_url(study)).json()["updating"] is True
+    snapshot.refresh_from_db()
+    assert snapshot.queued_at is None, "the last analysis is younger than the interval"
     settings.DASHBOARD_MIN_REFRESH_S = 0
-    lock = f"dashboard:{study.pk}:computing"
-    cache.add(lock, True)  # another web process is computing the new analysis right now
-    assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag).status_code == 304
-    cache.delete(lock)
-    changed = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
-    assert changed.status_code == 200 and changed["ETag"] != etag
-    assert changed.json()["progress"]["scored"]["overall"] == 6
-    assert cache.get(lock) is None, "the lock is released after computing"
+    client.get(analysis_url(study))
+    snapshot.refresh_from_db()
+    assert snapshot.queued_at is not None and snapshot.computed_at == computed
+    lost = timezone.now() - timedelta(seconds=settings.DASHBOARD_ANALYSIS_LOST_S + 1)
+    DashboardSnapshot.objects.filter(pk=snapshot.pk).update(queued_at=lost)
+    client.get(analysis_url(study))
+    snapshot.refresh_from_db()
+    assert snapshot.queued_at > lost, "a lost task is queued again by the next poll"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
@@ -156,13 +190,18 @@ def test_empty_study_explains_why_there_is_no_analysis(client):
     study.researchers.add(lead := UserFactory())
     ReconstructionFactory(case__study=study)
     client.force_login(lead)
-    data = client.get(analysis_url(study)).json()
+    data = analysed(client, study).json()
     assert data["analysis"] is None and data["reason"].startswith("No scores yet")
 
 
 def test_table_csv_ranks_the_metrics(client, study):
     client.force_login(study.researchers.get())
-    response = client.get(reverse("readerstudy:dashboard-table", args=[study.slug]))
+    table = reverse("readerstudy:dashboard-table", args=[study.slug])
+    early = client.get(table)
+    assert early.status_code == 503 and early["Retry-After"] == "5", "no analysis computed yet"
+    assert "being computed" in early.content.decode()
+    analysed(client, study)
+    response = client.get(table)
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     overall = [r for r in rows if r["question"] == "overall"]
@@ -201,6 +240,7 @@ def test_readers_and_other_researchers_get_404_everywhere(client, study):
     for url in urls:
         assert client.get(url).status_code in (302, 403), url
     client.force_login(study.researchers.get())
+    analysed(client, study)
     for url in urls:
         assert client.get(url).status_code == 200, url
 
@@ -212,7 +252,7 @@ def test_a_fully_sampled_control_with_infinite_psnr_breaks_nothing(client, study
     best.value = float("inf")
     best.save()
     client.force_login(study.researchers.get())
-    response = client.get(analysis_url(study))
+    response = analysed(client, study)
     assert response.status_code == 200 and b"NaN" not in response.content
     psnr = response.json()["analysis"]["questions"]["overall"]["metrics"]["psnr"]
     assert psnr["spearman"] == pytest.approx(1.0) and psnr["pearson"] is None
@@ -221,7 +261,8 @@ def test_a_fully_sampled_control_with_infinite_psnr_breaks_nothing(client, study
     assert points["metrics"]["psnr"].count(None) == 1
     assert len(points["infinite"]["psnr"]) == 1, "null because infinite, not because missing"
     assert points["metrics"]["psnr"][points["infinite"]["psnr"][0]] is None
-    assert cache.get(f"dashboard:{study.pk}:latest") is not None, "a good analysis is cached"
+    stored = DashboardSnapshot.objects.get(study=study)
+    assert stored.version == data_version(study), "a good analysis is stored at its version"
 
 
 def test_a_metric_missing_for_one_reconstruction_is_null_in_the_points_and_not_infinite(
@@ -230,23 +271,27 @@ def test_a_metric_missing_for_one_reconstruction_is_null_in_the_points_and_not_i
     scored = study.readers.get(user__username="reader1").assignments.filter(scores__isnull=False)
     MetricValue.objects.filter(metric="ssim", reconstruction=scored[0].reconstruction).delete()
     client.force_login(study.researchers.get())
-    points = client.get(analysis_url(study)).json()["points"]
+    points = analysed(client, study).json()["points"]
     assert points["metrics"]["ssim"].count(None) == 1
     assert "ssim" not in points["infinite"]
     assert None not in points["metrics"]["psnr"]
 
 
-def test_an_analysis_that_is_not_valid_json_is_never_cached(client, study, monkeypatch):
+def test_an_analysis_that_is_not_valid_json_is_shown_as_such_and_retried(
+    client, study, monkeypatch
+):
     import readerstudy.dashboard as dashboard
 
     monkeypatch.setattr(dashboard, "_analysis", lambda *frames: {"analysis": {"x": float("nan")}})
     client.force_login(study.researchers.get())
+    client.get(analysis_url(study))
+    refresh_dashboard(study_pk=study.pk)
     response = client.get(analysis_url(study))
     assert response.status_code == 200
     assert response.json()["analysis"] is None and "retried" in response.json()["reason"]
-    assert cache.get(f"dashboard:{study.pk}:latest") is None
+    assert response.json()["updating"] is True, "not stored as the analysis of this data"
     monkeypatch.undo()
-    again = client.get(analysis_url(study)).json()
+    again = analysed(client, study).json()
     assert again["analysis"]["questions"]["overall"]["metrics"]["psnr"][
         "spearman"
     ] == pytest.approx(1)
@@ -258,7 +303,7 @@ def test_dashboard_resamples_whole_cases_and_ranks_by_aligned_spearman(client, s
         value.value = -value.reconstruction.metric_values.get(metric="psnr").value
         value.save()
     client.force_login(study.researchers.get())
-    analysis = client.get(analysis_url(study)).json()["analysis"]
+    analysis = analysed(client, study).json()["analysis"]
     assert analysis["resampling"] == "cases"
     ssim = analysis["questions"]["overall"]["metrics"]["ssim"]
     assert ssim["spearman"] == pytest.approx(-1.0) and ssim["aligned_spearman"] == pytest.approx(
@@ -285,7 +330,7 @@ def test_a_relabel_in_the_admin_is_seen_at_the_next_poll(client, study):
     """Editing a reconstruction's method, acceleration or case, or a question, changes no count
     and no score time; the dashboard kept the old labels (with 304s) for up to a day."""
     client.force_login(study.researchers.get())
-    etag = client.get(analysis_url(study))["ETag"]
+    etag = analysed(client, study)["ETag"]
     recon = ReconstructionFactory._meta.model.objects.filter(case__study=study).first()
     for change in (
         lambda: setattr(recon, "method", "unet"),
@@ -295,7 +340,9 @@ def test_a_relabel_in_the_admin_is_seen_at_the_next_poll(client, study):
         change()
         recon.save()
         response = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
-        assert response.status_code == 200, "the edit changed the version"
+        assert response.status_code == 200 and response.json()["updating"], "a new version"
+        response = analysed(client, study, HTTP_IF_NONE_MATCH=response["ETag"])
+        assert response.status_code == 200
         etag = response["ETag"]
     assert "unet" in response.json()["analysis"]["questions"]["overall"]["by_method"]
     question = study.questions.get(key="overall")

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from readerstudy.dashboard import store_analysis
 from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +39,7 @@ def world():
     StudyFactory(slug="elsewhere").researchers.add(users["other_researcher"])
     item = study.assign_reader(users["reader"]).assignments.get()
     study.assign_reader(users["other_reader"])
+    store_analysis(study)  # what the dashboard's worker task does: its table is then there
     return study, recon, item, users
 
 

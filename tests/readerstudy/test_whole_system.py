@@ -129,8 +129,15 @@ def test_split_deployment_the_dashboard_shows_the_workers_dfd(
         message="the worker did not store every metric",
         log=worker.log_path,
     )
-    response = signed_in(client, study).get(reverse("api:analysis", args=[study.slug]))
-    payload = response.json()
+    url = reverse("api:analysis", args=[study.slug])
+    signed_in(client, study)
+    wait_until(  # the same worker computes the dashboard's analysis (default queue)
+        lambda: client.get(url).json()["updating"] is False,
+        timeout=120,
+        message="the worker did not compute the dashboard's analysis",
+        log=worker.log_path,
+    )
+    payload = client.get(url).json()
     assert payload["metrics"] == sorted(["psnr", "ssim", RADIMAGENET])
     block = payload["analysis"]["questions"]["overall"]
     assert block["metrics"][RADIMAGENET]["n"] == 9

@@ -55,7 +55,12 @@
       lastChecked = new Date();
       const status = $("live-status");
       status.className = "live ok";
-      status.textContent = `Live · data of ${new Date(payload.computed_at).toLocaleTimeString()} · checked ${lastChecked.toLocaleTimeString()}`;
+      root.dataset.updating = payload.updating ? "true" : "false";
+      // The analysis runs in a worker: while it computes newer data, the last one stays up.
+      const updating = payload.updating ? " · updating with new data…" : "";
+      status.textContent = payload.computed_at
+        ? `Live · analysis of ${new Date(payload.computed_at).toLocaleTimeString()}${updating} · checked ${lastChecked.toLocaleTimeString()}`
+        : `Computing the first analysis… · checked ${lastChecked.toLocaleTimeString()}`;
     } catch (error) {
       const status = $("live-status");
       status.className = "live stale";

@@ -26,8 +26,17 @@ from django.utils.crypto import get_random_string
 from metrics.engine import metric_version
 from metrics.models import MetricValue
 from readerstudy.bench import loadtest
+from readerstudy.bench.queries import reader_path_queries
 from readerstudy.config.database import database_url
-from readerstudy.models import Case, Reconstruction, Score, ScoreRevision, Study, array_file
+from readerstudy.models import (
+    Case,
+    Question,
+    Reconstruction,
+    Score,
+    ScoreRevision,
+    Study,
+    array_file,
+)
 
 SLUG = "bench-load"
 METRICS = ["psnr", "ssim", "nmse"]
@@ -67,13 +76,23 @@ class Command(BaseCommand):
         study, readers, researchers = seed(
             options["readers"], options["dashboards"], options["items"]
         )
+        queries = self.queries_per_request(study)
         server_log = Path(settings.DATA_DIR) / "bench-load-gunicorn.log"
+        # The dashboards' analyses run in a worker, as in production (never in a request).
+        worker_log = Path(settings.DATA_DIR) / "bench-load-worker.log"
         access_log = Path(settings.DATA_DIR) / "bench-load-access.log"
         access_log.unlink(missing_ok=True)  # gunicorn appends
         try:
-            with loadtest.gunicorn(
-                options["port"], options["workers"], server_environment(), server_log, access_log
-            ) as base:
+            with (
+                loadtest.celery_worker(server_environment(), worker_log),
+                loadtest.gunicorn(
+                    options["port"],
+                    options["workers"],
+                    server_environment(),
+                    server_log,
+                    access_log,
+                ) as base,
+            ):
                 self.stdout.write(
                     f"gunicorn: {options['workers']} sync workers on {base}; cache "
                     f"{settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}; paced phase "
@@ -98,6 +117,8 @@ class Command(BaseCommand):
         except loadtest.ServerStartError as error:
             raise CommandError(str(error)) from None
         figures = report(paced, in_worker, closed, elapsed, options)
+        figures["queries_per_request"] = queries
+        figures["analyses"] = loadtest.task_seconds(worker_log, "refresh_dashboard")
         problems = exactly_once(study, {**paced.accepted, **closed.accepted})
         problems += [f"request failed: {e}" for e in (paced.errors + closed.errors)[:10]]
         self.print_figures(figures, problems)
@@ -107,8 +128,31 @@ class Command(BaseCommand):
             self.stderr.write(f"server log: {server_log}")
             raise CommandError(f"{len(problems)} problem(s); see above")
 
+    def queries_per_request(self, study: Study) -> dict[str, dict[str, int]]:
+        """Queries per next-item request and submission, by kind of item, from a probe
+        reader who reads the whole study through the real views (then removed)."""
+        user = get_user_model().objects.create_user("bench-probe")
+        reader = study.assign_reader(user)
+        try:
+            return reader_path_queries(study, user)
+        finally:
+            reader.delete()
+            user.delete()
+
     def print_figures(self, figures: dict, problems: list[str]) -> None:
         out = self.stdout.write
+        out("")
+        out("queries per request (most, per kind of item; a probe reader read them all):")
+        for kind, row in figures["queries_per_request"].items():
+            out(
+                f"  {kind:<10} {row['items']:>4} items: next {row['next']}, submit {row['submit']}"
+            )
+        analyses = figures["analyses"]
+        if analyses["n"]:
+            out(
+                f"dashboard analyses in the worker: {analyses['n']}, p50 {analyses['p50_s']:.2f} s, "
+                f"max {analyses['max_s']:.2f} s (never in a web request)"
+            )
         out("")
         out(f"{'request':<34}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
         for label, row in figures["latency"].items():
@@ -139,12 +183,18 @@ class Command(BaseCommand):
 
 
 def seed(n_readers: int, n_dashboards: int, n_items: int):
-    """A fresh benchmark study: `n_items` reconstructions every reader reads, metric values."""
+    """A fresh benchmark study: `n_items` reconstructions every reader reads (with repeat
+    reads, a training case and a ranking question), metric values."""
     users = get_user_model()
     Study.objects.filter(slug=SLUG).delete()
     users.objects.filter(username__startswith="bench-").delete()
-    study = Study.objects.create(slug=SLUG, title="Load benchmark", status=Study.Status.OPEN)
+    # Every design a reader meets: repeat reads, a training case first, and a ranking of
+    # each case's reconstructions beside the Likert questions.
+    study = Study.objects.create(
+        slug=SLUG, title="Load benchmark", status=Study.Status.OPEN, repeat_share=0.1
+    )
     study.add_default_questions()
+    Question.objects.create(study=study, key="rank", label="Rank", kind="rank", position=9)
     rng = np.random.default_rng(0)
     for case_index in range(int(np.ceil(n_items / 5))):
         case = Case.objects.create(
@@ -152,6 +202,8 @@ def seed(n_readers: int, n_dashboards: int, n_items: int):
             name=f"case-{case_index:03d}",
             reference=array_file(rng.random((32, 32))),
             shape=[32, 32],
+            training=case_index == 0,
+            training_note="Look at the edges" if case_index == 0 else "",
         )
         for method_index in range(min(5, n_items - case_index * 5)):
             recon = Reconstruction.objects.create(
@@ -270,12 +322,12 @@ def exactly_once(study: Study, accepted: dict[str, dict[str, int]]) -> list[str]
     """Every score the server answered 200 for is stored once, with its value, and nothing else."""
     problems = []
     stored = {}
-    for public_id, key, value in Score.objects.filter(assignment__reader__study=study).values_list(
-        "assignment__public_id", "question__key", "value"
-    ):
+    for public_id, key, value, ranks in Score.objects.filter(
+        assignment__reader__study=study
+    ).values_list("assignment__public_id", "question__key", "value", "ranks"):
         if (public_id, key) in stored:
             problems.append(f"duplicate score {public_id}/{key}")
-        stored[(public_id, key)] = value
+        stored[(public_id, key)] = value if ranks is None else ranks
     expected = {
         (item, key): value for item, scores in accepted.items() for key, value in scores.items()
     }

@@ -53,7 +53,7 @@ class Command(BaseCommand):
                     f"\n  Demo running at http://{host}:{port}/\n"
                     f"  Researcher: {RESEARCHER[0]} / {RESEARCHER[1]}\n"
                     f"  Readers:    {readers}\n"
-                    f"  A Celery worker (pid {worker.pid}) computes the metrics. Ctrl-C stops both.\n"
+                    f"  A Celery worker (pid {worker.pid}) computes the metrics and the dashboard's analyses. Ctrl-C stops both.\n"
                 )
             )
             while all(child.poll() is None for child in children):
