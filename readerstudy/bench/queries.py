@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -36,13 +37,15 @@ def reader_path_queries(study: Study, user) -> dict[str, dict[str, int]]:
     """Read every item of `user` (a reader of `study`) through the real views, in order, and
     count the queries of each next-item request and each submission: per kind of item, the
     most either took, and how many items of that kind there were."""
-    client = Client()
+    # As a browser reaches the server: a host it serves, over HTTPS (production settings
+    # redirect plain HTTP, and refuse the test client's default host).
+    client = Client(headers={"host": settings.ALLOWED_HOSTS[0]})
     client.force_login(user, backend=MODEL_BACKEND)
     most: dict[str, dict[str, int]] = defaultdict(lambda: {"items": 0, "next": 0, "submit": 0})
     next_url = reverse("api:next-item", args=[study.slug])
     while True:
         with CaptureQueriesContext(connection) as fetch:
-            response = client.get(next_url)
+            response = client.get(next_url, secure=True)
         item = response.json()["item"]
         if item is None:
             return dict(most)
@@ -52,6 +55,7 @@ def reader_path_queries(study: Study, user) -> dict[str, dict[str, int]]:
                 reverse("api:item-scores", args=[item["public_id"]]),
                 body,
                 content_type="application/json",
+                secure=True,
             )
         if saved.status_code != 200:
             raise RuntimeError(f"the probe's answer was refused: {saved.content[:300]!r}")
