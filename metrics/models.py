@@ -54,12 +54,14 @@ def report_worker_metrics() -> dict[str, str]:
 
 
 class MetricValueQuerySet(models.QuerySet):
-    def current(self, names: list[str] | None = None) -> MetricValueQuerySet:
+    def current(
+        self, names: list[str] | None = None, *, versions: dict[str, str] | None = None
+    ) -> MetricValueQuerySet:
         """Values of `names` (default: every registered metric) at their current version: the
-        workers' (`worker_metrics()`), else this process's."""
+        workers' (`versions`, else `worker_metrics()`), else this process's."""
         from metrics.engine import ALL_METRICS
 
-        versions = worker_metrics()
+        versions = worker_metrics() if versions is None else versions
         wanted = Q(pk__in=[])
         for name in ALL_METRICS if names is None else names:
             wanted |= Q(metric=name, version=versions.get(name) or current_version(name))

@@ -20,15 +20,20 @@ def current_metric_values(study: Study):
     `analyze` on them, whichever process holds the weights.
     """
     computed = worker_metrics()
-    values = MetricValue.objects.current().filter(reconstruction__case__study=study)
-    stored = set(values.values_list("metric", flat=True).distinct())
+    values = MetricValue.objects.current(versions=computed).filter(
+        reconstruction__case__study=study
+    )
+    # order_by(): the models' default orderings would make DISTINCT run over their columns.
+    stored = set(values.order_by().values_list("metric", flat=True).distinct())
     return [name for name in ALL_METRICS if name in computed or name in stored], values
 
 
 def _computed_values(study: Study):
     """(the metrics the workers compute, the study's current values of those)."""
-    names = list(worker_metrics())
-    return names, MetricValue.objects.current(names).filter(reconstruction__case__study=study)
+    versions = worker_metrics()
+    return list(versions), MetricValue.objects.current(list(versions), versions=versions).filter(
+        reconstruction__case__study=study
+    )
 
 
 def metric_progress(study: Study) -> dict[str, int]:
