@@ -57,11 +57,7 @@ def gunicorn(
             _wait_until_up(server, base, log)
             yield base
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            _stop(server)
 
 
 def _wait_until_up(server: subprocess.Popen, base: str, log: Path) -> None:
@@ -220,11 +216,16 @@ def celery_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
         try:
             yield worker
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            _stop(worker)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def read_one(http: requests.Session, base: str, slug: str, rec: Recorder, resend: float) -> bool:

@@ -197,22 +197,14 @@ def bt_pairs(strengths_by_case, readers, rng, repeats=1):
     return pd.DataFrame(rows, columns=["case", "reader", "better", "worse"])
 
 
-def penalised_fit_by_scipy(pairs, alpha):
-    """The same model fitted independently: scipy's minimiser on the penalised negative
-    log-likelihood, and its Hessian by central finite differences of that function."""
+def centred_fit(objective, items: list[str]) -> pd.DataFrame:
+    """scipy's minimiser on `objective` (a penalised negative log-likelihood of one strength per
+    item), and each centred strength's standard error from a central finite-difference
+    Hessian of it: an independent fit to hold ours against."""
     from scipy.optimize import minimize
 
-    items = sorted(set(pairs["better"]) | set(pairs["worse"]))
-    index = {item: k for k, item in enumerate(items)}
-    w = pairs["better"].map(index).to_numpy()
-    loser = pairs["worse"].map(index).to_numpy()
-
-    def objective(theta):
-        # The penalty as choix states it (alpha * sum of squares), written out here.
-        return np.logaddexp(0, -(theta[w] - theta[loser])).sum() + alpha * theta @ theta
-
     theta = minimize(objective, np.zeros(len(items)), method="BFGS", tol=1e-12).x
-    step, n = 1e-4, len(items)
+    n, step = len(items), 1e-4
     hessian = np.zeros((n, n))
     for i in range(n):
         for j in range(n):
@@ -226,6 +218,22 @@ def penalised_fit_by_scipy(pairs, alpha):
     centring = np.eye(n) - 1 / n
     se = np.sqrt(np.diag(centring @ np.linalg.inv(hessian) @ centring))
     return pd.DataFrame({"reconstruction": items, "strength": theta - theta.mean(), "se": se})
+
+
+def penalised_fit_by_scipy(pairs, alpha):
+    """The same model fitted independently: scipy's minimiser on the penalised negative
+    log-likelihood, and its Hessian by central finite differences of that function."""
+
+    items = sorted(set(pairs["better"]) | set(pairs["worse"]))
+    index = {item: k for k, item in enumerate(items)}
+    w = pairs["better"].map(index).to_numpy()
+    loser = pairs["worse"].map(index).to_numpy()
+
+    def objective(theta):
+        # The penalty as choix states it (alpha * sum of squares), written out here.
+        return np.logaddexp(0, -(theta[w] - theta[loser])).sum() + alpha * theta @ theta
+
+    return centred_fit(objective, items)
 
 
 def test_bradley_terry_equals_choix_and_an_independent_penalised_fit_per_case():
@@ -374,7 +382,6 @@ def pl_rankings(truth, readers, rng, set_size=None, sets=2):
 def breslow_fit_by_scipy(rankings, alpha):
     """The Plackett-Luce (Breslow for ties) objective written out ranking by ranking, place
     by place, minimised by scipy, with a finite-difference Hessian for the intervals."""
-    from scipy.optimize import minimize
     from scipy.special import logsumexp
 
     items = sorted(rankings["reconstruction"].unique())
@@ -394,21 +401,7 @@ def breslow_fit_by_scipy(rankings, alpha):
             total += len(chosen) * logsumexp(theta[remaining]) - theta[chosen].sum()
         return total
 
-    theta = minimize(objective, np.zeros(len(items)), method="BFGS", tol=1e-12).x
-    n, step = len(items), 1e-4
-    hessian = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            e_i, e_j = np.eye(n)[i] * step, np.eye(n)[j] * step
-            hessian[i, j] = (
-                objective(theta + e_i + e_j)
-                - objective(theta + e_i - e_j)
-                - objective(theta - e_i + e_j)
-                + objective(theta - e_i - e_j)
-            ) / (4 * step**2)
-    centring = np.eye(n) - 1 / n
-    se = np.sqrt(np.diag(centring @ np.linalg.inv(hessian) @ centring))
-    return pd.DataFrame({"reconstruction": items, "strength": theta - theta.mean(), "se": se})
+    return centred_fit(objective, items)
 
 
 def test_plackett_luce_equals_choix_and_an_independent_fit_ties_included():

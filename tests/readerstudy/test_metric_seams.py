@@ -94,14 +94,15 @@ def exports(client, study, tmp_path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def analyze_cli(scores: Path, metrics: Path, *options) -> dict:
+def analyze_cli(*args) -> dict:
+    """`manage.py analyze ARGS --json` as a user runs it; its JSON."""
     result = subprocess.run(
-        [sys.executable, "manage.py", "analyze", "--scores", scores, "--metrics", metrics]
-        + [*map(str, options), "--json", "--settings", "tests.settings"],
+        [sys.executable, "manage.py", "analyze", *map(str, args)]
+        + ["--json", "--settings", "tests.settings"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -145,7 +146,13 @@ def test_holm_adjusts_one_family_on_the_dashboard_and_in_analyze(settings, tmp_p
     shuffled = pd.read_csv(scores).sample(frac=1, random_state=1)
     shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
     cli = analyze_cli(
-        tmp_path / "shuffled.csv", metrics, "--full", "--bootstrap", settings.DASHBOARD_BOOTSTRAP
+        "--scores",
+        tmp_path / "shuffled.csv",
+        "--metrics",
+        metrics,
+        "--full",
+        "--bootstrap",
+        settings.DASHBOARD_BOOTSTRAP,
     )["questions"]["overall"]
     assert cli["holm_family"] == dashboard["holm_family"]
     for name in dashboard["holm_family"]:
@@ -187,7 +194,7 @@ def test_a_failed_metric_is_listed_exported_excluded_and_retried(
     rows = pd.read_csv(metrics, keep_default_na=False)
     assert (rows.loc[rows["error"] != "", "error"] == reason).sum() == 3
     assert (rows.loc[rows["error"] != "", "value"] == "").all()
-    cli = analyze_cli(scores, metrics, "--bootstrap", 50)
+    cli = analyze_cli("--scores", scores, "--metrics", metrics, "--bootstrap", 50)
     assert [e["reason"] for e in cli["excluded"]["vif"]] == [reason] * 3
     vif = cli["questions"]["overall"]["metrics"]["vif"]
     assert vif["n"] == 9

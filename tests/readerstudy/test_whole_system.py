@@ -3,9 +3,6 @@ metric failing while the others go on, and a study through its archive to a fres
 each through the real components (a worker process on the broker, the web stack, the archive,
 `manage.py analyze`). CI runs them on SQLite and on PostgreSQL + Redis."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +30,7 @@ from tests.readerstudy.factories import (
     array_file,
     smooth_image,
 )
+from tests.readerstudy.test_metric_seams import analyze_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -212,16 +210,7 @@ def analyze_shuffled(paths: dict[str, Path], seed: int) -> dict:
         frame = pd.read_csv(path, keep_default_na=False, dtype=str)
         frame.sample(frac=1, random_state=seed).to_csv(shuffled, index=False)
         args += [f"--{kind}", str(shuffled)]
-    result = subprocess.run(
-        [sys.executable, "manage.py", "analyze", *args, "--full", "--bootstrap", "200"]
-        + ["--json", "--settings", "tests.settings"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return analyze_cli(*args, "--full", "--bootstrap", 200)
 
 
 @pytest.mark.django_db

@@ -58,32 +58,29 @@
       p.textContent = "Imported: " + job.cases_added + " case" + (job.cases_added === 1 ? "" : "s") + ", " +
         job.reconstructions_added + " reconstructions. Metrics are being computed.";
       result.appendChild(p);
-      if (job.notes && job.notes.length) {
-        const list = document.createElement("ul");
-        list.id = "import-notes";
-        job.notes.forEach(function (note) {
-          const item = document.createElement("li");
-          item.textContent = note;
-          list.appendChild(item);
-        });
-        result.appendChild(list);
-      }
+      // What a successful import should know: the metrics a small case will lack.
+      if (job.notes && job.notes.length) result.appendChild(listOf(job.notes, "import-notes"));
     } else {
       const p = document.createElement("p");
       p.className = "error";
       p.textContent = "Nothing was imported. Fix these and upload again:";
-      const list = document.createElement("ul");
+      const list = listOf(job.problems, "import-problems");
       list.className = "problems";
-      list.id = "import-problems";
-      job.problems.forEach(function (problem) {
-        const item = document.createElement("li");
-        item.textContent = problem;
-        list.appendChild(item);
-      });
       result.appendChild(p);
       result.appendChild(list);
     }
     button.disabled = false;
+  }
+
+  function listOf(lines, id) {
+    const list = document.createElement("ul");
+    list.id = id;
+    lines.forEach(function (line) {
+      const item = document.createElement("li");
+      item.textContent = line;
+      list.appendChild(item);
+    });
+    return list;
   }
 
   function follow(url) {
