@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from fixtures.perturbations import PERTURBATIONS
-from readerstudy.dashboard import stored_payload
+from readerstudy.dashboard_store import stored_payload
 from readerstudy.forms import MetricLabForm
 from readerstudy.models import MetricLab, Study
 

@@ -35,9 +35,9 @@ PROGRESS_INTERVAL_S = 0.5
 @idempotent_task()
 def refresh_dashboard(*, study_pk: int) -> None:
     """The study's dashboard analysis at its current data version, stored for the web to
-    serve (readerstudy.dashboard.store_analysis). Data that arrives while it runs is taken
+    serve (readerstudy.dashboard_store.store_analysis). Data that arrives while it runs is taken
     up by the next poll's task: versions coalesce, one analysis at a time per study."""
-    from readerstudy.dashboard import store_analysis
+    from readerstudy.dashboard_store import store_analysis
 
     try:
         study = Study.objects.filter(pk=study_pk).first()
@@ -181,7 +181,7 @@ def run_metric_lab(*, lab_pk: int) -> None:
     result["skipped_reasons"] = skipped
     # The lab's table sets the readers' verdict beside it, from the dashboard's analysis: a
     # study whose dashboard was never opened has none yet, so this worker computes one.
-    from readerstudy.dashboard import store_analysis
+    from readerstudy.dashboard_store import store_analysis
 
     if not DashboardSnapshot.objects.filter(study=lab.study, computed_at__isnull=False).exists():
         store_analysis(lab.study)

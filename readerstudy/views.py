@@ -18,7 +18,8 @@ from PIL import Image
 
 from fixtures.perturbations import PERTURBATIONS
 from metrics.image import central_slice
-from readerstudy.dashboard import TABLE_COLUMNS, stored_payload, table_rows
+from readerstudy.dashboard import TABLE_COLUMNS, table_rows
+from readerstudy.dashboard_store import stored_payload
 from readerstudy.dicom import blinded_dicom, to_stored_values
 from readerstudy.export import (
     HISTORY_COLUMNS,

@@ -25,7 +25,7 @@ from readerstudy.api.serializers import (
     StudyImportSerializer,
     UploadSerializer,
 )
-from readerstudy.dashboard import latest_analysis, payload_text
+from readerstudy.dashboard_store import latest_analysis, payload_text
 from readerstudy.models import Assignment, Question, Reader, Study, StudyImport
 from readerstudy.uploads import UploadRefusedError, safe_relative_path
 

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from readerstudy.dashboard import store_analysis
+from readerstudy.dashboard_store import store_analysis
 from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
