@@ -461,7 +461,8 @@ def test_plackett_luce_intervals_cover_about_95_percent_where_bradley_terry_did_
 
 # --- what analyze refuses in a rankings file (issue 32) -----------------------------------
 
-from metrics.stats.preference import check_rankings, preference_analysis  # noqa: E402
+from metrics.stats.preference import preference_analysis  # noqa: E402
+from metrics.stats.ranking_checks import check_rankings  # noqa: E402
 
 GOOD = [
     ("a", "rank", "rank", False, "c1", "1", "x1", 1),
