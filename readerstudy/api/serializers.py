@@ -113,7 +113,7 @@ class ItemSerializer(serializers.ModelSerializer):
         elif "questions" in self.context:
             questions = self.context["questions"]
         else:
-            questions = item.reader.study.questions.filter(kind=Question.Kind.LIKERT)
+            questions = item.reader.study.questions.likert()
         return list(QuestionSerializer(questions, many=True).data)
 
     @extend_schema_field(OpenApiTypes.OBJECT)

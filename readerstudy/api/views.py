@@ -26,10 +26,9 @@ from readerstudy.api.serializers import (
     UploadSerializer,
 )
 from readerstudy.dashboard_store import latest_analysis, payload_text
-from readerstudy.models import Assignment, Question, Reader, Study, StudyImport
+from readerstudy.models import Assignment, Reader, Study, StudyImport
+from readerstudy.models.reading import ITEM_RELATIONS
 from readerstudy.uploads import UploadRefusedError, safe_relative_path
-
-ITEM_RELATIONS = ("reconstruction__case", "comparison__question", "comparison__case")
 
 
 def my_items(request):
@@ -66,7 +65,7 @@ class NextItem(APIView):
         )
         if reader.study.status != Study.Status.OPEN:
             raise StudyNotOpenError(reader.study)
-        questions = list(reader.study.questions.filter(kind=Question.Kind.LIKERT))
+        questions = list(reader.study.questions.likert())
         order = reader.reading_order(len(questions))
         index = order.next_index()
         item_data = None
@@ -113,15 +112,21 @@ class ItemScores(APIView):
 
     @extend_schema(request=ScoresInputSerializer, responses=SavedScoresSerializer)
     def put(self, request, public_id):
-        item = get_object_or_404(my_items(request), public_id=public_id)
         payload = ScoresInputSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        # A rule the model enforces answers 400 through the API's error mapping (exceptions.py).
-        saved = item.save_scores(
-            payload.validated_data["scores"],
-            seconds_spent=payload.validated_data["seconds_spent"],
-            by=request.user,
-        )
+        with transaction.atomic():
+            # Read and locked in one query: this item is the requesting reader's, or 404.
+            item = get_object_or_404(
+                Assignment.objects.of_reader(request.user).for_scoring(), public_id=public_id
+            )
+            payload.is_valid(raise_exception=True)
+            # A rule the model enforces answers 400 through the API's error mapping
+            # (exceptions.py); nothing is stored then.
+            saved = item.save_scores(
+                payload.validated_data["scores"],
+                seconds_spent=payload.validated_data["seconds_spent"],
+                by=request.user,
+                locked=True,
+            )
         stored = {
             score.question.key: score.value if score.ranks is None else score.ranks
             for score in saved

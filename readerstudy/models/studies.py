@@ -308,6 +308,14 @@ class Study(models.Model):
 DEFAULT_RANK_SETS = 2  # sets each reconstruction of a split case is ranked in
 
 
+class QuestionQuerySet(models.QuerySet):
+    def likert(self) -> QuestionQuerySet:
+        """The Likert questions in the order readers see them. Ordered on this table alone:
+        the default ordering starts with the study, which joins it to sort by its date (a
+        join on every request of the reading room)."""
+        return self.filter(kind=Question.Kind.LIKERT).order_by("position", "pk")
+
+
 class Question(models.Model):
     """What readers are asked: a Likert score of every reconstruction, or a ranking or forced
     choice between reconstructions of the same case (issue 20). A study may combine kinds."""
@@ -343,6 +351,8 @@ class Question(models.Model):
         "comparisons per reconstruction (a balanced incomplete design). Rank: how many sets "
         f"each reconstruction of a split case is ranked in ({DEFAULT_RANK_SETS} when empty).",
     )
+
+    objects = QuestionQuerySet.as_manager()
 
     class Meta:
         ordering = ["study", "position", "pk"]
