@@ -11,9 +11,10 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
@@ -37,8 +38,8 @@ def latest_analysis(study: Study) -> Served:
     """The version of the study's latest finished analysis, queueing a new one where the data
     changed since (at most once per DASHBOARD_MIN_REFRESH_S, one at a time per study). Costs
     a few cheap queries: the analysis itself never runs in a web request."""
-    version = data_version(study)
     snapshot = DashboardSnapshot.objects.filter(study=study).only("version", "computed_at").first()
+    version = polled_version(study, snapshot.computed_at if snapshot is not None else None)
     if snapshot is not None and snapshot.version == version:
         return Served(version, updating=False)
     if snapshot is None or snapshot.computed_at is None:
@@ -49,6 +50,24 @@ def latest_analysis(study: Study) -> Served:
     ):
         request_analysis(study)
     return Served(snapshot.version, updating=True)
+
+
+def polled_version(study: Study, analysed_at: datetime | None) -> str:
+    """The study's data version as polls see it: computed at most once per
+    DASHBOARD_VERSION_TTL_S per study (in the shared cache, however many dashboards poll),
+    and afresh when the analysis being served was stored after it. At 3,600 reconstructions
+    and 144,000 scores the version takes 86 ms on SQLite; a dashboard polls every 2 s."""
+    ttl = settings.DASHBOARD_VERSION_TTL_S
+    key = f"dashboard-version:{study.pk}"
+    if ttl > 0:
+        cached = cache.get(key)
+        if cached is not None and (analysed_at is None or cached[1] >= analysed_at.timestamp()):
+            return cached[0]
+    checked_at = time.time()
+    version = data_version(study)
+    if ttl > 0:
+        cache.set(key, (version, checked_at), ttl)
+    return version
 
 
 def request_analysis(study: Study) -> None:

@@ -266,6 +266,9 @@ DASHBOARD_POLL_MS = env.int("DASHBOARD_POLL_MS", default=2000)
 # The analysis is recomputed at most this often (seconds) however many dashboards poll, so
 # that scoring stays fast while a study is read; new data shows within this plus one poll.
 DASHBOARD_MIN_REFRESH_S = env.float("DASHBOARD_MIN_REFRESH_S", default=3.0)
+# A poll's check for new data (scores, metric values, labels) is made at most this often
+# (seconds) per study, however many dashboards poll; the rest are answered from the cache.
+DASHBOARD_VERSION_TTL_S = env.float("DASHBOARD_VERSION_TTL_S", default=2.0)
 # A queued analysis not finished after this long is taken as lost with its worker and queued
 # again by the next poll.
 DASHBOARD_ANALYSIS_LOST_S = env.float("DASHBOARD_ANALYSIS_LOST_S", default=180.0)

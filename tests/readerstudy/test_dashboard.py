@@ -164,6 +164,34 @@ def test_polls_never_compute_and_queue_one_analysis_at_a_time(client, study, set
     assert snapshot.queued_at > lost, "a lost task is queued again by the next poll"
 
 
+def test_polls_check_for_new_data_once_per_interval_however_many_poll(
+    client, study, settings, django_assert_max_num_queries
+):
+    """DASHBOARD_VERSION_TTL_S: within it a poll is answered from the cached check (a few
+    cheap queries, none over scores or metric values), so a new score shows at most that much
+    later; after it, or once a newer analysis has been stored, the data are checked again."""
+    settings.DASHBOARD_VERSION_TTL_S = 3600
+    client.force_login(study.researchers.get())
+    etag = analysed(client, study)["ETag"]
+    item = study.readers.get(user__username="reader1").assignments.exclude(scores__isnull=False)[0]
+    item.save_scores({q.key: 5 for q in study.questions.all()})
+    with django_assert_max_num_queries(5) as polled:  # session, user, study, snapshot, ...
+        assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag).status_code == 304
+    assert not any("readerstudy_score" in query["sql"] for query in polled.captured_queries)
+    # The analysis a worker stores after the check is newer than it: checked again.
+    refresh_dashboard(study_pk=study.pk)
+    fresh = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=etag)
+    assert fresh.status_code == 200 and fresh["ETag"] == f'"{data_version(study)}"'
+    assert fresh.json()["progress"]["scored"]["overall"] == 6
+    # And once the interval has passed, a new score is seen without any analysis stored.
+    item = study.readers.get(user__username="reader2").assignments.exclude(scores__isnull=False)[0]
+    item.save_scores({q.key: 4 for q in study.questions.all()})
+    assert client.get(analysis_url(study), HTTP_IF_NONE_MATCH=fresh["ETag"]).status_code == 304
+    cache.delete(f"dashboard-version:{study.pk}")  # what the interval's end does
+    stale = client.get(analysis_url(study), HTTP_IF_NONE_MATCH=fresh["ETag"])
+    assert stale.status_code == 200 and stale.json()["updating"] is True
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
 def test_the_analysis_runs_at_low_priority_with_single_threaded_blas(settings):
     """A bootstrap must not take CPU from readers' requests on a shared machine: it runs in a
