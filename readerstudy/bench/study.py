@@ -263,6 +263,13 @@ def print_table(result: dict[str, Any]) -> None:
             f"{board['metrics_in_analysis']} metrics (median of the later ones; "
             f"first in the process {board['first_refresh_s']} s)",
         ),
+        (
+            "a changed score on the dashboard",
+            f"{board['new_score_seen_s']} s",
+            f"polled through the API's path, analysed by a worker in "
+            f"{board['worker_analysis_s']:.2f} s (the dashboard polls every "
+            f"{int(os.environ.get('DASHBOARD_POLL_MS', 2000)) / 1000:g} s on top)",
+        ),
     ]
     for stage, seconds, detail in rows:
         print(f"{stage:<30} {seconds:>10}  {detail}")
@@ -286,6 +293,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     django.setup()
     from django.core.management import call_command
 
+    from readerstudy.bench.freshness import seconds_until_seen
     from readerstudy.config.celery import worker_command
     from readerstudy.dashboard import build_payload
     from readerstudy.dashboard_data import data_version
@@ -391,6 +399,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         payload = build_payload(study, data_version(study))
         refreshes.append(time.perf_counter() - started)
     analysed = payload["analysis"] or {}
+    freshness = seconds_until_seen(study, env, scratch / "dashboard-worker.log")
     report["dashboard"] = {
         "scores": scores,
         "assign_and_score_s": round(readers_s, 2),
@@ -399,6 +408,8 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         "refreshes_s": [round(seconds, 2) for seconds in refreshes],
         "metrics_in_analysis": len(payload["metrics"]),
         "reconstructions_in_analysis": analysed.get("n_reconstructions"),
+        "new_score_seen_s": freshness["seen_s"],
+        "worker_analysis_s": freshness["analysis_s"],
     }
     report["peak_mib_this_process"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

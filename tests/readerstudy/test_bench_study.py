@@ -62,6 +62,9 @@ def test_the_study_benchmark_runs_every_stage_and_stores_every_value(tmp_path):
     assert report["dashboard"]["reconstructions_in_analysis"] == 8
     assert report["dashboard"]["metrics_in_analysis"] == 3
     assert len(report["dashboard"]["refreshes_s"]) == 2
+    # A changed answer was seen through the poll's path once a real worker had analysed it.
+    assert report["dashboard"]["new_score_seen_s"] >= report["dashboard"]["worker_analysis_s"] > 0
+    assert "a changed score on the dashboard" in result.stdout
     assert "overhead ratio" in result.stdout and "dashboard refresh" in result.stdout
 
 
