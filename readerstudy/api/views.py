@@ -70,8 +70,14 @@ class NextItem(APIView):
         index = order.next_index()
         item_data = None
         if index is not None:
-            pk, _, answered, _ = order.items[index]
-            item = Assignment.objects.select_related(*ITEM_RELATIONS).get(pk=pk)
+            pk, _, answered, compares = order.items[index]
+            # Only the relations this kind of item has: half the joins and columns of both.
+            shown = (
+                ("comparison__question", "comparison__case")
+                if compares
+                else ("reconstruction__case",)
+            )
+            item = Assignment.objects.select_related(*shown).get(pk=pk)
             item.reader = reader  # already loaded, with its study
             context = {
                 "questions": questions,
