@@ -27,7 +27,11 @@ from readerstudy.api.serializers import (
 )
 from readerstudy.dashboard_store import latest_analysis, payload_text
 from readerstudy.models import Assignment, Reader, Study, StudyImport
-from readerstudy.models.reading import ITEM_RELATIONS
+from readerstudy.models.reading import (
+    COMPARISON_RELATIONS,
+    ITEM_RELATIONS,
+    RECONSTRUCTION_RELATIONS,
+)
 from readerstudy.uploads import UploadRefusedError, safe_relative_path
 
 
@@ -71,12 +75,7 @@ class NextItem(APIView):
         item_data = None
         if index is not None:
             pk, _, answered, compares = order.items[index]
-            # Only the relations this kind of item has: half the joins and columns of both.
-            shown = (
-                ("comparison__question", "comparison__case")
-                if compares
-                else ("reconstruction__case",)
-            )
+            shown = COMPARISON_RELATIONS if compares else RECONSTRUCTION_RELATIONS
             item = Assignment.objects.select_related(*shown).get(pk=pk)
             item.reader = reader  # already loaded, with its study
             context = {

@@ -10,11 +10,8 @@ and the analysis itself; the dashboard's own poll interval (DASHBOARD_POLL_MS) c
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def seconds_until_seen(
@@ -25,7 +22,7 @@ def seconds_until_seen(
     `env` (its output to `log`): the first analysis in a worker process also pays for its
     imports, a running worker's are the later ones. Returns the seconds until each change was
     seen, and the later analysis's own seconds."""
-    from readerstudy.config.celery import worker_command
+    from readerstudy.bench.loadtest import celery_worker
     from readerstudy.dashboard_store import store_analysis
     from readerstudy.models import DashboardSnapshot, Study
 
@@ -33,24 +30,10 @@ def seconds_until_seen(
     study.status = Study.Status.OPEN
     study.save(update_fields=["status"])
     store_analysis(study)  # the dashboard is up to date before the change
-    with log.open("w") as output:
-        worker = subprocess.Popen(
-            worker_command(sys.executable, "--without-gossip", "--without-mingle"),
-            cwd=REPOSITORY,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_for_worker(log, worker)
-            first = _change_and_wait(study, worker, log, poll_s, timeout_s)
-            later = _change_and_wait(study, worker, log, poll_s, timeout_s)
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+    with celery_worker(env, log) as worker:
+        _wait_for_worker(log, worker)
+        first = _change_and_wait(study, worker, log, poll_s, timeout_s)
+        later = _change_and_wait(study, worker, log, poll_s, timeout_s)
     analysis_s = DashboardSnapshot.objects.get(study=study).seconds
     return {
         "first_seen_s": round(first, 2),

@@ -154,7 +154,11 @@ class Reader(models.Model):
         return extend_order(self, rng)
 
 
-ITEM_RELATIONS = ("reconstruction__case", "comparison__question", "comparison__case")
+# What an item shows, by kind: a reconstruction with its case, or a comparison with its
+# question and case. An item of known kind reads only its own (half the joins).
+RECONSTRUCTION_RELATIONS = ("reconstruction__case",)
+COMPARISON_RELATIONS = ("comparison__question", "comparison__case")
+ITEM_RELATIONS = RECONSTRUCTION_RELATIONS + COMPARISON_RELATIONS
 
 
 class AssignmentQuerySet(models.QuerySet):
