@@ -49,8 +49,7 @@ class ClusterCounts:
     def __init__(self, drawn: np.ndarray, clusters: np.ndarray) -> None:
         self.drawn, self.clusters = drawn, np.asarray(clusters)
         self.shape = (len(self.clusters), drawn.shape[1])
-        self._integer: dict[type, np.ndarray] = {}
-        self._squared: np.ndarray | None = None
+        self._cubed: np.ndarray | None = None
 
     @classmethod
     def draw(cls, clusters: np.ndarray, resamples: int, rng: np.random.Generator) -> ClusterCounts:
@@ -71,17 +70,12 @@ class ClusterCounts:
     def __getitem__(self, units: np.ndarray) -> np.ndarray:
         return self.drawn[self.clusters[units]]
 
-    def integer(self, dtype: type) -> np.ndarray:
-        """The draws as whole numbers of `dtype` (kept: every metric ranks on them)."""
-        if dtype not in self._integer:
-            self._integer[dtype] = self.drawn.astype(dtype)
-        return self._integer[dtype]
-
     @property
-    def squared(self) -> np.ndarray:
-        if self._squared is None:
-            self._squared = self.drawn**2
-        return self._squared
+    def cubed(self) -> np.ndarray:
+        """The draws cubed (kept: every metric's sum of squared ranks needs them)."""
+        if self._cubed is None:
+            self._cubed = self.drawn**3
+        return self._cubed
 
 
 Counts = np.ndarray | ClusterCounts
@@ -93,17 +87,6 @@ def group_sums(counts: Counts, labels: np.ndarray, units: np.ndarray, n_groups: 
         clusters = counts.clusters[units]
         return _grouping(labels, clusters, n_groups, counts.drawn.shape[0]) @ counts.drawn
     return _grouping(labels, units, n_groups, counts.shape[0]) @ counts
-
-
-def group_sums_of_squares(
-    counts: Counts, labels: np.ndarray, units: np.ndarray, n_groups: int
-) -> np.ndarray:
-    """(n_groups, B): the squared counts of `units` summed by their `labels`."""
-    if isinstance(counts, ClusterCounts):
-        clusters = counts.clusters[units]
-        return _grouping(labels, clusters, n_groups, counts.drawn.shape[0]) @ counts.squared
-    k = len(units)
-    return _grouping(labels, np.arange(k), n_groups, k) @ counts[units] ** 2
 
 
 def _grouping(
@@ -125,10 +108,9 @@ class RankedResamples:
     Kept per distinct value: `centred` is (G, B), the midrank of each tied group minus the
     resample's mean rank. Build it once per variable and pair it with several others.
 
-    A variable without ties (a metric: one unit per value) is kept instead as its counts and
-    cumulative counts in value order, whole numbers in int32 (int64 where a resample is too
-    large for int32's products): half the bytes of float64 to pass over, exact all the same,
-    and the sum of squared ranks follows from the counts alone (see `_rank_distinct`).
+    A variable without ties (a metric: one unit per value) is kept instead as its value order:
+    its ranks are formed as they are paired (`metrics.stats.rank_kernel`), and the sum of
+    squared ranks follows from the counts alone (see `_rank_distinct`).
     """
 
     def __init__(self, values: ArrayLike, units: ArrayLike, counts: Counts) -> None:
@@ -164,40 +146,43 @@ class RankedResamples:
         """Unit i's rank in a resample is its cumulative count P_i - (w_i - 1) / 2 for its
         count w_i; with the resample's size T the centred rank is P_i - w_i / 2 - T / 2, and
         the sum of count x squared centred rank is (T^3 - sum of w_i^3) / 12 (the midrank
-        variance with ties of sizes w_i)."""
+        variance with ties of sizes w_i). The ranks themselves are formed only where they
+        are paired (`covariance_with`, compiled), or asked for (`centred`)."""
         self.value_order = np.argsort(self.group)  # position in value order -> row of units
-        in_value_order = self.units[self.value_order]
         if isinstance(self.counts, ClusterCounts):
             drawn, clusters = self.counts.drawn, self.counts.clusters[self.units]
             per_cluster = np.bincount(clusters, minlength=drawn.shape[0]).astype(np.float64)
-            total, cubes = per_cluster @ drawn, per_cluster @ drawn**3
-            self.integer = _integer_for(total)
-            self.count = self.counts.integer(self.integer)[self.counts.clusters[in_value_order]]
+            total, cubes = per_cluster @ drawn, per_cluster @ self.counts.cubed
         else:
-            dense = self.counts[in_value_order]
+            dense = self.counts[self.units]
             total, cubes = dense.sum(axis=0), (dense**3).sum(axis=0)
-            self.integer = _integer_for(total)
-            self.count = dense.astype(self.integer)
-        self.cumulative = _cumulative_rows(self.count, np.empty_like(self.count))
+        self.integer = _integer_for(total)
         self.total = total
         self.sum_squares = (total**3 - cubes) / 12
+
+    def _drawn_in_value_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(counts matrix, its row for each unit in value order): the clusters' draws and
+        each unit's cluster, or the dense counts and each unit's own row."""
+        in_value_order = self.units[self.value_order]
+        if isinstance(self.counts, ClusterCounts):
+            return self.counts.drawn, self.counts.clusters[in_value_order]
+        return np.ascontiguousarray(self.counts, dtype=np.float64), in_value_order
 
     @property
     def centred(self) -> np.ndarray:
         """(G, B) float64: each group's midrank minus the resample's mean rank."""
         if self._centred is None:  # only a variable without ties gets here
-            self._centred = self.cumulative - 0.5 * self.count - 0.5 * self.total
+            drawn, rows = self._drawn_in_value_order()
+            count = drawn[rows].astype(self.integer)
+            cumulative = _cumulative_rows(count, np.empty_like(count))
+            self._centred = cumulative - 0.5 * count - 0.5 * self.total
         return self._centred
 
     @property
     def weighted(self) -> np.ndarray:
-        """Each count times its centred rank, (units, B); without ties, count times
-        cumulative count in value order (`covariance_with` adds the rest)."""
+        """Each count times its centred rank, (units, B), of a variable with ties."""
         if self._weighted is None:
-            if self.distinct:
-                self._weighted = np.multiply(self.count, self.cumulative)
-            else:
-                self._weighted = self.counts[self.units] * self.centred[self.group]
+            self._weighted = self.counts[self.units] * self.centred[self.group]
         return self._weighted
 
     def covariance_with(self, few: RankedResamples) -> np.ndarray:
@@ -207,13 +192,16 @@ class RankedResamples:
         if not self.distinct:
             sums = _grouping(few.group, np.arange(k), few.n_groups, k) @ self.weighted
             return np.einsum("gb,gb->b", few.centred, sums)
-        labels = few.group[self.value_order]
-        products = _grouping(labels, np.arange(k), few.n_groups, k, self.integer) @ self.weighted
-        # Count x centred rank = w P - w^2 / 2 - (T / 2) w. The last term contributes
-        # (T / 2) x (sum of few's counts x few's centred ranks), which is exactly zero: centred
-        # ranks sum to zero under their counts, and these are sums of half-integers.
-        squares = group_sums_of_squares(self.counts, few.group, self.units, few.n_groups)
-        return np.einsum("gb,gb->b", few.centred, products - 0.5 * squares)
+        from metrics.stats.rank_kernel import distinct_covariance
+
+        drawn, rows = self._drawn_in_value_order()
+        return distinct_covariance(
+            drawn,
+            rows.astype(np.intp),
+            np.ascontiguousarray(self.total, dtype=np.float64),
+            few.group[self.value_order].astype(np.intp),
+            np.ascontiguousarray(few.centred, dtype=np.float64),
+        )
 
 
 def _integer_for(total: np.ndarray) -> type:

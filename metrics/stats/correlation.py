@@ -64,26 +64,35 @@ def why_uncomputable(x: ArrayLike, y: ArrayLike) -> str | None:
     return None
 
 
-def spearman_columns(matrix: np.ndarray, y: np.ndarray) -> list[float | None]:
-    """Spearman of each column of `matrix` (NaN = missing) with y, ranking all complete
-    columns at once; columns with gaps fall back to one pairwise call each."""
-    matrix, y = np.asarray(matrix, float), np.asarray(y, float)
-    result: list[float | None] = [None] * matrix.shape[1]
-    complete = ~np.isnan(matrix).any(axis=0)
-    if complete.any() and len(y) >= MIN_PAIRS and _varies(y):
-        ranks = stats.rankdata(matrix[:, complete], axis=0)
-        ranks -= ranks.mean(axis=0)
-        ranked_y = stats.rankdata(y)
-        ranked_y -= ranked_y.mean()
-        norms = np.sqrt((ranks**2).sum(axis=0) * (ranked_y**2).sum())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = ranked_y @ ranks / norms
-        for column, value, norm in zip(np.flatnonzero(complete), rho, norms, strict=True):
-            result[column] = float(value) if norm > 0 else None  # zero norm: constant metric
-    for column in np.flatnonzero(~complete):
-        present = ~np.isnan(matrix[:, column])
-        result[column] = spearman(matrix[present, column], y[present])
-    return result
+class RankedColumns:
+    """The columns of `matrix` (NaN = missing) ranked once, for Spearman with several y
+    (each reader's scores against every metric: ten readers ranked the metrics ten times)."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = np.asarray(matrix, float)
+        self.complete = ~np.isnan(self.matrix).any(axis=0)
+        self._centred: np.ndarray | None = None
+
+    def spearman(self, y: np.ndarray) -> list[float | None]:
+        """Spearman of each column with y; columns with gaps take one pairwise call each."""
+        matrix, y = self.matrix, np.asarray(y, float)
+        result: list[float | None] = [None] * matrix.shape[1]
+        if self.complete.any() and len(y) >= MIN_PAIRS and _varies(y):
+            if self._centred is None:
+                self._centred = stats.rankdata(matrix[:, self.complete], axis=0)
+                self._centred -= self._centred.mean(axis=0)
+            ranks = self._centred
+            ranked_y = stats.rankdata(y)
+            ranked_y -= ranked_y.mean()
+            norms = np.sqrt((ranks**2).sum(axis=0) * (ranked_y**2).sum())
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rho = ranked_y @ ranks / norms
+            for column, value, norm in zip(np.flatnonzero(self.complete), rho, norms, strict=True):
+                result[column] = float(value) if norm > 0 else None  # zero norm: constant metric
+        for column in np.flatnonzero(~self.complete):
+            present = ~np.isnan(matrix[:, column])
+            result[column] = spearman(matrix[present, column], y[present])
+        return result
 
 
 def spearman_bootstrap_ci(

@@ -25,7 +25,7 @@ from metrics.stats.bootstrap import (
     resample_indices,
     spearman_between,
 )
-from metrics.stats.correlation import spearman_columns, why_uncomputable
+from metrics.stats.correlation import RankedColumns, why_uncomputable
 
 # Ranks in every resample, by (variable, rows it covers).
 RankCache = dict[tuple[object, bytes], RankedResamples]
@@ -179,11 +179,14 @@ class QuestionData:
         """Spearman of each metric with each reader's own scores (all metrics ranked at once)."""
         table: dict[str, dict[str, float | None]] = {name: {} for name in metric_names}
         values = self.metrics[metric_names].to_numpy()
+        ranked: dict[bytes, RankedColumns] = {}  # by the rows a reader scored
         for index, reader in enumerate(self.readers):
             own = self.wide.iloc[:, index].to_numpy()
             scored = ~np.isnan(own)
-            for name, rho in zip(
-                metric_names, spearman_columns(values[scored], own[scored]), strict=True
-            ):
+            key = scored.tobytes()
+            if key not in ranked:
+                ranked[key] = RankedColumns(values[scored])
+            columns = ranked[key]
+            for name, rho in zip(metric_names, columns.spearman(own[scored]), strict=True):
                 table[name][reader] = rho
         return table
