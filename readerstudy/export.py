@@ -170,7 +170,7 @@ REPEAT_COLUMNS = [
 def repeat_rows(study: Study, *, escape: Callable[[str], str] = safe_text) -> Iterator[dict]:
     """The repeats export; `escape` guards researcher text for a spreadsheet (the dashboard,
     which reads the rows itself, passes str)."""
-    repeats = (
+    repeats = list(
         Assignment.objects.filter(reader__study=study, repeat_of__isnull=False)
         .select_related("reader__user", "repeat_of", "comparison")
         .order_by("reader__user__username", "position")
@@ -182,7 +182,6 @@ def repeat_rows(study: Study, *, escape: Callable[[str], str] = safe_text) -> It
         .select_related("question")
     ):
         answers[score.assignment_id][score.question_id] = score
-    repeats = list(repeats)
     # Only the reconstructions the repeats show: loading the study's every one (3,600 model
     # instances) took a fifth of a second of each dashboard analysis, with no repeats at all.
     shown_pks = {pk for r in repeats for pk in [r.reconstruction_id, *(r.layout or [])]}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import combinations
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -298,7 +298,7 @@ def drift_analysis(answers: pd.DataFrame) -> dict[str, dict[str, Any]]:
         }
     )
     for code, rows in coded.groupby("question", sort=True):
-        question = question_names[code]
+        question = question_names[cast(int, code)]
         clocked = reading_clock(rows)
         out[str(question)] = {
             axis: {
