@@ -36,20 +36,31 @@ class Served:
 
 def latest_analysis(study: Study) -> Served:
     """The version of the study's latest finished analysis, queueing a new one where the data
-    changed since (at most once per DASHBOARD_MIN_REFRESH_S, one at a time per study). Costs
+    changed since (at most once per `refresh_interval`, one at a time per study). Costs
     a few cheap queries: the analysis itself never runs in a web request."""
-    snapshot = DashboardSnapshot.objects.filter(study=study).only("version", "computed_at").first()
+    snapshot = (
+        DashboardSnapshot.objects.filter(study=study)
+        .only("version", "computed_at", "seconds")
+        .first()
+    )
     version = polled_version(study, snapshot.computed_at if snapshot is not None else None)
     if snapshot is not None and snapshot.version == version:
         return Served(version, updating=False)
     if snapshot is None or snapshot.computed_at is None:
         request_analysis(study)
         return Served("", updating=True)
-    if timezone.now() - snapshot.computed_at >= timedelta(
-        seconds=settings.DASHBOARD_MIN_REFRESH_S
-    ):
+    if timezone.now() - snapshot.computed_at >= refresh_interval(snapshot.seconds):
         request_analysis(study)
     return Served(snapshot.version, updating=True)
+
+
+def refresh_interval(last_analysis_s: float | None) -> timedelta:
+    """How long after one analysis of a study the next may be queued: DASHBOARD_MIN_REFRESH_S,
+    or as long as the last one took where that is longer. A worker then spends at most half
+    its time on one study's dashboard while readers score, and a new score shows within
+    about two analyses' time (at 3,600 reconstructions a fixed 3 s came on top of a 1.6 s
+    analysis)."""
+    return timedelta(seconds=max(settings.DASHBOARD_MIN_REFRESH_S, last_analysis_s or 0.0))
 
 
 def polled_version(study: Study, analysed_at: datetime | None) -> str:

@@ -132,7 +132,8 @@ def test_etag_answers_304_until_a_score_or_metric_changes(client, study):
 def test_polls_never_compute_and_queue_one_analysis_at_a_time(client, study, settings):
     """The analysis is a worker's task: a poll serves what is stored and queues at most one
     analysis per study (none while one is queued or running, none within
-    DASHBOARD_MIN_REFRESH_S of the last); a task lost with its worker is queued again."""
+    DASHBOARD_MIN_REFRESH_S of the last, nor within the time the last took); a task lost with
+    its worker is queued again."""
     client.force_login(study.researchers.get())
     outline = client.get(analysis_url(study)).json()
     assert outline["updating"] is True and outline["analysis"] is None
@@ -154,6 +155,11 @@ def test_polls_never_compute_and_queue_one_analysis_at_a_time(client, study, set
     snapshot.refresh_from_db()
     assert snapshot.queued_at is None, "the last analysis is younger than the interval"
     settings.DASHBOARD_MIN_REFRESH_S = 0
+    DashboardSnapshot.objects.filter(pk=snapshot.pk).update(seconds=3600)
+    client.get(analysis_url(study))
+    snapshot.refresh_from_db()
+    assert snapshot.queued_at is None, "never sooner after the last than the last one took"
+    DashboardSnapshot.objects.filter(pk=snapshot.pk).update(seconds=0.01)
     client.get(analysis_url(study))
     snapshot.refresh_from_db()
     assert snapshot.queued_at is not None and snapshot.computed_at == computed
