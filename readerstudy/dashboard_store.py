@@ -56,10 +56,8 @@ def latest_analysis(study: Study) -> Served:
 
 def refresh_interval(last_analysis_s: float | None) -> timedelta:
     """How long after one analysis of a study the next may be queued: DASHBOARD_MIN_REFRESH_S,
-    or as long as the last one took where that is longer. A worker then spends at most half
-    its time on one study's dashboard while readers score, and a new score shows within
-    about two analyses' time (at 3,600 reconstructions a fixed 3 s came on top of a 1.6 s
-    analysis)."""
+    or as long as the last one took where that is longer: a worker spends at most half its
+    time on one study's dashboard while readers score, however large the study."""
     return timedelta(seconds=max(settings.DASHBOARD_MIN_REFRESH_S, last_analysis_s or 0.0))
 
 
