@@ -84,7 +84,11 @@ def test_backspace_goes_back_and_a_changed_answer_keeps_history(page, live_serve
     ready = wait_ready(page, ready)
     assert page.inner_text("#position") == "Item 1 of 5"
     assert page.locator(".question .chosen").count() == 4, "my earlier answers are shown"
-    page.keyboard.press("5")  # the focus is on the first question: change it
+    page.keyboard.press("5")  # on the images with every question answered: changes nothing
+    assert "Every question is answered" in page.inner_text("#message")
+    assert page.locator(".question .chosen .value").all_inner_texts() == ["2"] * 4
+    page.keyboard.press("Tab")  # to the first question
+    page.keyboard.press("5")
     page.keyboard.press("Enter")
     wait_ready(page, ready)
     changed = Score.objects.get(question__key="overall")
@@ -93,6 +97,85 @@ def test_backspace_goes_back_and_a_changed_answer_keeps_history(page, live_serve
         2,
         5,
     ]
+
+
+def focused(page) -> str:
+    """What has the keyboard focus: an element's id, a radio's question and value, or its text."""
+    return page.evaluate(
+        """() => { const e = document.activeElement;
+                   if (e.getAttribute('role') === 'radio') {
+                     return 'radio ' + e.closest('fieldset').dataset.key + '=' + e.dataset.value; }
+                   return e.id || e.tagName.toLowerCase() + ':' + e.textContent.trim().slice(0, 20); }"""
+    )
+
+
+def test_digit_tab_digit_never_changes_an_answer_without_its_focus(page, live_server, study):
+    """A digit answers the focused question, or on the images the first unanswered one, and
+    the focus moves on (to Save after the last). Tab then leaves the questions instead of
+    wrapping back to the first, where the next digit silently replaced its answer."""
+    open_reader(page, live_server, study)
+    assert focused(page) == "viewers", "a new item starts on the images"
+    for digit in "3453":
+        page.keyboard.press(digit)
+    assert focused(page) == "save"
+    page.keyboard.press("Tab")
+    page.keyboard.press("1")
+    values = page.locator(".question .chosen .value").all_inner_texts()
+    assert values == ["3", "4", "5", "3"], "no answer changed"
+    assert "Every question is answered" in page.inner_text("#message")
+    # Shift-Tab back (past Save and Reset) to the last question: a digit there changes that
+    # one, and only it.
+    for _ in range(3):
+        page.keyboard.press("Shift+Tab")
+    assert focused(page) == "radio sharpness=3"
+    page.keyboard.press("2")
+    assert page.locator(".question .chosen .value").all_inner_texts() == ["3", "4", "5", "2"]
+
+
+def test_the_keyboard_reaches_every_control_and_log_out(page, live_server, study):
+    """Tab is the browser's: it walks the images, each question (one stop, a radio group),
+    the buttons, the keyboard help and the page's links and Log out, and never sticks on the
+    page body. Arrows inside a question choose its score."""
+    open_reader(page, live_server, study)
+    seen = []
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        seen.append(focused(page))
+        if seen[-1] == "button:Log out":
+            break
+    # The page's end hands the focus to the browser (the body here) once, then it wraps to
+    # the page's header; it never stays put, as it did when the reading room took Tab.
+    assert [entry.startswith("body:") for entry in seen].count(True) <= 1, seen
+    assert all(a != b for a, b in zip(seen, seen[1:], strict=False)), seen
+    # (Previous is disabled on a first item, and so not a stop.)
+    for control in ("radio overall=1", "radio sharpness=1", "reset", "save", "summary:Keyboard"):
+        assert control in seen, f"{control} is reached by Tab ({seen})"
+    assert seen[-1] == "button:Log out", seen
+    assert page.locator("[role=radiogroup]").count() == 4
+    assert page.locator("[role=radiogroup]").first.get_attribute("aria-labelledby") == "question-0"
+    page.keyboard.press("Shift+Tab")
+    while focused(page) != "radio overall=1":
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.press("ArrowRight")  # the radio group's arrows: the next score, checked
+    checked = page.locator("[data-key=overall] [aria-checked=true]")
+    assert checked.inner_text().split() == ["2", "Poor"] and focused(page) == "radio overall=2"
+    page.keyboard.press("ArrowDown")
+    assert focused(page) == "radio artifacts=1"
+
+
+def test_the_scale_words_are_on_the_buttons(page, live_server, study, screenshot_dir):
+    """For "Artifacts" 5 means none: the words are on the buttons before anything is chosen."""
+    open_reader(page, live_server, study)
+    artifacts = page.locator("[data-key=artifacts] [role=radio]")
+    assert [b.inner_text().split("\n") for b in artifacts.all()][::4] == [
+        ["1", "Severe, non-diagnostic"],
+        ["5", "None"],
+    ]
+    for button in page.locator("[role=radio]").all():
+        box = button.bounding_box()
+        assert box is not None and box["width"] > 30, "every button is wide enough to read"
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "reader-likert-words.png")
 
 
 VIEWS = "['#viewport-reference', '#viewport-slot-1']"

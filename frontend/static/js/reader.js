@@ -15,6 +15,7 @@
   let viewports = allViewports.slice(0, reference ? 2 : 1);  // those the current item shows
   const feedback = document.getElementById("feedback");
   const saveButton = document.getElementById("save");
+  const viewerArea = document.querySelector(".viewers");
   // reviewing: a training item's reference answers are on screen after its save; Enter goes on.
   const state = { item: null, answers: {}, focus: 0, shownAt: 0, slice: 0, reviewing: false };
   const LETTERS = "ABCDEF";
@@ -139,30 +140,66 @@
     refreshQuestions();
   }
 
+  // Each Likert question is a radio group with real focus: one Tab stop per question (its
+  // chosen score, or its first), arrows within it, and the words of the scale on the buttons
+  // (for "Artifacts" 5 means none: a reader must not have to guess which end is good).
   function renderLikert(item) {
     item.questions.forEach(function (question, index) {
       const fieldset = document.createElement("fieldset");
       fieldset.className = "question";
       fieldset.dataset.key = question.key;
+      fieldset.dataset.index = index;
       const legend = document.createElement("legend");
+      legend.id = "question-" + index;
       legend.textContent = (index + 1) + ". " + question.label;
       const choices = document.createElement("div");
       choices.className = "choices";
+      choices.setAttribute("role", "radiogroup");
+      choices.setAttribute("aria-labelledby", legend.id);
       for (let value = question.scale_min; value <= question.scale_max; value++) {
         const button = document.createElement("button");
         button.type = "button";
-        button.textContent = value;
-        button.title = question.anchors[String(value)] || "";
+        button.setAttribute("role", "radio");
         button.dataset.value = value;
+        const number = document.createElement("span");
+        number.className = "value";
+        number.textContent = value;
+        button.appendChild(number);
+        const word = question.anchors[String(value)];
+        if (word) {
+          const label = document.createElement("span");
+          label.className = "word";
+          label.textContent = word;
+          button.appendChild(label);
+        }
         button.addEventListener("click", function () { answer(index, value); });
         choices.appendChild(button);
       }
-      const anchor = document.createElement("div");
-      anchor.className = "anchor";
-      fieldset.append(legend, choices, anchor);
-      fieldset.addEventListener("click", function () { focusQuestion(index); });
+      fieldset.append(legend, choices);
       form.appendChild(fieldset);
     });
+  }
+
+  // The Likert question holding the keyboard focus (-1: the focus is elsewhere).
+  function focusedQuestion() {
+    const fieldset = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("#questions fieldset[data-index]") : null;
+    return fieldset ? Number(fieldset.dataset.index) : -1;
+  }
+
+  function firstUnanswered(after) {
+    const questions = state.item.questions;
+    for (let step = 1; step <= questions.length; step++) {
+      const index = (after + step) % questions.length;
+      if (state.answers[questions[index].key] === undefined) { return index; }
+    }
+    return -1;
+  }
+
+  // The question a digit answers now: the focused one, or else the first unanswered.
+  function targetQuestion() {
+    const focused = focusedQuestion();
+    return focused >= 0 ? focused : firstUnanswered(-1);
   }
 
   // A ranking: the digit keys give the focused image its rank (1 best) and focus moves on;
@@ -265,15 +302,17 @@
 
   function refreshQuestions() {
     if (comparing()) { refreshComparison(); return; }
+    const target = targetQuestion();
     Array.from(form.children).forEach(function (fieldset, index) {
       const key = fieldset.dataset.key;
-      const question = state.item.questions[index];
-      fieldset.classList.toggle("focused", index === state.focus);
-      fieldset.querySelectorAll("button").forEach(function (button) {
-        button.classList.toggle("chosen", Number(button.dataset.value) === state.answers[key]);
+      fieldset.classList.toggle("focused", index === target);
+      const buttons = Array.from(fieldset.querySelectorAll("button[role=radio]"));
+      const chosen = buttons.findIndex(function (b) { return Number(b.dataset.value) === state.answers[key]; });
+      buttons.forEach(function (button, position) {
+        button.classList.toggle("chosen", position === chosen);
+        button.setAttribute("aria-checked", position === chosen ? "true" : "false");
+        button.tabIndex = position === Math.max(chosen, 0) ? 0 : -1;
       });
-      fieldset.querySelector(".anchor").textContent =
-        state.answers[key] !== undefined ? question.anchors[String(state.answers[key])] || "" : "";
     });
   }
 
@@ -314,11 +353,18 @@
     }));
   }
 
-  // The focus is a question of a Likert item, or an image of a ranking.
+  // The focus is a question of a Likert item (the keyboard's), or an image of a ranking.
   function focusQuestion(index) {
-    const count = comparing() ? slotCount() : state.item.questions.length;
-    state.focus = (index + count) % count;
-    refreshQuestions();
+    if (comparing()) {
+      const count = slotCount();
+      state.focus = (index + count) % count;
+      refreshQuestions();
+      return;
+    }
+    const count = state.item.questions.length;
+    const fieldset = form.children[(index + count) % count];
+    const stop = fieldset && fieldset.querySelector("button[tabindex='0']");
+    if (stop) { stop.focus(); }
   }
 
   function answer(index, value) {
@@ -328,8 +374,39 @@
     state.answers[question.key] = value;
     keepDraft();
     message.textContent = "";
-    if (index === state.focus && index < state.item.questions.length - 1) { state.focus = index + 1; }
     refreshQuestions();
+  }
+
+  // A digit answers the focused question, or, with the focus elsewhere (the images, a
+  // button), the first unanswered one; then the focus goes to the next unanswered question,
+  // or to Save. It never changes an answer whose question does not have the focus: "digit,
+  // Tab, digit" once wrapped round and overwrote the first answer.
+  function answerByKey(value) {
+    if (comparing()) { rankFocused(value); return; }
+    const index = targetQuestion();
+    if (index < 0) {
+      message.textContent = "Every question is answered: Enter saves. To change an answer, Tab to its question first.";
+      return;
+    }
+    const question = state.item.questions[index];
+    if (value < question.scale_min || value > question.scale_max) {
+      message.textContent = question.label + " is scored " + question.scale_min + " to " + question.scale_max + ".";
+      return;
+    }
+    answer(index, value);
+    const following = firstUnanswered(index);
+    if (following >= 0) { focusQuestion(following); } else { saveButton.focus(); }
+  }
+
+  // Left / right within a question: the neighbouring score (the radio group's arrows).
+  function stepAnswer(index, step) {
+    const question = state.item.questions[index];
+    // From the chosen score, or with none from the focused button (the group's first).
+    const chosen = state.answers[question.key];
+    const from = chosen !== undefined ? chosen : Number(document.activeElement.dataset.value);
+    const value = Math.min(question.scale_max, Math.max(question.scale_min, from + step));
+    answer(index, value);
+    focusQuestion(index);
   }
 
   // --- drafts: answers not yet saved, kept for this reader only (drafts.js) -------------
@@ -456,14 +533,15 @@
     feedback.replaceChildren();
     state.item = item;
     state.answers = Object.assign({}, item.scores, takeDraft(item.public_id));
-    state.focus = item.kind === "likert"
-      ? Math.max(0, item.questions.findIndex(function (q) { return state.answers[q.key] === undefined; }))
-      : 0;
+    state.focus = 0;  // a comparison's first image
     state.shownAt = performance.now();
     document.getElementById("position").textContent = (item.training ? "Training · " : "") +
       "Item " + item.position + " of " + item.total;
     document.getElementById("previous").disabled = !item.previous;
     renderQuestions(item);
+    // A new item starts with the keyboard on the images: a digit answers the first
+    // unanswered question, Tab goes to the questions.
+    viewerArea.focus({ preventScroll: true });
     if (item.reference) { showReference(item.reference, item.scores); }
     return showImages(item).then(function () { root.dataset.ready = item.public_id; });
   }
@@ -549,16 +627,39 @@
   document.getElementById("previous").addEventListener("click", previous);
   document.getElementById("reset").addEventListener("click", resetView);
 
+  form.addEventListener("focusin", refreshQuestions);
+  form.addEventListener("focusout", function () { setTimeout(refreshQuestions, 0); });
+
+  // Keys a text field or a link needs are theirs; Tab and Shift-Tab always move the focus
+  // through every control of the page (each question one stop). The images' keys (slices,
+  // arrows) act where the focus is on the images or on no control at all.
+  function typing(element) {
+    return element && (element.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(element.tagName));
+  }
+  function ownsEnter(element) {
+    // A button or link outside the questions does what it says (Previous, Reset, Log out).
+    return element && /^(BUTTON|A|SUMMARY)$/.test(element.tagName) && !form.contains(element);
+  }
+
   document.addEventListener("keydown", function (event) {
     if (!state.item || event.altKey || event.ctrlKey || event.metaKey) { return; }
+    const target = event.target;
+    if (typing(target) || target.closest && target.closest("header, nav")) { return; }
     const key = event.key;
+    const question = comparing() ? -1 : focusedQuestion();
     if (state.reviewing && /^[0-9]$/.test(key)) { event.preventDefault(); return; }  // saved already
-    if (/^[0-9]$/.test(key)) { answer(state.focus, Number(key)); }
-    else if (key === "Tab") { focusQuestion(state.focus + (event.shiftKey ? -1 : 1)); }
-    else if (key === "ArrowDown") { focusQuestion(state.focus + 1); }
-    else if (key === "ArrowUp") { focusQuestion(state.focus - 1); }
-    else if (key === "Enter") { save(); }
+    if (/^[0-9]$/.test(key)) { answerByKey(Number(key)); }
+    else if (key === "Enter") { if (ownsEnter(target)) { return; } save(); }
     else if (key === "Backspace") { previous(); }
+    else if (key === "ArrowDown" || key === "ArrowUp") {
+      const step = key === "ArrowDown" ? 1 : -1;
+      if (comparing()) { focusQuestion(state.focus + step); }
+      else if (question >= 0) { focusQuestion(question + step); }
+      else { return; }
+    }
+    else if ((key === "ArrowRight" || key === "ArrowLeft") && question >= 0) {
+      stepAnswer(question, key === "ArrowRight" ? 1 : -1);
+    }
     else if (key === "r" || key === "R") { resetView(); }
     else if (key === "ArrowRight" || key === "PageDown") { showSlice(state.slice + 1); }
     else if (key === "ArrowLeft" || key === "PageUp") { showSlice(state.slice - 1); }
