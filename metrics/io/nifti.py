@@ -1,8 +1,18 @@
-"""NIfTI-1 and NIfTI-2 single files (`.nii`, `.nii.gz`), read as untrusted.
+"""NIfTI-1 and NIfTI-2 single files (`.nii`, `.nii.gz`), read as untrusted, and turned the way
+a radiologist reads them.
 
 The header is read first (gunzipping only its bytes), its shape is checked against the limit,
 and then exactly the bytes it declares (extensions and voxels) are read: a `.nii.gz` of a few
 kilobytes cannot inflate to more than the image it admits to being.
+
+A NIfTI's voxel order is whatever its writer chose; its affine says where each axis points.
+Shown in array order, Colin27's axial brain lay on its side. So a volume is brought to the
+closest RAS+ axes (nibabel's `as_closest_canonical`: flips and transposes only, never a
+resampling, an oblique affine taking its nearest axes), sliced across the plane it was
+acquired in (the file's third axis), and each slice laid out in the radiological convention
+(docs/interfaces.md): axial and coronal slices with the patient's right on the viewer's left,
+anterior (axial) or superior (coronal, sagittal) at the top, and sagittal slices with anterior
+on the left.
 """
 
 from __future__ import annotations
@@ -55,6 +65,32 @@ def read_nifti(path: Path, limits: Limits) -> np.ndarray:
             f"{path.name}: holds {len(data):,} bytes where its header declares {expected:,}"
         )
     image = image_class.from_bytes(data)
-    volume = np.squeeze(np.asanyarray(image.dataobj))
-    # NIfTI stores slices along the last axis; this project puts them first.
-    return np.moveaxis(volume, -1, 0) if volume.ndim == 3 else volume
+    if len(shape) < 3 or any(side != 1 for side in shape[3:]):
+        # Not one spatial volume (2-D, or a series in time): array order, slices first;
+        # the caller refuses what is not an image.
+        volume = np.squeeze(np.asanyarray(image.dataobj))
+        return np.moveaxis(volume, -1, 0) if volume.ndim == 3 else volume
+    volume = np.asanyarray(image.dataobj).reshape(shape[:3])
+    return np.squeeze(radiological(volume, image.affine))
+
+
+def radiological(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """(slices, rows, columns) of a 3-D `volume` whose voxel-to-world `affine` is given:
+    sliced across its own third axis's plane, each slice in the radiological convention.
+    Flips and transposes only; an affine that names no direction (all zero) is taken as is."""
+    import nibabel as nib
+
+    if not np.isfinite(affine).all() or not np.abs(affine[:3, :3]).sum(axis=0).all():
+        return np.moveaxis(volume, -1, 0)
+    orientation = nib.orientations.io_orientation(affine)  # per array axis: RAS axis, sign
+    ras = nib.orientations.apply_orientation(volume, orientation)  # axes now R, A, S (+)
+    across = int(orientation[2, 0])  # the plane the slices were acquired in
+    # Indexing RAS+ axes: [::-1] on R puts the patient's right first (the viewer's left),
+    # on A anterior first, on S superior first (the top row).
+    if across == 2:  # axial: slices inferior to superior, rows anterior to posterior
+        laid_out = np.transpose(ras[::-1, ::-1, :], (2, 1, 0))
+    elif across == 1:  # coronal: slices posterior to anterior, rows superior to inferior
+        laid_out = np.transpose(ras[::-1, :, ::-1], (1, 2, 0))
+    else:  # sagittal: slices right to left, rows superior to inferior, anterior on the left
+        laid_out = np.transpose(ras[::-1, ::-1, ::-1], (0, 2, 1))
+    return np.ascontiguousarray(laid_out)

@@ -48,12 +48,86 @@ def test_reads_single_and_multiframe_dicom_with_rescale(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["v.nii", "v.nii.gz"])
-def test_reads_nifti_with_slices_first(tmp_path, name):
-    volume = np.stack([IMAGE, IMAGE + 1, IMAGE + 2], axis=-1).astype(np.float32)  # (H, W, slices)
+def test_reads_nifti_with_slices_first_the_radiological_way(tmp_path, name):
+    """An axial volume in RAS+ voxel order (identity affine): slices inferior to superior,
+    each with anterior at the top and the patient's right on the viewer's left."""
+    volume = np.stack([IMAGE, IMAGE + 1, IMAGE + 2], axis=-1).astype(np.float32)  # (x, y, z)
     nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / name)
     loaded = load_image(tmp_path / name)
-    assert loaded.shape == (3, 24, 20)
-    assert np.array_equal(loaded[1], IMAGE + 1)
+    assert loaded.shape == (3, 20, 24)
+    assert np.array_equal(loaded[1], (IMAGE + 1)[::-1, ::-1].T)
+
+
+def _world_volume() -> np.ndarray:
+    """A (x, y, z) RAS+ volume without symmetry, with one bright voxel at the patient's
+    right, anterior, superior corner region."""
+    volume = np.random.default_rng(3).random((12, 10, 6)).astype(np.float32)
+    volume[10, 8, 4] = 5.0  # x high: right; y high: anterior; z high: superior
+    return volume
+
+
+def _stored(volume: np.ndarray, permutation, flips, rotation_degrees: float = 0.0):
+    """The same world image as another writer would store it: voxel axes permuted and
+    flipped, the affine saying so (and, with `rotation_degrees`, slightly oblique)."""
+    data = volume
+    affine = np.eye(4)
+    for axis in flips:  # flip voxel axis `axis`: world x = (n - 1) - i
+        data = np.flip(data, axis)
+        flip = np.eye(4)
+        flip[axis, axis] = -1
+        flip[axis, 3] = volume.shape[axis] - 1
+        affine = affine @ flip
+    data = np.transpose(data, permutation)
+    order = np.eye(4)
+    order[:3, :3] = np.eye(3)[:, permutation]  # voxel axis k holds world axis permutation[k]
+    affine = affine @ order
+    if rotation_degrees:
+        angle = np.radians(rotation_degrees)
+        turn = np.eye(4)
+        turn[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+        affine = turn @ affine
+    return np.ascontiguousarray(data), affine
+
+
+@pytest.mark.parametrize(
+    ("permutation", "flips", "rotation"),
+    [
+        ((0, 1, 2), (0,), 0.0),  # stored left to right (LAS, the radiological files' order)
+        ((1, 0, 2), (0, 1), 0.0),  # rows and columns swapped, both flipped
+        ((0, 1, 2), (), 12.0),  # oblique: 12 degrees about the axial axis
+        ((1, 0, 2), (1,), -20.0),  # swapped, flipped and oblique
+    ],
+)
+def test_a_nifti_is_shown_the_same_however_its_voxels_are_stored(
+    tmp_path, permutation, flips, rotation
+):
+    """Flipped, transposed or oblique affines describe the same anatomy: every one is shown
+    as nibabel's closest canonical (RAS+) volume laid out radiologically, the bright
+    right-anterior-superior voxel in the top left of the last slices."""
+    world = _world_volume()
+    data, affine = _stored(world, permutation, flips, rotation)
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "v.nii.gz")
+    loaded = load_image(tmp_path / "v.nii.gz")
+    canonical = np.asanyarray(
+        nib.as_closest_canonical(nib.load(tmp_path / "v.nii.gz")).dataobj
+    ).astype(np.float64)
+    assert np.array_equal(loaded, np.transpose(canonical[::-1, ::-1, :], (2, 1, 0)))
+    assert np.array_equal(loaded, np.transpose(world[::-1, ::-1, :], (2, 1, 0)))
+    assert np.unravel_index(np.argmax(loaded), loaded.shape) == (4, 1, 1)
+
+
+def test_a_sagittal_nifti_is_sliced_across_its_own_plane(tmp_path):
+    """A volume acquired sagittally (the file's third axis runs right-left) is shown as
+    sagittal slices: superior at the top, anterior on the left."""
+    world = _world_volume()  # (x, y, z)
+    data = np.ascontiguousarray(np.transpose(world, (1, 2, 0)))  # voxel axes: y, z, x
+    affine = np.eye(4)
+    affine[:3, :3] = np.eye(3)[:, [1, 2, 0]]
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "sagittal.nii")
+    loaded = load_image(tmp_path / "sagittal.nii")
+    assert loaded.shape == (12, 6, 10)  # x slices of (z rows, y columns)
+    assert np.array_equal(loaded, np.transpose(world[::-1, ::-1, ::-1], (0, 2, 1)))
+    assert np.unravel_index(np.argmax(loaded), loaded.shape) == (1, 1, 1)
 
 
 def test_reads_greyscale_png_and_rejects_colour(tmp_path):

@@ -289,5 +289,6 @@ def test_valid_files_of_every_encoding_read_back_exactly(encoding, rows, columns
         loaded = load_image(path)
     expected = np.squeeze(image.astype(np.float64))
     if encoding.startswith("nii"):
-        expected = np.squeeze(image.astype(np.float32).astype(np.float64))
+        # Written with an identity affine: RAS+, shown the radiological way (metrics.io.nifti).
+        expected = image.astype(np.float32).astype(np.float64)[::-1, ::-1].T
     assert loaded.shape == expected.shape and np.array_equal(loaded, expected), encoding
