@@ -33,6 +33,17 @@ def test_reader_logs_in_and_sees_their_progress_only(page, live_server, screensh
     assert response.status == 404, "readers never see the researcher's study page"
 
 
+def test_pages_load_nothing_missing_not_even_the_favicon(page, live_server):
+    failed = []
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.wait_for_load_state("networkidle")
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert page.request.get(f"{live_server.url}{icon}").ok
+    assert page.request.get(f"{live_server.url}/favicon.ico").ok, "the old name leads to it"
+    assert failed == []
+
+
 def test_wrong_password_gets_a_clear_message(page, live_server):
     UserFactory(username="radiologist")
     page.goto(f"{live_server.url}/accounts/login/")

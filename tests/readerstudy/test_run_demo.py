@@ -1,4 +1,5 @@
-"""`manage.py run_demo`: worker and web server come up, and Ctrl-C stops every process."""
+"""`manage.py run_demo`: worker and web server come up, and Ctrl-C or SIGTERM stops every
+process."""
 
 import os
 import signal
@@ -43,7 +44,10 @@ def group_alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_run_demo_serves_and_ctrl_c_stops_worker_and_server(tmp_path):
+@pytest.mark.parametrize("stopped_by", ["ctrl-c", "sigterm"])
+def test_run_demo_serves_and_a_stop_stops_worker_and_server(tmp_path, stopped_by):
+    """Ctrl-C in a terminal signals the whole process group; `kill` or a process manager
+    sends SIGTERM to run_demo alone, which must stop its worker and web server itself."""
     # Always the embedded defaults, as `make demo` uses them, in a scratch folder.
     env = {
         key: value
@@ -84,23 +88,26 @@ def test_run_demo_serves_and_ctrl_c_stops_worker_and_server(tmp_path):
         output = (tmp_path / "demo.log").read_text()
         assert "reader1 / demo-reader" in output and "researcher / demo-researcher" in output
 
-        os.killpg(demo.pid, signal.SIGINT)
+        if stopped_by == "ctrl-c":
+            os.killpg(demo.pid, signal.SIGINT)
+        else:
+            os.kill(demo.pid, signal.SIGTERM)
         try:
             code = demo.wait(timeout=60)
         except subprocess.TimeoutExpired:
             pytest.fail(
-                "run_demo still running 60 s after Ctrl-C; processes of its group:\n"
+                f"run_demo still running 60 s after {stopped_by}; processes of its group:\n"
                 + processes_in_group(demo.pid)
                 + "\nits output:\n"
                 + (tmp_path / "demo.log").read_text()[-4000:]
             )
         output = (tmp_path / "demo.log").read_text()
         assert code == 0, output
-        assert "stopping the web server and the worker" in output, "run_demo itself saw Ctrl-C"
+        assert "stopping the web server and the worker" in output, "run_demo itself stopped"
         deadline = time.monotonic() + 30
         while group_alive(demo.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not group_alive(demo.pid), "a worker or server process outlived Ctrl-C"
+        assert not group_alive(demo.pid), f"a worker or server process outlived {stopped_by}"
     finally:
         if group_alive(demo.pid):
             os.killpg(demo.pid, signal.SIGKILL)

@@ -1,4 +1,5 @@
-"""`manage.py run_demo`: a Celery worker and the web server, until Ctrl-C stops both."""
+"""`manage.py run_demo`: a Celery worker and the web server, until Ctrl-C (or SIGTERM, SIGHUP:
+a `kill`, a closed terminal, a process manager) stops both."""
 
 import signal
 import socket
@@ -24,8 +25,14 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def _stop_as_for_ctrl_c(signum, frame) -> None:
+    """SIGTERM or SIGHUP: stop as for Ctrl-C. Python's default for them ends the process at
+    once, and the worker and web server it started ran on without it."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 class Command(BaseCommand):
-    help = "Run a Celery worker and the web server for the demo; Ctrl-C stops both."
+    help = "Run a Celery worker and the web server for the demo; Ctrl-C or SIGTERM stops both."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
@@ -43,6 +50,8 @@ class Command(BaseCommand):
             cwd=settings.BASE_DIR,
         )
         children = [worker, web]
+        for stop in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stop, _stop_as_for_ctrl_c)
         try:
             if not wait_for_port(host, port, timeout=60):
                 self.stderr.write("the web server did not start; see the messages above")
@@ -59,8 +68,11 @@ class Command(BaseCommand):
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
             self.stderr.write("a demo process stopped; shutting the other down")
-        except KeyboardInterrupt:
-            self.stdout.write("\nstopping the web server and the worker...")
+        except KeyboardInterrupt as why:
+            for stop in (signal.SIGTERM, signal.SIGHUP):  # a second one must not cut this short
+                signal.signal(stop, signal.SIG_IGN)
+            cause = str(why) or "Ctrl-C"
+            self.stdout.write(f"\nstopping the web server and the worker ({cause})...")
         finally:
             for child in children:
                 if child.poll() is None:
