@@ -179,12 +179,29 @@
     table.replaceChildren(head, el("tbody", {}, ...rows), ...foot);
   }
 
+  // The questions as ARIA tabs: one Tab stop (the selected question), arrows, Home and End
+  // move between them (the WAI-ARIA tabs pattern).
   function renderTabs() {
     const tabs = $("question-tabs");
+    const keys = payload.questions.map((q) => q.key);
+    const select = (key) => {
+      question = key;
+      render();
+      tabs.querySelector(`[data-question="${CSS.escape(key)}"]`).focus();
+    };
     tabs.replaceChildren(...payload.questions.map((q) => {
-      const button = el("button", { type: "button", "data-question": q.key,
-        class: q.key === question ? "active" : "" }, q.label);
+      const selected = q.key === question;
+      const button = el("button", { type: "button", role: "tab", "data-question": q.key,
+        "aria-selected": String(selected), tabindex: selected ? "0" : "-1",
+        class: selected ? "active" : "" }, q.label);
       button.addEventListener("click", () => { question = q.key; render(); });
+      button.addEventListener("keydown", (event) => {
+        const at = keys.indexOf(q.key);
+        const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: keys.length - 1 }[event.key];
+        if (to === undefined) { return; }
+        event.preventDefault();
+        select(keys[(to + keys.length) % keys.length]);
+      });
       return button;
     }));
   }
