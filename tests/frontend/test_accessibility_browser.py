@@ -116,4 +116,6 @@ def test_every_page_meets_wcag_aa(browser, live_server, study):
     context.close()
 
     found = {name: lines for name, lines in report.items() if lines}
-    assert not found, "\n".join(f"{name}:\n  " + "\n  ".join(lines) for name, lines in found.items())
+    assert not found, "\n".join(
+        f"{name}:\n  " + "\n  ".join(lines) for name, lines in found.items()
+    )
