@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from readerstudy.models import Assignment, Question, Study, StudyImport
+from readerstudy.models.reading import VIEW_ACTIONS
 
 
 class QuestionSerializer(serializers.ModelSerializer):
@@ -184,9 +185,30 @@ class SecondsField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class ViewActionsField(serializers.DictField):
+    """{viewer tool: times used} for the tools of VIEW_ACTIONS, each a whole number."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.IntegerField(min_value=0, max_value=100_000), **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in set(data) - set(VIEW_ACTIONS))[:5]
+            if unknown:
+                raise serializers.ValidationError(
+                    f"unknown viewer tools {', '.join(unknown)}; known: {', '.join(VIEW_ACTIONS)}"
+                )
+        return super().to_internal_value(data)
+
+
 class ScoresInputSerializer(serializers.Serializer):
     scores = AnswersField(child=serializers.JSONField(), allow_empty=False)
     seconds_spent = SecondsField(min_value=0, max_value=24 * 3600, default=0.0)
+    view_actions = ViewActionsField(
+        required=False,
+        default=dict,
+        help_text="How often each viewer tool was used on this item since its last save",
+    )
 
 
 class StudyImportSerializer(serializers.ModelSerializer):

@@ -131,6 +131,7 @@ class ItemScores(APIView):
                 seconds_spent=payload.validated_data["seconds_spent"],
                 by=request.user,
                 locked=True,
+                view_actions=payload.validated_data["view_actions"],
             )
         stored = {
             score.question.key: score.value if score.ranks is None else score.ranks

@@ -179,6 +179,10 @@ class AssignmentQuerySet(models.QuerySet):
         )
 
 
+# The reading room's viewer tools a save reports the use of (Assignment.view_actions).
+VIEW_ACTIONS = ("zoom", "pan", "window", "one_to_one", "flicker", "reset")
+
+
 class Assignment(models.Model):
     """An item at its place in one reader's own random order: a reconstruction to score, or a
     comparison (several reconstructions of a case) to rank or choose between.
@@ -206,6 +210,12 @@ class Assignment(models.Model):
         help_text="A comparison's reconstruction pks in this reader's left-to-right order",
     )
     position = models.PositiveIntegerField()
+    view_actions = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How often the reader used each viewer tool on this item (VIEW_ACTIONS), "
+        "summed over their saves",
+    )
     repeat_of = models.OneToOneField(
         "self",
         on_delete=models.CASCADE,
@@ -315,12 +325,19 @@ class Assignment(models.Model):
         return questions
 
     def save_scores(
-        self, values: dict[str, object], *, seconds_spent: float = 0.0, by=None, locked=False
+        self,
+        values: dict[str, object],
+        *,
+        seconds_spent: float = 0.0,
+        by=None,
+        locked=False,
+        view_actions: dict[str, int] | None = None,
     ) -> list[Score]:
         """Store this reader's answers; idempotent, and every change is kept as a revision
         (who, when, old and new value: the audit trail). `by` is the signed-in user, the
         item's reader unless given. `locked`: the caller read this item with
-        `AssignmentQuerySet.for_scoring` in the transaction it calls this in.
+        `AssignmentQuerySet.for_scoring` in the transaction it calls this in. `view_actions`
+        (VIEW_ACTIONS: counts) are added to the item's own.
 
         Raises:
             django.core.exceptions.ValidationError: the study is not open, a question is not
@@ -329,13 +346,19 @@ class Assignment(models.Model):
         if locked:
             # Already in the caller's transaction: no savepoint (two more round trips).
             assert transaction.get_connection().in_atomic_block, "locked needs a transaction"
-            return self._save_locked(values, seconds_spent, by)
+            return self._save_locked(values, seconds_spent, by, view_actions)
         with transaction.atomic():
             # Lock this item's row so two tabs saving at once are serialised, not interleaved.
             Assignment.objects.select_for_update().filter(pk=self.pk).order_by().first()
-            return self._save_locked(values, seconds_spent, by)
+            return self._save_locked(values, seconds_spent, by, view_actions)
 
-    def _save_locked(self, values: dict[str, object], seconds_spent: float, by) -> list[Score]:
+    def _save_locked(
+        self,
+        values: dict[str, object],
+        seconds_spent: float,
+        by,
+        view_actions: dict[str, int] | None = None,
+    ) -> list[Score]:
         questions = self._check_answers(values)
         by = by if by is not None else self.reader.user
         # One read of this item's scores and two bulk inserts instead of a get_or_create per
@@ -386,6 +409,14 @@ class Assignment(models.Model):
             )
             for score, previous_value, previous_ranks in revisions
         )
+        if view_actions:  # a query only where a tool was used
+            merged = {**self.view_actions}
+            for name, count in view_actions.items():
+                if count:
+                    merged[name] = merged.get(name, 0) + count
+            if merged != self.view_actions:
+                Assignment.objects.filter(pk=self.pk).update(view_actions=merged)
+                self.view_actions = merged
         return saved
 
 

@@ -178,6 +178,59 @@ def test_the_scale_words_are_on_the_buttons(page, live_server, study, screenshot
         page.screenshot(path=screenshot_dir / "reader-likert-words.png")
 
 
+def image_ids(page) -> list[str]:
+    return page.evaluate(
+        f"{VIEWS}.map(s => cornerstone.getEnabledElement(document.querySelector(s)).image.imageId)"
+    )
+
+
+def test_the_viewer_tools_work_by_keyboard_linked_and_are_recorded(
+    page, live_server, study, screenshot_dir
+):
+    """Zoom, pan, window and 1:1 by keys on both views at once; flicker puts the reference in
+    the reconstruction's place at the same view and back; the save records each tool's use."""
+    open_reader(page, live_server, study)
+    start = views_agree(page)
+    page.keyboard.press("+")
+    zoomed = views_agree(page)
+    assert zoomed[0][0] == pytest.approx(start[0][0] * 1.25)
+    page.keyboard.press("]")
+    assert views_agree(page)[0][3] == pytest.approx(start[0][3] * 1.15)
+    page.keyboard.press("Shift+ArrowRight")
+    assert views_agree(page)[0][1] > start[0][1], "panned"
+    page.keyboard.press("o")
+    assert views_agree(page)[0][0] == 1.0, "one image pixel per screen pixel"
+    page.keyboard.press("o")
+    assert views_agree(page)[0][0] == pytest.approx(start[0][0]), "and back to the whole image"
+    assert "reconstruction" in image_ids(page)[1]
+
+    page.keyboard.press("f")
+    page.wait_for_selector("#reader[data-flicker=on]", state="attached")
+    page.wait_for_function(
+        f"() => {VIEWS}.every(s => cornerstone.getEnabledElement(document.querySelector(s))"
+        ".image.imageId.includes('/reference'))"
+    )
+    assert page.inner_text("#viewport-slot-1 >> xpath=.. >> .slot-name").startswith("Reference")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "reader-flicker.png")
+    before_flicker = views_agree(page)
+    page.keyboard.press("f")
+    page.wait_for_function(
+        f"() => cornerstone.getEnabledElement(document.querySelector({VIEWS}[1]))"
+        ".image.imageId.includes('/reconstruction')"
+    )
+    assert views_agree(page) == before_flicker, "the same zoom, pan and window throughout"
+    assert page.inner_text("#viewport-slot-1 >> xpath=.. >> .slot-name") == "Reconstruction"
+
+    ready = page.evaluate("document.getElementById('reader').dataset.ready")
+    for digit in "3333":
+        page.keyboard.press(digit)
+    page.keyboard.press("Enter")
+    wait_ready(page, ready)
+    item = study.readers.get().assignments.get(public_id=ready)
+    assert item.view_actions == {"zoom": 1, "window": 1, "pan": 1, "one_to_one": 2, "flicker": 2}
+
+
 VIEWS = "['#viewport-reference', '#viewport-slot-1']"
 VIEWPORTS = (
     f"{VIEWS}.map(s => {{ const v = cornerstone.getViewport(document.querySelector(s));"

@@ -96,6 +96,25 @@ def test_next_item_knows_the_previous_one_and_a_save_answers_what_it_stored(stud
     assert second["done"] == 1
 
 
+def test_a_save_reports_the_viewer_tools_used_and_they_add_up(study, reader):
+    """The reading room sends how often each viewer tool was used on the item since its last
+    save (flicker, zoom, ...); they are summed on the item. An unknown tool or a negative
+    count is refused, and then nothing of the save is stored."""
+    client = client_for(reader)
+    item = next_item(client, study)["item"]["public_id"]
+    refused = put(
+        client, item, {"scores": all_scores(study), "view_actions": {"flicker": 1, "rotate": 2}}
+    )
+    assert refused.status_code == 400 and "rotate" in str(refused.json()["view_actions"])
+    negative = put(client, item, {"scores": all_scores(study), "view_actions": {"zoom": -1}})
+    assert negative.status_code == 400 and not Score.objects.exists()
+    put(client, item, {"scores": all_scores(study), "view_actions": {"flicker": 2, "zoom": 3}})
+    put(client, item, {"scores": all_scores(study, 4), "view_actions": {"flicker": 1, "pan": 0}})
+    put(client, item, {"scores": all_scores(study, 4)})  # none used: unchanged
+    assignment = study.readers.get(user=reader).assignments.get(public_id=item)
+    assert assignment.view_actions == {"flicker": 3, "zoom": 3}
+
+
 def reading_costs(n_items: int) -> tuple[int, int]:
     """Queries of one next-item request and one save, for a reader of `n_items` items."""
     study = StudyFactory()

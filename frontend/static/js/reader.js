@@ -16,8 +16,12 @@
   const feedback = document.getElementById("feedback");
   const saveButton = document.getElementById("save");
   const viewerArea = document.querySelector(".viewers");
+  const viewState = document.getElementById("view-state");
   // reviewing: a training item's reference answers are on screen after its save; Enter goes on.
-  const state = { item: null, answers: {}, focus: 0, shownAt: 0, slice: 0, reviewing: false };
+  // flicker: the reference shown in the reconstructions' places; actions: how often each
+  // viewer tool was used on this item since its last save (sent with the save).
+  const state = { item: null, answers: {}, focus: 0, shownAt: 0, slice: 0, reviewing: false,
+    flicker: false, actions: {} };
   const LETTERS = "ABCDEF";
 
   // --- viewer ---------------------------------------------------------------------------
@@ -74,8 +78,9 @@
   });
 
   // Volumes arrive as multi-frame DICOM: one image id per frame, the same slice in every view.
+  // While flickering, every reconstruction's place shows the reference instead.
   function imageUrl(item, element) {
-    if (element === reference) { return item.images.reference; }
+    if (element === reference || state.flicker) { return item.images.reference; }
     const slot = Number(element.closest("figure").dataset.slot);
     return item.images.reconstructions[slot - 1];
   }
@@ -94,6 +99,7 @@
         cornerstone.displayImage(element, image, viewport || undefined);
       });
     });
+    root.dataset.shownSlice = state.slice;
     document.getElementById("slice").textContent =
       state.item.slices > 1 ? "Slice " + (state.slice + 1) + " of " + state.item.slices : "";
     return Promise.all(loads);
@@ -126,7 +132,79 @@
     });
   }
 
-  function resetView() { viewports.forEach(function (element) { cornerstone.reset(element); }); }
+  function resetView() {
+    viewports.forEach(function (element) { cornerstone.reset(element); });
+    counted("reset");
+    viewState.textContent = "View reset: whole image, the image's own window.";
+  }
+
+  // --- viewer tools by keyboard: zoom, pan, window, 1:1 pixels, flicker --------------------
+  // Each changes the view the reader last touched (the leader); the others follow it, linked.
+  function counted(action) { state.actions[action] = (state.actions[action] || 0) + 1; }
+
+  function leadingView() {
+    if (shown(leader) && cornerstone.getEnabledElement(leader).image) { return leader; }
+    return viewports.find(function (element) { return cornerstone.getEnabledElement(element).image; });
+  }
+
+  function changeView(action, change) {
+    const element = leadingView();
+    if (!element) { return; }
+    const viewport = cornerstone.getViewport(element);
+    change(viewport, element);
+    leader = element;
+    cornerstone.setViewport(element, viewport);
+    counted(action);
+    viewState.textContent = "Zoom " + viewport.scale.toFixed(2) + "× · window " +
+      Math.round(viewport.voi.windowWidth) + " / level " + Math.round(viewport.voi.windowCenter);
+  }
+
+  function zoom(factor) { changeView("zoom", function (v) { v.scale *= factor; }); }
+  function pan(dx, dy) {
+    // A tenth of the view per key, in image pixels at the current zoom.
+    changeView("pan", function (v, element) {
+      v.translation = { x: v.translation.x + dx * element.clientWidth / 10 / v.scale,
+        y: v.translation.y + dy * element.clientHeight / 10 / v.scale };
+    });
+  }
+  function windowWidth(factor) {
+    changeView("window", function (v) { v.voi.windowWidth = Math.max(1, v.voi.windowWidth * factor); });
+  }
+  function windowLevel(step) {
+    changeView("window", function (v) { v.voi.windowCenter += step * v.voi.windowWidth / 20; });
+  }
+  // One image pixel to one screen pixel, or back to the whole image.
+  function onePixel() {
+    changeView("one_to_one", function (v, element) {
+      if (Math.abs(v.scale - 1) < 1e-9) {
+        const fitted = cornerstone.getDefaultViewportForImage(element, cornerstone.getEnabledElement(element).image);
+        v.scale = fitted.scale;
+        v.translation = { x: 0, y: 0 };
+      } else {
+        v.scale = 1;
+      }
+    });
+  }
+
+  // Flicker: the reference in place of the reconstruction, at the same zoom, pan, window and
+  // slice (the way to see subtle artefacts), and back. It shows nothing the reader has not
+  // seen: the reference is on screen anyway.
+  function flicker() {
+    if (!state.item.images.reference) {  // a study read without its reference never shows it
+      viewState.textContent = "This study is read without the reference: there is nothing to flicker to.";
+      return Promise.resolve();
+    }
+    state.flicker = !state.flicker;
+    counted("flicker");
+    root.dataset.flicker = state.flicker ? "on" : "off";
+    slotFigures.forEach(function (figure, index) {
+      const name = figure.querySelector(".slot-name");
+      name.textContent = state.flicker ? "Reference (flicker: F returns)"
+        : comparing() ? LETTERS[index] : "Reconstruction";
+      figure.classList.toggle("flickered", state.flicker);
+    });
+    return showSlice(state.slice);
+  }
 
   // --- questions ------------------------------------------------------------------------
   function comparing() { return state.item.kind !== "likert"; }
@@ -525,6 +603,10 @@
 
   function show(item) {
     stopRetrying();
+    state.flicker = false;
+    state.actions = {};
+    root.dataset.flicker = "off";
+    viewState.textContent = "";
     retry.attempt = 0;
     state.reviewing = false;
     delete root.dataset.reviewing;
@@ -591,8 +673,9 @@
     const seconds = (performance.now() - state.shownAt) / 1000;
     root.dataset.saving = item;
     return api("/api/items/" + item + "/scores/", {
-      method: "PUT", body: JSON.stringify({ scores: state.answers, seconds_spent: seconds }),
+      method: "PUT", body: JSON.stringify({ scores: state.answers, seconds_spent: seconds, view_actions: state.actions }),
     }).then(function (saved) {
+      state.actions = {};
       dropDraft(item);
       retry.attempt = 0;
       message.textContent = "";
@@ -651,6 +734,9 @@
     if (/^[0-9]$/.test(key)) { answerByKey(Number(key)); }
     else if (key === "Enter") { if (ownsEnter(target)) { return; } save(); }
     else if (key === "Backspace") { previous(); }
+    else if (event.shiftKey && /^Arrow/.test(key) && question < 0) {
+      pan({ ArrowLeft: -1, ArrowRight: 1 }[key] || 0, { ArrowUp: -1, ArrowDown: 1 }[key] || 0);
+    }
     else if (key === "ArrowDown" || key === "ArrowUp") {
       const step = key === "ArrowDown" ? 1 : -1;
       if (comparing()) { focusQuestion(state.focus + step); }
@@ -661,6 +747,14 @@
       stepAnswer(question, key === "ArrowRight" ? 1 : -1);
     }
     else if (key === "r" || key === "R") { resetView(); }
+    else if (key === "+" || key === "=") { zoom(1.25); }
+    else if (key === "-" || key === "_") { zoom(1 / 1.25); }
+    else if (key === "]") { windowWidth(1.15); }
+    else if (key === "[") { windowWidth(1 / 1.15); }
+    else if (key === "}") { windowLevel(1); }
+    else if (key === "{") { windowLevel(-1); }
+    else if (key === "o" || key === "O") { onePixel(); }
+    else if (key === "f" || key === "F") { flicker(); }
     else if (key === "ArrowRight" || key === "PageDown") { showSlice(state.slice + 1); }
     else if (key === "ArrowLeft" || key === "PageUp") { showSlice(state.slice - 1); }
     else { return; }
