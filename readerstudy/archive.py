@@ -185,6 +185,7 @@ def study_record(study: Study) -> dict[str, Any]:
             "presentation": study.presentation,
             "status": study.status,
             "repeat_share": study.repeat_share,
+            "window_presets": study.window_presets,
         },
         "questions": list(
             study.questions.order_by("position", "pk").values(

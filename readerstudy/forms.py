@@ -12,6 +12,12 @@ from readerstudy.manifest import text_problem
 from readerstudy.models import Question, Study
 from readerstudy.models.lab import MAX_LAB_LEVELS, MIN_LAB_LEVELS
 from readerstudy.models.studies import MAX_REPEAT_SHARE
+from readerstudy.windows import (
+    MOST_PRESETS,
+    PresetError,
+    format_window_presets,
+    parse_window_presets,
+)
 
 
 class StudyTitleMixin:
@@ -78,9 +84,23 @@ class StudySettingsForm(StudyTitleMixin, forms.ModelForm):
         "May be changed at any time: new repeats go among the items not yet read.",
     )
 
+    window_presets_text = forms.CharField(
+        label="Window presets",
+        required=False,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "Soft tissue: 30/60\nBright: 60/80"}
+        ),
+        help_text="One per line, 'name: level/width' in percent of each case's reference "
+        f"maximum; at most {MOST_PRESETS}. Readers switch them with W (Shift-W back); R "
+        "returns to the image's own window.",
+    )
+
     def __init__(self, *args, locked: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["repeat_percent"].initial = round(self.instance.repeat_share * 100)
+        self.fields["window_presets_text"].initial = format_window_presets(
+            self.instance.window_presets
+        )
         if locked:
             self.fields["presentation"].disabled = True
             self.fields["presentation"].help_text = "Fixed: readers have scored already."
@@ -93,8 +113,17 @@ class StudySettingsForm(StudyTitleMixin, forms.ModelForm):
     def repeats_changed(self) -> bool:
         return self.cleaned_data["repeat_percent"] != self.fields["repeat_percent"].initial
 
+    def clean_window_presets_text(self) -> list[dict]:
+        if self.add_prefix("window_presets_text") not in self.data:
+            return self.instance.window_presets  # left out of a post: kept as they are
+        try:
+            return parse_window_presets(self.cleaned_data.get("window_presets_text") or "")
+        except PresetError as error:
+            raise forms.ValidationError(str(error)) from None
+
     def save(self, commit: bool = True) -> Study:
         self.instance.repeat_share = self.cleaned_data["repeat_percent"] / 100
+        self.instance.window_presets = self.cleaned_data["window_presets_text"]
         return super().save(commit)
 
 

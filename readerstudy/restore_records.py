@@ -35,6 +35,7 @@ from readerstudy.models import (
     Study,
 )
 from readerstudy.models.studies import MAX_REPEAT_SHARE
+from readerstudy.windows import format_window_presets
 
 # As the scoring API bounds one answer's time (readerstudy/api/serializers.py).
 MAX_SECONDS = 24 * 3600
@@ -154,6 +155,7 @@ class RecordRestorer:
                 "end_message": settings_of.get("end_message", self.study.end_message),
                 "presentation": settings_of.get("presentation"),
                 "repeat_percent": round(share * 100),
+                "window_presets_text": _presets_text(settings_of.get("window_presets") or []),
             },
             instance=self.study,
         )
@@ -425,3 +427,13 @@ def _comparison_key(named: Any) -> tuple[str, str, int]:
     """A comparison as study.json names it: [question key, case name, set number]."""
     question, case, number = named
     return str(question), str(case), _whole(number, "comparison number")
+
+
+def _presets_text(presets) -> str:
+    """An archive's window presets as the settings form reads them (an archive written before
+    presets existed has none); anything malformed is refused by the form, with its reason."""
+    if not isinstance(presets, list) or not all(
+        isinstance(p, dict) and {"name", "level", "width"} <= set(p) for p in presets
+    ):
+        return "not a list of presets"
+    return format_window_presets(presets)

@@ -179,6 +179,12 @@ class Study(models.Model):
         max_length=20, choices=Presentation.choices, default=Presentation.SIDE_BY_SIDE
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    window_presets = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Named windows the reader switches with W: [{name, level, width}] in percent "
+        "of each case's reference maximum (readerstudy.windows)",
+    )
     repeat_share = models.FloatField(
         default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(MAX_REPEAT_SHARE)],

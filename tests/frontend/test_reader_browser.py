@@ -231,6 +231,34 @@ def test_the_viewer_tools_work_by_keyboard_linked_and_are_recorded(
     assert item.view_actions == {"zoom": 1, "window": 1, "pan": 1, "one_to_one": 2, "flicker": 2}
 
 
+def test_window_presets_switch_with_w_and_r_returns(page, live_server, study, screenshot_dir):
+    """The researcher's named windows (percent of the case's reference maximum, which the
+    served images hold as 4095): W next, Shift-W back, on both views; R the image's own."""
+    study.window_presets = [
+        {"name": "Soft", "level": 30.0, "width": 60.0},
+        {"name": "Bright", "level": 70.0, "width": 40.0},
+    ]
+    study.save(update_fields=["window_presets"])
+    open_reader(page, live_server, study)
+    own = views_agree(page)[0][3]
+    assert "Soft, Bright" in page.inner_text(".shortcuts")
+    windows = f"{VIEWS}.map(s => cornerstone.getViewport(document.querySelector(s)).voi)"
+    page.keyboard.press("w")
+    page.wait_for_selector("#reader[data-preset=Soft]", state="attached")
+    views_agree(page)
+    voi = page.evaluate(windows)
+    assert voi[0] == voi[1] == {"windowCenter": 0.3 * 4095, "windowWidth": 0.6 * 4095}
+    assert "Window preset: Soft" in page.inner_text("#view-state")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "reader-window-preset.png")
+    page.keyboard.press("w")
+    page.wait_for_selector("#reader[data-preset=Bright]", state="attached")
+    page.keyboard.press("Shift+W")
+    page.wait_for_selector("#reader[data-preset=Soft]", state="attached")
+    page.keyboard.press("r")
+    assert views_agree(page)[0][3] == own and "View reset" in page.inner_text("#view-state")
+
+
 VIEWS = "['#viewport-reference', '#viewport-slot-1']"
 VIEWPORTS = (
     f"{VIEWS}.map(s => {{ const v = cornerstone.getViewport(document.querySelector(s));"

@@ -30,7 +30,11 @@ pytestmark = pytest.mark.django_db
 def archive(tmp_path):
     """A scored study's archive, its study deleted as on a server that never had it; the
     archived reader "dr-lee" and researcher "lead" keep accounts here (plain ones)."""
-    study = StudyFactory(slug="knee", title="Knee")
+    study = StudyFactory(
+        slug="knee",
+        title="Knee",
+        window_presets=[{"name": "Soft tissue", "level": 30.0, "width": 60.0}],
+    )
     case = CaseFactory(study=study)
     for _ in range(3):
         ReconstructionFactory(case=case)
@@ -90,6 +94,18 @@ def test_an_account_that_shares_an_archived_readers_name_is_not_given_their_scor
     assert reader.user.username == "dr-lee-restored" and not reader.user.has_usable_password()
     assert "an account here is called 'dr-lee' already" in err
     assert not Score.objects.filter(assignment__reader__user__username="dr-lee").exists()
+
+
+def test_the_window_presets_are_restored_and_malformed_ones_refused(archive, capsys):
+    code, err = restore(archive, capsys, "--researcher", "admin")
+    assert code == 0, err
+    restored = Study.objects.get(slug="knee").window_presets
+    assert restored == [{"name": "Soft tissue", "level": 30.0, "width": 60.0}]
+    Study.objects.get(slug="knee").delete()
+    wide = tampered(archive, lambda r: r["study"]["window_presets"][0].update(width=1e9))
+    code, err = restore(wide, capsys, "--researcher", "admin")
+    assert code == 2 and "width must be above 0 and at most 400" in err
+    assert not Study.objects.filter(slug="knee").exists()
 
 
 def test_map_user_gives_an_archived_readers_scores_to_the_account_named(archive, capsys):

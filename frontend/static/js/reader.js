@@ -134,6 +134,8 @@
 
   function resetView() {
     viewports.forEach(function (element) { cornerstone.reset(element); });
+    preset = -1;
+    delete root.dataset.preset;
     counted("reset");
     viewState.textContent = "View reset: whole image, the image's own window.";
   }
@@ -173,6 +175,26 @@
   function windowLevel(step) {
     changeView("window", function (v) { v.voi.windowCenter += step * v.voi.windowWidth / 20; });
   }
+  // The study's window presets (readerstudy.windows): percent of the case's reference
+  // maximum, which the served images hold as 4095 (readerstudy.dicom).
+  const presets = JSON.parse(document.getElementById("window-presets").textContent || "[]");
+  const STORED_MAX = 4095;
+  let preset = -1;
+  function nextPreset(step) {
+    if (!presets.length) {
+      viewState.textContent = "This study has no window presets: [ ] { } change the window.";
+      return;
+    }
+    preset = (preset + step + presets.length) % presets.length;
+    const chosen = presets[preset];
+    changeView("window", function (v) {
+      v.voi.windowCenter = chosen.level / 100 * STORED_MAX;
+      v.voi.windowWidth = chosen.width / 100 * STORED_MAX;
+    });
+    viewState.textContent = "Window preset: " + chosen.name + " (" + chosen.level + "/" + chosen.width + " %)";
+    root.dataset.preset = chosen.name;
+  }
+
   // One image pixel to one screen pixel, or back to the whole image.
   function onePixel() {
     changeView("one_to_one", function (v, element) {
@@ -755,6 +777,7 @@
     else if (key === "{") { windowLevel(-1); }
     else if (key === "o" || key === "O") { onePixel(); }
     else if (key === "f" || key === "F") { flicker(); }
+    else if (key === "w" || key === "W") { nextPreset(event.shiftKey ? -1 : 1); }
     else if (key === "ArrowRight" || key === "PageDown") { showSlice(state.slice + 1); }
     else if (key === "ArrowLeft" || key === "PageUp") { showSlice(state.slice - 1); }
     else { return; }
