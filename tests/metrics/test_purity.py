@@ -21,6 +21,7 @@ CORES = [
     "metrics.stats.correlation",
     "metrics.stats.agreement",
     "metrics.stats.analysis",
+    "metrics.stats.rank_kernel",
     "fixtures.simulation",
     "fixtures.perturbations",
     "metrics.lab",
