@@ -60,6 +60,7 @@
       result.appendChild(p);
       // What a successful import should know: the metrics a small case will lack.
       if (job.notes && job.notes.length) result.appendChild(listOf(job.notes, "import-notes"));
+      refreshCounts();
     } else {
       const p = document.createElement("p");
       p.className = "error";
@@ -70,6 +71,22 @@
       result.appendChild(list);
     }
     button.disabled = false;
+  }
+
+  // The page's own figures (the case count, the earlier uploads) as the server now has them:
+  // after an import they said "0 cases" until a reload.
+  function refreshCounts() {
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(); })
+      .then(function (html) {
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        ["case-count", "earlier-uploads"].forEach(function (id) {
+          const now = document.getElementById(id);
+          const then = fresh.getElementById(id);
+          if (now && then) { now.replaceWith(document.importNode(then, true)); }
+        });
+      })
+      .catch(function () { /* the figures stay as they were; a reload shows them */ });
   }
 
   function listOf(lines, id) {
