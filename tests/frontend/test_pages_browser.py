@@ -44,6 +44,26 @@ def test_pages_load_nothing_missing_not_even_the_favicon(page, live_server):
     assert failed == []
 
 
+def test_the_study_page_follows_the_metric_workers_without_a_reload(page, live_server):
+    """Values a worker stores while the page is open show there (it said "reload to
+    update"); once all are in, the page stops asking."""
+    study = StudyFactory(title="Knee CS study")
+    study.researchers.add(UserFactory(username="lead"))
+    for method in ("zero-filled", "cs-tv"):
+        ReconstructionFactory(case__study=study, method=method)
+    log_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}{study.get_absolute_url()}")
+    assert page.inner_text("#metric-progress") == "0/8 computed"
+    assert "updates by itself" in page.inner_text("#metrics-card")
+    for case in study.cases.all():
+        compute_case_metrics(case_pk=case.pk)  # a worker, while the page is open
+    page.wait_for_function(
+        "() => document.getElementById('metric-progress').textContent === '8/8 computed'",
+        timeout=30_000,
+    )
+    assert page.get_attribute("#metrics-card", "data-pending") is None
+
+
 def test_wrong_password_gets_a_clear_message(page, live_server):
     UserFactory(username="radiologist")
     page.goto(f"{live_server.url}/accounts/login/")

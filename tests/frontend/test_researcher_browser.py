@@ -96,7 +96,9 @@ def test_a_researcher_runs_a_study_from_the_browser(
     page.click("text=Images")
     assert page.inner_text("#case-count") == "0 cases in the study"
     upload = page.locator("#upload")
-    assert upload.is_disabled() and float(upload.evaluate("b => getComputedStyle(b).opacity")) < 0.6
+    assert (
+        upload.is_disabled() and float(upload.evaluate("b => getComputedStyle(b).opacity")) < 0.6
+    )
     page.set_input_files("#files", study_zip(tmp_path, broken=True))
     page.click("#upload")
     page.wait_for_selector("#import-problems", timeout=60_000)
@@ -111,7 +113,9 @@ def test_a_researcher_runs_a_study_from_the_browser(
     assert "3 cases, 5 reconstructions" in page.inner_text("#import-done")
     assert study.cases.get(name="volume").shape[0] == 4, "the DICOM series is one volume"
     # The page's own figures follow without a reload (they said "0 cases").
-    page.wait_for_function("document.getElementById('case-count').textContent.startsWith('3 cases')")
+    page.wait_for_function(
+        "() => document.getElementById('case-count').textContent.startsWith('3 cases')"
+    )
     assert "3 cases, 5 reconstructions added" in page.inner_text("#earlier-uploads")
     shot("researcher-upload-done")
 
