@@ -117,3 +117,37 @@ def test_a_researcher_creates_a_draft_study_in_the_browser(page, live_server, sc
     assert "Knee 2027" in page.inner_text("h1")
     study = Study.objects.get(slug="knee-2027-b")
     assert study.status == Study.Status.DRAFT and list(study.researchers.all()) == [lead]
+
+
+def test_the_questions_page_shows_a_kinds_fields_and_its_errors_at_the_top(
+    page, live_server, screenshot_dir
+):
+    """A Likert question shows no ranking fields and a forced choice no scale; an error in
+    a question far down the page is summarised at the top, focused, with a link to it (it
+    sat 3,100 px below an unchanged top), and the help says the least is 2."""
+    study = StudyFactory(title="Knee CS study", status="draft")
+    study.researchers.add(UserFactory(username="lead"))
+    log_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}/studies/{study.slug}/setup/")
+    first = page.locator("#question-0")
+    assert first.locator(".comparison-fields").is_hidden()
+    assert first.locator("[name$='-anchors_text']").is_visible()
+    new = page.locator(".question-form").last
+    new.locator("[name$='-label']").fill("Which is better?")
+    new.locator("select[name$='-kind']").select_option("choice")
+    assert new.locator(".comparison-fields").is_visible()
+    assert new.locator("[name$='-anchors_text']").is_hidden()
+    assert new.locator("[name$='-scale_min']").is_hidden()
+    assert "(2 or more)" in new.inner_text()
+    new.locator("[name$='-comparisons_per_reconstruction']").fill("1")
+    page.click("#save-setup")
+    summary = page.locator("#error-summary")
+    summary.wait_for()
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    assert page.evaluate("window.scrollY") < 400, "the summary is in view"
+    link = summary.locator("a", has_text="Question 5")
+    assert "At least 2" in link.inner_text()
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "setup-error-summary.png")
+    link.click()
+    assert page.evaluate("document.activeElement.name").endswith("comparisons_per_reconstruction")
