@@ -151,3 +151,23 @@ def test_the_questions_page_shows_a_kinds_fields_and_its_errors_at_the_top(
         page.screenshot(path=screenshot_dir / "setup-error-summary.png")
     link.click()
     assert page.evaluate("document.activeElement.name").endswith("comparisons_per_reconstruction")
+
+
+def test_the_cases_table_scrolls_inside_its_card_on_a_narrow_screen(browser, live_server):
+    """With a metric column each, the cases table spilled past its card (seen at 1,500 px
+    with eight metrics): it scrolls inside it, and the page itself never scrolls sideways."""
+    study = StudyFactory(title="Knee CS study")
+    study.researchers.add(UserFactory(username="lead"))
+    for method in ("zero-filled", "compressed-sensing-total-variation"):
+        ReconstructionFactory(case__study=study, method=method)
+    for case in study.cases.all():
+        compute_case_metrics(case_pk=case.pk)
+    context = browser.new_context(viewport={"width": 640, "height": 800})
+    page = context.new_page()
+    log_in(page, live_server, "lead")
+    page.goto(f"{live_server.url}{study.get_absolute_url()}")
+    table = page.locator("#cases-table").bounding_box()
+    region = page.locator("#cases-scroll").bounding_box()
+    assert table["width"] > region["width"], "the table is wider than the screen allows"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    context.close()
