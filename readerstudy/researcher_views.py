@@ -309,7 +309,9 @@ def _landing(request, invitation: Invitation) -> HttpResponseRedirect:
     if study.status == Study.Status.OPEN:
         return HttpResponseRedirect(reverse("readerstudy:read", args=[study.slug]))
     messages.info(
-        request, f"You read “{study.title}”; it appears here once the researcher opens it."
+        request,
+        f"You are a reader of “{study.title}”. It is not open yet: it can be read here once "
+        "the researcher opens it.",
     )
     return HttpResponseRedirect(reverse("readerstudy:home"))
 

@@ -56,8 +56,14 @@ class StudyList(LoginRequiredMixin, TemplateView):
         user = self.request.user
         memberships = Reader.objects.of_user(user).select_related("study")
         orders = memberships.reading_orders()
+        # Drafts I was invited to: not readable yet, but mine (the page told an invitee both
+        # "it appears here once opened" and "ask the researcher to add you").
+        waiting = Study.objects.filter(
+            readers__user=user, readers__removed_at__isnull=True, status=Study.Status.DRAFT
+        ).order_by("title")
         return super().get_context_data(
             reading=[(m.study, orders[m.pk].done, orders[m.pk].total) for m in memberships],
+            waiting=waiting,
             running=Study.objects.run_by(user),
             **kwargs,
         )

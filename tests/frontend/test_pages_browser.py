@@ -171,3 +171,23 @@ def test_the_cases_table_scrolls_inside_its_card_on_a_narrow_screen(browser, liv
     assert table["width"] > region["width"], "the table is wider than the screen allows"
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     context.close()
+
+
+def test_an_invitee_of_a_draft_study_is_told_one_consistent_thing(page, live_server):
+    """Joining a study that is still a draft: the page says it is theirs and not open yet,
+    and no longer also "ask the study's researcher to add you"."""
+    from readerstudy.models import Invitation
+
+    study = StudyFactory(title="Knee draft", status="draft")
+    ReconstructionFactory(case__study=study)
+    _, token = Invitation.create(study, by=None)
+    page.goto(f"{live_server.url}/invite/{token}/")
+    page.fill("#id_username", "dr-lee")
+    page.fill("#id_password1", "Vf7#kq-lung")
+    page.fill("#id_password2", "Vf7#kq-lung")
+    page.click("#join")
+    page.wait_for_selector("#waiting")
+    text = page.inner_text("main")
+    assert "You are a reader of “Knee draft”. It is not open yet" in text
+    assert "Knee draft" in page.inner_text("#waiting")
+    assert "add you" not in text and page.locator("#no-studies").count() == 0
