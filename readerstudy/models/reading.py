@@ -180,7 +180,7 @@ class AssignmentQuerySet(models.QuerySet):
 
 
 # The reading room's viewer tools a save reports the use of (Assignment.view_actions).
-VIEW_ACTIONS = ("zoom", "pan", "window", "one_to_one", "flicker", "reset")
+VIEW_ACTIONS = ("zoom", "pan", "window", "one_to_one", "flicker", "reset", "solo", "magnifier")
 
 
 class Assignment(models.Model):

@@ -231,6 +231,38 @@ def test_the_viewer_tools_work_by_keyboard_linked_and_are_recorded(
     assert item.view_actions == {"zoom": 1, "window": 1, "pan": 1, "one_to_one": 2, "flicker": 2}
 
 
+def test_one_view_and_the_magnifier_by_keyboard(page, live_server, study, screenshot_dir):
+    """M shows the reconstruction alone, as large as the screen allows, the questions still
+    beside it; G puts the magnifier on the left button and back; both are recorded."""
+    open_reader(page, live_server, study)
+    before = page.locator("#viewport-slot-1").bounding_box()
+    page.keyboard.press("m")
+    page.wait_for_selector("#reader.solo", state="attached")
+    assert page.locator("#viewport-reference").is_hidden()
+    page.wait_for_function(
+        f"() => document.querySelector('#viewport-slot-1').getBoundingClientRect().width > {before['width'] * 1.5}"
+    )
+    assert page.locator("#questions [role=radiogroup]").first.is_visible()
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "reader-one-view.png")
+    page.keyboard.press("m")
+    page.wait_for_function("() => !document.getElementById('reader').classList.contains('solo')")
+    assert page.locator("#viewport-reference").is_visible()
+    page.keyboard.press("g")
+    page.wait_for_selector("#reader[data-left-button=magnify]", state="attached")
+    mode = "() => cornerstoneTools.getToolForElement(document.querySelector('#viewport-slot-1'), 'Magnify').mode"
+    assert page.evaluate(mode) == "active"
+    page.keyboard.press("g")
+    assert page.evaluate(mode) != "active"
+    ready = page.evaluate("document.getElementById('reader').dataset.ready")
+    for digit in "4444":
+        page.keyboard.press(digit)
+    page.keyboard.press("Enter")
+    wait_ready(page, ready)
+    item = study.readers.get().assignments.get(public_id=ready)
+    assert item.view_actions == {"solo": 2, "magnifier": 2}
+
+
 def test_window_presets_switch_with_w_and_r_returns(page, live_server, study, screenshot_dir):
     """The researcher's named windows (percent of the case's reference maximum, which the
     served images hold as 4095): W next, Shift-W back, on both views; R the image's own."""

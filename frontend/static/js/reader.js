@@ -37,7 +37,7 @@
   allViewports.forEach(function (element) { cornerstone.enable(element); }); // before any tool
 
   [cornerstoneTools.WwwcTool, cornerstoneTools.ZoomTool, cornerstoneTools.PanTool,
-   cornerstoneTools.ZoomMouseWheelTool].forEach(function (tool) { cornerstoneTools.addTool(tool); });
+   cornerstoneTools.ZoomMouseWheelTool, cornerstoneTools.MagnifyTool].forEach(function (tool) { cornerstoneTools.addTool(tool); });
   cornerstoneTools.setToolActive("Wwwc", { mouseButtonMask: 1 });
   cornerstoneTools.setToolActive("Zoom", { mouseButtonMask: 2 });
   cornerstoneTools.setToolActive("Pan", { mouseButtonMask: 4 });
@@ -193,6 +193,42 @@
     });
     viewState.textContent = "Window preset: " + chosen.name + " (" + chosen.level + "/" + chosen.width + " %)";
     root.dataset.preset = chosen.name;
+  }
+
+  // The magnifier (a loupe on the left button, 2x, 200 px) in place of window/level, and back.
+  let magnifying = false;
+  function magnifier() {
+    magnifying = !magnifying;
+    if (magnifying) {
+      cornerstoneTools.setToolActive("Magnify", { mouseButtonMask: 1 });
+    } else {
+      cornerstoneTools.setToolActive("Wwwc", { mouseButtonMask: 1 });
+    }
+    counted("magnifier");
+    root.dataset.leftButton = magnifying ? "magnify" : "window";
+    viewState.textContent = magnifying ? "Left button: magnifier (G: back to window/level)."
+      : "Left button: window/level.";
+  }
+
+  // One view only, the reconstruction, as large as the screen allows, the questions kept
+  // beside it (and the browser's full screen where it allows); F still flickers in place.
+  function solo() {
+    if (comparing() && !root.classList.contains("solo")) {
+      viewState.textContent = "One view is for a single reconstruction; a comparison needs all its images.";
+      return;
+    }
+    const on = !root.classList.contains("solo");
+    root.classList.toggle("solo", on);
+    counted("solo");
+    if (on && root.requestFullscreen && !document.fullscreenElement) {
+      root.requestFullscreen().catch(function () { /* a page may refuse: the layout is enough */ });
+    } else if (!on && document.fullscreenElement) {
+      document.exitFullscreen().catch(function () {});
+    }
+    viewState.textContent = on ? "One view (M: back to all views)." : "";
+    window.requestAnimationFrame(function () {
+      allViewports.forEach(function (element) { cornerstone.resize(element, true); });
+    });
   }
 
   // One image pixel to one screen pixel, or back to the whole image.
@@ -625,6 +661,7 @@
 
   function show(item) {
     stopRetrying();
+    if (item.kind !== "likert" && root.classList.contains("solo")) { root.classList.remove("solo"); }
     state.flicker = false;
     state.actions = {};
     root.dataset.flicker = "off";
@@ -778,6 +815,8 @@
     else if (key === "o" || key === "O") { onePixel(); }
     else if (key === "f" || key === "F") { flicker(); }
     else if (key === "w" || key === "W") { nextPreset(event.shiftKey ? -1 : 1); }
+    else if (key === "g" || key === "G") { magnifier(); }
+    else if (key === "m" || key === "M") { solo(); }
     else if (key === "ArrowRight" || key === "PageDown") { showSlice(state.slice + 1); }
     else if (key === "ArrowLeft" || key === "PageUp") { showSlice(state.slice - 1); }
     else { return; }
