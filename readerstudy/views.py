@@ -59,7 +59,7 @@ class StudyList(LoginRequiredMixin, TemplateView):
         # Drafts I was invited to: not readable yet, but mine (the page told an invitee both
         # "it appears here once opened" and "ask the researcher to add you").
         waiting = Study.objects.filter(
-            readers__user=user, readers__removed_at__isnull=True, status=Study.Status.DRAFT
+            readers__user_id=user.pk, readers__removed_at__isnull=True, status=Study.Status.DRAFT
         ).order_by("title")
         return super().get_context_data(
             reading=[(m.study, orders[m.pk].done, orders[m.pk].total) for m in memberships],

@@ -1,5 +1,6 @@
 """Image readers (metrics/io.py): every contract format, and clear errors for bad files."""
 
+
 import h5py
 import nibabel as nib
 import numpy as np
@@ -9,7 +10,7 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from fixtures.dicom_series import AXIAL, write_series
+from fixtures.dicom_series import AXIAL, write_nifti_of_series, write_series
 from metrics.io import ImageReadError, load_image
 
 IMAGE = (np.arange(24 * 20).reshape(24, 20) % 251).astype(np.uint16)
@@ -114,6 +115,18 @@ def test_a_nifti_is_shown_the_same_however_its_voxels_are_stored(
     assert np.array_equal(loaded, np.transpose(canonical[::-1, ::-1, :], (2, 1, 0)))
     assert np.array_equal(loaded, np.transpose(world[::-1, ::-1, :], (2, 1, 0)))
     assert np.unravel_index(np.argmax(loaded), loaded.shape) == (4, 1, 1)
+
+
+def test_a_nifti_and_a_dicom_series_of_the_same_volume_are_shown_alike(tmp_path):
+    """The same axial anatomy as a DICOM series and as its NIfTI conversion: one array,
+    whose rows run anterior to posterior and columns the patient's right to left."""
+    shown = np.stack([np.roll(IMAGE, 2 * k, axis=1) for k in range(3)]) * 7
+    shown[1, 2, 15] = 5000  # a marker near the top right: anterior, the patient's left
+    write_series(tmp_path / "series", shown)
+    nifti = write_nifti_of_series(tmp_path / "volume.nii.gz", shown)  # as dcm2niix converts it
+    from_series, from_nifti = load_image(tmp_path / "series"), load_image(nifti)
+    assert np.array_equal(from_series, shown.astype(np.float64))
+    assert np.array_equal(from_nifti, from_series)
 
 
 def test_a_sagittal_nifti_is_sliced_across_its_own_plane(tmp_path):
