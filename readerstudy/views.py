@@ -58,9 +58,12 @@ class StudyList(LoginRequiredMixin, TemplateView):
         orders = memberships.reading_orders()
         # Drafts I was invited to: not readable yet, but mine (the page told an invitee both
         # "it appears here once opened" and "ask the researcher to add you").
-        waiting = Study.objects.filter(
-            readers__user_id=user.pk, readers__removed_at__isnull=True, status=Study.Status.DRAFT
-        ).order_by("title")
+        waiting = [
+            m.study
+            for m in Reader.objects.of_drafts_for(user)
+            .select_related("study")
+            .order_by("study__title")
+        ]
         return super().get_context_data(
             reading=[(m.study, orders[m.pk].done, orders[m.pk].total) for m in memberships],
             waiting=waiting,

@@ -96,6 +96,10 @@ class ReaderQuerySet(models.QuerySet):
             study__status=Study.Status.DRAFT
         )
 
+    def of_drafts_for(self, user) -> ReaderQuerySet:
+        """`user`'s memberships of studies still in draft: theirs, not readable yet."""
+        return self.filter(user=user, removed_at__isnull=True, study__status=Study.Status.DRAFT)
+
     def reading_orders(self) -> dict[int, ReadingOrder]:
         """Each reader's ReadingOrder by reader pk, in three queries however many readers."""
         studies = dict(self.values_list("pk", "study_id"))

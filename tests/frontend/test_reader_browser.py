@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import pytest
 
 from readerstudy.models import Score, ScoreRevision
@@ -440,3 +441,43 @@ def test_a_notch_between_two_frames_is_not_lost(page, live_server, study):
     assert first != after_one != after_two, f"each notch changed the zoom: {result['drawn']}"
     assert abs(after_two - after_one) > 1e-6 and (after_two - after_one) * (after_one - first) > 0
     assert result["reference"] == result["reconstruction"] == after_two
+
+
+def test_a_nifti_reads_the_same_way_up_as_the_same_volume_as_a_dicom_series(
+    page, live_server, tmp_path, screenshot_dir
+):
+    """A study whose reference is a scanner's axial DICOM series and whose reconstruction is
+    its NIfTI conversion (dcm2niix's affine): imported, both views show the same image the
+    same way up, pixel for pixel (Colin27's axial brain lay on its side)."""
+    from django.core.management import call_command
+
+    from fixtures.dicom_series import write_nifti_of_series, write_series
+    from fixtures.images import load_slices
+    from readerstudy.models import Study
+
+    brain = load_slices()["colin27-axial"]
+    brain = np.rint(brain / brain.max() * 4000).astype(np.uint16)
+    shown = np.stack([np.roll(brain, k, axis=0) for k in (-2, 0, 2)])
+    write_series(tmp_path / "brain" / "series", shown)
+    write_nifti_of_series(tmp_path / "brain" / "volume.nii.gz", shown)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        "case,reference,reconstruction,method,acceleration\n"
+        "brain,brain/series,brain/volume.nii.gz,nifti-conversion,1\n"
+    )
+    call_command("import_study", str(manifest), "--study", "orient", "--title", "Orientation")
+    study = Study.objects.get(slug="orient")
+    study.status = Study.Status.OPEN
+    study.save(update_fields=["status"])
+    study.assign_reader(UserFactory(username="radiologist"))
+    open_reader(page, live_server, study)
+    pixels = (
+        "sel => Array.from(document.querySelector(sel + ' canvas').getContext('2d')"
+        ".getImageData(0, 0, 300, 300).data)"
+    )
+    reference = page.evaluate(pixels, "#viewport-reference")
+    reconstruction = page.evaluate(pixels, "#viewport-slot-1")
+    assert drawn_fraction(page, "#viewport-reference") > 0.2
+    assert reference == reconstruction, "the same image, the same way up"
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "reader-nifti-beside-dicom.png")
