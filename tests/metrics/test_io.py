@@ -1,6 +1,5 @@
 """Image readers (metrics/io.py): every contract format, and clear errors for bad files."""
 
-
 import h5py
 import nibabel as nib
 import numpy as np
