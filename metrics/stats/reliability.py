@@ -87,18 +87,42 @@ def inter_reader_kappa(scores: pd.DataFrame) -> dict[str, Any]:
     question's reader, reconstruction, score; first reads). Per reader, the mean of their
     kappas with the others; `mean`, the mean over the pairs of readers."""
     wide = scores.pivot_table(index="reconstruction", columns="reader", values="score")
+    readers = sorted(wide.columns, key=str)
+    kappas = _pairwise_quadratic_kappas(wide[readers].to_numpy(dtype=np.float64))
     pairs: dict[tuple[str, str], float] = {}
-    for a, b in combinations(sorted(wide.columns, key=str), 2):
-        both = wide[[a, b]].dropna()
-        if len(both):
-            first, second = both[a].to_numpy(np.int64), both[b].to_numpy(np.int64)
-            kappa = quadratic_kappa(first, second, _levels(first, second))
-            if kappa is not None:
-                pairs[(str(a), str(b))] = kappa
+    for (i, a), (j, b) in combinations(enumerate(readers), 2):
+        if not np.isnan(kappas[i, j]):
+            pairs[(str(a), str(b))] = float(kappas[i, j])
     per_reader = {
         str(r): _mean(v for (a, b), v in pairs.items() if str(r) in (a, b)) for r in wide.columns
     }
     return {"per_reader": per_reader, "mean": _mean(pairs.values())}
+
+
+def _pairwise_quadratic_kappas(wide: np.ndarray) -> np.ndarray:
+    """(readers, readers) quadratic kappa of every two columns of `wide` (items x readers,
+    NaN where not scored) on the items both scored; NaN where undefined (`quadratic_kappa`'s
+    None). On whole-number scores with quadratic weights, kappa = 1 - D_o / D_e: D_o the
+    mean squared difference of the two reads, D_e its mean over every pairing of the two
+    readers' answers (var_a + var_b + (mean_a - mean_b)^2); the scale's span cancels. Every
+    sum comes from one matrix product over all pairs at once: a loop over the 1,225 pairs of
+    50 readers took 2.4 s of a dashboard analysis."""
+    scored = ~np.isnan(wide)
+    present = scored.astype(np.float64)
+    values = np.where(scored, wide, 0.0)
+    n = present.T @ present  # [a, b]: items both scored
+    sums = values.T @ present  # [a, b]: a's scores summed over the items b scored too
+    squares = (values**2).T @ present
+    cross = values.T @ values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = (squares + squares.T - 2 * cross) / n
+        expected = (squares + squares.T) / n - 2 * (sums / n) * (sums.T / n)
+        kappa = 1 - observed / expected
+        # Sums of whole numbers are exact; a constant pair of reads leaves D_e at zero up
+        # to rounding in the division.
+        undefined = (n < 2) | ~(expected > 1e-12 * np.maximum((squares + squares.T) / n, 1.0))
+    kappa[undefined] = np.nan
+    return kappa
 
 
 def preference_repeat_agreement(repeats: pd.DataFrame) -> dict[str, Any]:

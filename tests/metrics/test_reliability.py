@@ -2,6 +2,8 @@
 scikit-learn's kappa and scipy's Kendall tau, reading sessions on a worked example, and drift
 by simulation."""
 
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,6 +125,51 @@ def test_inter_reader_kappa_is_the_mean_of_scikit_learns_over_reader_pairs():
     result = inter_reader_kappa(scores)
     assert result["mean"] == pytest.approx(np.mean([sk("a", "b"), sk("a", "c"), sk("b", "c")]))
     assert result["per_reader"]["c"] == pytest.approx((sk("a", "c") + sk("b", "c")) / 2)
+
+
+def test_inter_reader_kappa_equals_scikit_learns_for_every_pair_with_gaps_and_constant_readers():
+    """The pairwise kappas come from matrix products over all readers at once; each equals
+    scikit-learn's on the items the two readers share, and is left out where it is
+    undefined (a constant pair of reads, fewer than two shared items)."""
+    rng = np.random.default_rng(8)
+    for trial in range(40):
+        n_items, n_readers = int(rng.integers(2, 40)), int(rng.integers(2, 7))
+        rows = [
+            (
+                f"r{reader}",
+                item,
+                3 if (trial % 5 == 0 and reader == 0) else int(rng.integers(1, 6)),
+            )
+            for reader in range(n_readers)
+            for item in range(n_items)
+            if rng.random() > 0.3
+        ]
+        scores = pd.DataFrame(rows, columns=["reader", "reconstruction", "score"])
+        wide = scores.pivot(index="reconstruction", columns="reader", values="score")
+        expected = {}
+        for a, b in combinations(sorted(wide.columns), 2):
+            both = wide[[a, b]].dropna()
+            if len(both) >= 2:
+                value = cohen_kappa_score(
+                    both[a], both[b], weights="quadratic", labels=[1, 2, 3, 4, 5]
+                )
+                if np.isfinite(value):
+                    expected[(a, b)] = value
+        got = inter_reader_kappa(scores)
+        means = []
+        for reader in sorted(wide.columns):
+            mine = [v for pair, v in expected.items() if reader in pair]
+            means.append(np.mean(mine) if mine else np.nan)
+        for reader, mean in zip(sorted(wide.columns), means, strict=True):
+            value = got["per_reader"][reader]
+            if np.isnan(mean):
+                assert value is None
+            else:
+                assert value == pytest.approx(mean, abs=1e-12)
+        if expected:
+            assert got["mean"] == pytest.approx(np.mean(list(expected.values())), abs=1e-12)
+        else:
+            assert got["mean"] is None
 
 
 def test_repeat_concordance_without_ties_is_one_plus_kendall_tau_over_two():
