@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 
 from metrics.tasks import compute_case_metrics
 from readerstudy.dashboard_store import store_analysis
+from tests.frontend.accounts import log_in
 from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,14 +35,6 @@ def violations(page) -> list[str]:
     # fewer would mean axe looked at nothing, and "no violations" would prove nothing.
     assert found["passes"] >= 10, f"axe checked only {found['passes']} rules on {page.url}"
     return [f"{v['id']}: {v['help']} at {json.dumps(v['nodes'])}" for v in found["violations"]]
-
-
-def log_in(page, live_server, username, next_url="/"):
-    page.goto(f"{live_server.url}/accounts/login/?next={next_url}")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "password")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"**{next_url}")
 
 
 @pytest.fixture
@@ -75,7 +68,7 @@ def test_every_page_meets_wcag_aa(browser, live_server, study):
     page.goto(f"{live_server.url}/accounts/login/")
     report["login"] = violations(page)
 
-    log_in(page, live_server, "radiologist")
+    log_in(page, live_server, "radiologist", "/")
     report["reader: my studies"] = violations(page)
     page.goto(f"{live_server.url}/read/{study.slug}/")
     page.wait_for_selector("#reader[data-ready]")
@@ -84,7 +77,7 @@ def test_every_page_meets_wcag_aa(browser, live_server, study):
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    log_in(page, live_server, "lead")
+    log_in(page, live_server, "lead", "/")
     report["researcher: my studies"] = violations(page)
     for name, path in (
         ("new study", "/studies/new/"),

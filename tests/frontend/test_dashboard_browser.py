@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from metrics.tasks import compute_case_metrics
+from tests.frontend.accounts import log_in
 from tests.readerstudy.factories import (
     CaseFactory,
     ReconstructionFactory,
@@ -17,14 +18,6 @@ from tests.readerstudy.factories import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def log_in(page, live_server, username, next_url):
-    page.goto(f"{live_server.url}/accounts/login/?next={next_url}")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "password")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"**{next_url}")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 
 from metrics.tasks import compute_case_metrics
 from readerstudy.models import MetricLab
-from tests.frontend.test_dashboard_browser import log_in
+from tests.frontend.accounts import log_in
 from tests.readerstudy.factories import ReconstructionFactory, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

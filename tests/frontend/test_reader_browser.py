@@ -185,6 +185,16 @@ def image_ids(page) -> list[str]:
     )
 
 
+def score_and_save(page, study, digits: str):
+    """Answer the item on screen by keyboard and save it; the item as stored."""
+    ready = page.evaluate("document.getElementById('reader').dataset.ready")
+    for digit in digits:
+        page.keyboard.press(digit)
+    page.keyboard.press("Enter")
+    wait_ready(page, ready)
+    return study.readers.get().assignments.get(public_id=ready)
+
+
 def test_the_viewer_tools_work_by_keyboard_linked_and_are_recorded(
     page, live_server, study, screenshot_dir
 ):
@@ -223,12 +233,7 @@ def test_the_viewer_tools_work_by_keyboard_linked_and_are_recorded(
     assert views_agree(page) == before_flicker, "the same zoom, pan and window throughout"
     assert page.inner_text("#viewport-slot-1 >> xpath=.. >> .slot-name") == "Reconstruction"
 
-    ready = page.evaluate("document.getElementById('reader').dataset.ready")
-    for digit in "3333":
-        page.keyboard.press(digit)
-    page.keyboard.press("Enter")
-    wait_ready(page, ready)
-    item = study.readers.get().assignments.get(public_id=ready)
+    item = score_and_save(page, study, "3333")
     assert item.view_actions == {"zoom": 1, "window": 1, "pan": 1, "one_to_one": 2, "flicker": 2}
 
 
@@ -255,13 +260,7 @@ def test_one_view_and_the_magnifier_by_keyboard(page, live_server, study, screen
     assert page.evaluate(mode) == "active"
     page.keyboard.press("g")
     assert page.evaluate(mode) != "active"
-    ready = page.evaluate("document.getElementById('reader').dataset.ready")
-    for digit in "4444":
-        page.keyboard.press(digit)
-    page.keyboard.press("Enter")
-    wait_ready(page, ready)
-    item = study.readers.get().assignments.get(public_id=ready)
-    assert item.view_actions == {"solo": 2, "magnifier": 2}
+    assert score_and_save(page, study, "4444").view_actions == {"solo": 2, "magnifier": 2}
 
 
 def test_window_presets_switch_with_w_and_r_returns(page, live_server, study, screenshot_dir):
