@@ -47,7 +47,10 @@ def start_lab(request, slug: str):
     except IntegrityError:
         messages.info(request, "A metric lab is already running for this study.")
         return _section(study)
-    messages.success(request, "The metric lab is queued; this section follows it.")
+    # Tagged so that the page's script can keep it true as the lab goes on (js/lab.js).
+    messages.success(
+        request, "The metric lab is queued; this section follows it.", extra_tags="lab-notice"
+    )
     return _section(study)
 
 

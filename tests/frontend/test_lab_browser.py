@@ -58,6 +58,8 @@ def test_a_researcher_runs_the_lab_and_sees_its_curves_beside_the_readers(
     assert "Lab knee study" in page.title() or page.title()
     assert not page.is_disabled("#start-lab"), "a finished lab lets the next one start"
     assert MetricLab.objects.get().state == "done"
+    notice = page.inner_text(".messages .lab-notice")
+    assert notice == "The metric lab has finished: its results are below.", "not 'queued'"
     assert not errors, errors
     if screenshot_dir:
         page.locator("#metric-lab").screenshot(path=screenshot_dir / "study-metric-lab.png")

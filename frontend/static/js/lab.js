@@ -133,6 +133,19 @@
     table.hidden = false;
   }
 
+  // The notice at the top of the page said "queued" until a reload, long after the lab
+  // had run: it now says what the lab is doing.
+  function followNotice(lab) {
+    const notice = document.querySelector(".messages .lab-notice");
+    if (!notice) return;
+    notice.textContent = {
+      queued: "The metric lab is queued; this section follows it.",
+      running: "The metric lab is running; this section follows it.",
+      done: "The metric lab has finished: its results are below.",
+      failed: "The metric lab failed; the reason is below.",
+    }[lab.state] || notice.textContent;
+  }
+
   async function poll() {
     let body;
     try {
@@ -149,6 +162,7 @@
     const lab = body.lab;
     if (!lab) return;
     statusLine(lab);
+    followNotice(lab);
     const running = lab.state === "queued" || lab.state === "running";
     setBusy(running);
     root.dataset.state = lab.state;
