@@ -7,12 +7,7 @@
   function follow() {
     const card = document.getElementById("metrics-card");
     if (!card || !card.dataset.pending) { return; }
-    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
-      .then(function (response) { return response.ok ? response.text() : Promise.reject(); })
-      .then(function (html) {
-        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("metrics-card");
-        if (fresh) { card.replaceWith(document.importNode(fresh, true)); }
-      })
+    window.refreshFromServer(["metrics-card"])
       .catch(function () { /* tried again below */ })
       .then(function () { window.setTimeout(follow, POLL_MS); });
   }

@@ -74,19 +74,9 @@
   }
 
   // The page's own figures (the case count, the earlier uploads) as the server now has them:
-  // after an import they said "0 cases" until a reload.
+  // after an import they said "0 cases" until a reload. Should it fail, a reload shows them.
   function refreshCounts() {
-    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
-      .then(function (response) { return response.ok ? response.text() : Promise.reject(); })
-      .then(function (html) {
-        const fresh = new DOMParser().parseFromString(html, "text/html");
-        ["case-count", "earlier-uploads"].forEach(function (id) {
-          const now = document.getElementById(id);
-          const then = fresh.getElementById(id);
-          if (now && then) { now.replaceWith(document.importNode(then, true)); }
-        });
-      })
-      .catch(function () { /* the figures stay as they were; a reload shows them */ });
+    window.refreshFromServer(["case-count", "earlier-uploads"]).catch(function () {});
   }
 
   function listOf(lines, id) {
