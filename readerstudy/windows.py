@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from readerstudy.manifest import text_problem
+
 MOST_PRESETS = 9
 NAME_LENGTH = 40
 
@@ -29,8 +31,9 @@ def parse_window_presets(text: str) -> list[dict]:
             raise PresetError(
                 f"line {number}: write it as 'name: level/width', e.g. 'Soft: 30/60'"
             )
-        if len(name) > NAME_LENGTH:
-            raise PresetError(f"line {number}: a name of at most {NAME_LENGTH} characters")
+        problem = text_problem(name, NAME_LENGTH)  # every name a researcher gives
+        if problem:
+            raise PresetError(f"line {number}: the name {problem}")
         level_text, slash, width_text = window.partition("/")
         try:
             level, width = float(level_text), float(width_text)

@@ -31,7 +31,8 @@ def test_presets_are_read_one_per_line_and_written_back_the_same():
         ("Soft: 500/60", "the level must be within -100 and 200"),
         ("Soft: 30/60\nSoft: 40/60", "line 2: 'Soft' is named twice"),
         ("\n".join(f"P{k}: 30/60" for k in range(10)), "10 presets; at most 9"),
-        ("x" * 41 + ": 30/60", "at most 40 characters"),
+        ("x" * 41 + ": 30/60", "line 1: the name is 41 characters long; at most 40"),
+        ("Soft\u202e: 30/60", "line 1: the name contains the control character U\\+202E"),
     ],
 )
 def test_a_line_that_cannot_be_read_is_refused_with_its_reason(text, reason):
