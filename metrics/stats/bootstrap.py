@@ -12,6 +12,8 @@ than the units. The result equals `scipy.stats.spearmanr` on each resample drawn
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import sparse
@@ -160,19 +162,21 @@ class RankedResamples:
         self.total = total
         self.sum_squares = (total**3 - cubes) / 12
 
+    @cached_property
     def _drawn_in_value_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(counts matrix, its row for each unit in value order): the clusters' draws and
-        each unit's cluster, or the dense counts and each unit's own row."""
+        each unit's cluster, or the dense counts and each unit's own row. Kept: a metric is
+        paired with every question's mean score."""
         in_value_order = self.units[self.value_order]
         if isinstance(self.counts, ClusterCounts):
-            return self.counts.drawn, self.counts.clusters[in_value_order]
-        return np.ascontiguousarray(self.counts, dtype=np.float64), in_value_order
+            return self.counts.drawn, self.counts.clusters[in_value_order].astype(np.intp)
+        return np.ascontiguousarray(self.counts, dtype=np.float64), in_value_order.astype(np.intp)
 
     @property
     def centred(self) -> np.ndarray:
         """(G, B) float64: each group's midrank minus the resample's mean rank."""
         if self._centred is None:  # only a variable without ties gets here
-            drawn, rows = self._drawn_in_value_order()
+            drawn, rows = self._drawn_in_value_order
             count = drawn[rows].astype(self.integer)
             cumulative = _cumulative_rows(count, np.empty_like(count))
             self._centred = cumulative - 0.5 * count - 0.5 * self.total
@@ -194,10 +198,10 @@ class RankedResamples:
             return np.einsum("gb,gb->b", few.centred, sums)
         from metrics.stats.rank_kernel import distinct_covariance
 
-        drawn, rows = self._drawn_in_value_order()
+        drawn, rows = self._drawn_in_value_order
         return distinct_covariance(
             drawn,
-            rows.astype(np.intp),
+            rows,
             np.ascontiguousarray(self.total, dtype=np.float64),
             few.group[self.value_order].astype(np.intp),
             np.ascontiguousarray(few.centred, dtype=np.float64),
